@@ -1,0 +1,44 @@
+# dagmm: build, test, demo, bench, lint. See README.md.
+GO       ?= go
+BIN      := bin/dagmm
+PKGS     := ./...
+BENCHTIME ?= 2s
+
+.PHONY: all build test test-race demo bench bench-train bench-score lint fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/dagmm
+
+## test: unit and integration tests (what CI runs)
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-race:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## demo: the main job end to end, on generated data
+demo: build
+	./$(BIN) demo
+
+## bench: the speed figures quoted in README.md
+bench: bench-train bench-score
+
+bench-train:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./train/
+
+bench-score:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./model/
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo 'gofmt: files above need formatting' && exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,114 @@
+package model
+
+// FormatVersion is the version of the artifact format written by [Save].
+// [Load] refuses files of any other version.
+const FormatVersion = 1
+
+// Activation names a layer's elementwise activation.
+type Activation string
+
+// Activations used by DAGMM networks.
+const (
+	Linear  Activation = "linear"
+	Tanh    Activation = "tanh"
+	Softmax Activation = "softmax" // only on the estimation network's last layer
+)
+
+// Layer is one fully connected layer: y = act(x·W + B).
+type Layer struct {
+	In         int        `json:"in"`
+	Out        int        `json:"out"`
+	Activation Activation `json:"activation"`
+	// W holds In×Out weights, row-major: W[i*Out+j] connects input i to output j.
+	W []float64 `json:"w"`
+	// B holds Out biases.
+	B []float64 `json:"b"`
+}
+
+// NormKind names how a feature is normalised before it enters the network.
+type NormKind string
+
+// Normalisation kinds. Each maps a raw value x to (f(x) - Offset) / Scale.
+const (
+	NormNone   NormKind = "none"   // f(x) = x, Offset 0, Scale 1
+	NormZScore NormKind = "zscore" // f(x) = x; Offset, Scale = mean, standard deviation
+	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); Offset, Scale = mean, sd of f(x)
+	NormMinMax NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
+)
+
+// Transform is one feature's normalisation, fitted on the training rows.
+type Transform struct {
+	Kind   NormKind `json:"kind"`
+	Offset float64  `json:"offset"`
+	Scale  float64  `json:"scale"`
+}
+
+// GMM is the Gaussian mixture over the estimation input z = [z_c, relative
+// Euclidean distance, cosine similarity], fitted on the whole training set with
+// dropout off once training ends.
+type GMM struct {
+	K   int `json:"k"`   // number of components
+	Dim int `json:"dim"` // dimension of z: code size + 2
+	// Phi holds the K mixture weights; they sum to 1.
+	Phi []float64 `json:"phi"`
+	// Mu holds K×Dim means, row-major.
+	Mu []float64 `json:"mu"`
+	// Sigma holds K covariance matrices of Dim×Dim, row-major, jitter included.
+	Sigma []float64 `json:"sigma"`
+}
+
+// Calibration places the anomaly threshold among the training energies.
+type Calibration struct {
+	// Percentile of the training energies at which Threshold is set (default 99).
+	Percentile float64 `json:"percentile"`
+	// Threshold: a sample whose energy is above it is an anomaly.
+	Threshold float64 `json:"threshold"`
+	// Quantiles holds the training energies at percentiles 0, 1, ..., 100
+	// (101 values, non-decreasing): a sample's position in the training
+	// distribution, for a severity a person can read.
+	Quantiles []float64 `json:"quantiles"`
+}
+
+// Provenance says where a model comes from. It holds nothing that changes from
+// one run to the next with the same input and seed (wall time goes in the
+// training report instead), so that two such runs write the same artifact.
+type Provenance struct {
+	Input          string    `json:"input,omitempty"`        // input file name as given
+	InputSHA256    string    `json:"input_sha256,omitempty"` // hex digest of the input file
+	RowsUsed       int       `json:"rows_used"`
+	RowsExcluded   int       `json:"rows_excluded"` // rows flagged in the event column
+	Seed           uint64    `json:"seed"`
+	Epochs         int       `json:"epochs"`
+	BatchSize      int       `json:"batch_size"`
+	LearningRate   float64   `json:"learning_rate"`
+	Lambda1        float64   `json:"lambda1"`
+	Lambda2        float64   `json:"lambda2"`
+	Dropout        float64   `json:"dropout"`
+	Jitter         float64   `json:"jitter"`
+	DType          string    `json:"dtype"`  // float64 or float32, the training graph's type
+	Losses         []float64 `json:"losses"` // mean loss of each epoch
+	ProjectVersion string    `json:"project_version"`
+}
+
+// Model is a trained DAGMM model. The zero value is not usable; build one with
+// package train or read one with [Load], and call [Model.Validate] after
+// changing it by hand.
+type Model struct {
+	// Features holds the input feature names, in the order the network reads them.
+	Features []string `json:"features"`
+	// Norm holds one Transform per feature.
+	Norm []Transform `json:"norm"`
+	// Encoder maps the normalised input to the code z_c (last layer linear).
+	Encoder []Layer `json:"encoder"`
+	// Decoder maps z_c back to the normalised input (last layer linear).
+	Decoder []Layer `json:"decoder"`
+	// Estimator maps z to the K mixture memberships (last layer softmax).
+	// The scorer does not need it; it is kept so that the model is complete.
+	Estimator []Layer `json:"estimator"`
+	// GMM is the mixture the energy is computed from.
+	GMM GMM `json:"gmm"`
+	// Calibration holds the threshold.
+	Calibration Calibration `json:"calibration"`
+	// Provenance says how the model was trained.
+	Provenance Provenance `json:"provenance"`
+}
