@@ -15,4 +15,51 @@
 // This package imports only the standard library and gonum, so that scoring
 // stays small and fast; training (package train) and serving (package serve)
 // meet only in the artifact.
+//
+// # The formulas
+//
+// Package train implements the same formulas in its Gorgonia graph, and its
+// tests compare both to a relative error of 1e-9. For a raw sample r with d
+// features:
+//
+//   - Normalisation, per feature ([Transform.Apply]): x_j = (f(r_j) − Offset_j) / Scale_j,
+//     with f the identity, or f(v) = sign(v)·log1p(|v|) for [NormLog].
+//   - Compression network: z_c = encoder(x), x' = decoder(z_c), each layer
+//     act(in·W + B) with W row-major In×Out ([Layer]).
+//   - Estimation input, computed on the normalised x and x':
+//     z = [z_c, rel, cos] with rel = ‖x − x'‖₂ / (‖x‖₂ + ε) and
+//     cos = x·x' / (‖x‖₂·‖x'‖₂ + ε), ε = [DistanceEpsilon]
+//     ([RelativeDistance], [CosineSimilarity]).
+//   - Energy ([Mixture.Energy]): E(z) = −log Σ_k φ_k · exp(−½ (z−μ_k)ᵀ Σ_k⁻¹ (z−μ_k)) / sqrt(det(2π Σ_k)),
+//     evaluated as −logsumexp_k(log φ_k − ½ Dim·log 2π − ½ log det Σ_k − ½ ‖L_k⁻¹(z−μ_k)‖²)
+//     with Σ_k = L_k L_kᵀ (Cholesky) and the largest term subtracted before exp.
+//   - Anomaly: E(z) > Calibration.Threshold, the configured percentile of the
+//     training energies ([Calibrate]).
+//   - Explanation, per feature: Expected_j = f⁻¹(x'_j·Scale_j + Offset_j)
+//     ([Transform.Invert]) and Share_j = (x_j − x'_j)² / Σ_i (x_i − x'_i)².
+//
+// # Scoring many samples
+//
+// [Scorer.ScoreBatch] scores a row-major batch into a caller-owned []Result
+// using a [Workspace] for all its memory; it does not allocate, and the
+// per-feature explanations in the results are views into the workspace,
+// valid until its next use. A Scorer is safe for concurrent use; a Workspace
+// is not, so each goroutine keeps its own. To use several cores, either run
+// one goroutine per core, each scoring its own batches with its own
+// workspace (what a stream consumer does), or call [Scorer.ScoreParallel]
+// with one workspace per core. [Scorer.Score] scores a single sample and
+// allocates its result.
+//
+// # The artifact
+//
+// An artifact is one JSON document:
+//
+//	{"format":"dagmm-model","version":1,"sha256":"<hex>","model":{...}}
+//
+// where sha256 is the digest of the exact bytes of the model field. The
+// encoding is deterministic and float64 values round-trip exactly, so two
+// trainings with the same seed write identical files. Errors match the
+// sentinels [ErrEmpty], [ErrTruncated], [ErrNotModel], [ErrVersion],
+// [ErrChecksum], [ErrInvalid] (a [*ValidationError] naming the field) and
+// [ErrInput] (an [*InputError] naming the sample and feature).
 package model

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/internal/report"
+	"github.com/dagmm/dagmm/model"
+	"github.com/dagmm/dagmm/train"
+)
+
+// trainFlags are the flags of dagmm train that set a train.Config.
+type trainFlags struct {
+	cfg      train.Config
+	encoder  intListFlag
+	est      intListFlag
+	features listFlag
+	exclude  listFlag
+	event    string
+}
+
+func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
+	tf.cfg = train.DefaultConfig()
+	tf.encoder = intListFlag(tf.cfg.Encoder)
+	tf.est = intListFlag(tf.cfg.Estimator)
+	tf.exclude = listFlag(datasets.DefaultExclude())
+	c := &tf.cfg
+	fs.Var(&tf.features, "features", "comma-separated feature `columns` (default: every numeric column not excluded)")
+	fs.Var(&tf.exclude, "exclude", "comma-separated `columns` never used as features when --features is not given")
+	fs.StringVar(&tf.event, "event", datasets.DefaultEventColumn, "`column` in which the existing monitoring flags rows; flagged rows are not trained on (ignored when absent)")
+	fs.Var(&tf.encoder, "encoder", "compression network layer `sizes` after the input, the last being the code size; the decoder mirrors it")
+	fs.Var(&tf.est, "estimator", "estimation network hidden layer `sizes`")
+	fs.IntVar(&c.K, "k", c.K, "number of Gaussian mixture components")
+	fs.Float64Var(&c.Dropout, "dropout", c.Dropout, "dropout probability on the estimation network's hidden units while training")
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "passes over the training rows")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "mini-batch size")
+	fs.Float64Var(&c.LearningRate, "lr", c.LearningRate, "Adam learning rate")
+	fs.Float64Var(&c.Lambda1, "lambda1", c.Lambda1, "weight of the mean sample energy in the loss")
+	fs.Float64Var(&c.Lambda2, "lambda2", c.Lambda2, "weight of the covariance penalty sum(1/diag Sigma) in the loss")
+	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "added to every covariance diagonal against singular matrices")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed: the same data, flags and seed write the same model")
+	fs.Float64Var(&c.Percentile, "percentile", c.Percentile, "percentile of the training energies at which the anomaly threshold is set")
+	fs.StringVar(&c.Normalization, "norm", c.Normalization, "input normalisation: auto (log for heavy-tailed rates, min-max otherwise), zscore, log, minmax or none")
+	fs.StringVar(&c.DType, "dtype", c.DType, "training arithmetic: float64 or float32 (the model is float64 either way)")
+}
+
+// config returns the train.Config the flags describe.
+func (tf *trainFlags) config() train.Config {
+	c := tf.cfg
+	c.Encoder = []int(tf.encoder)
+	c.Estimator = []int(tf.est)
+	return c
+}
+
+func runTrain(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "train", "[flags] -o MODEL INPUT",
+		`Train learns what normal looks like from a Parquet or CSV file of metrics and
+writes a model file. Rows flagged in the event column are removed first, so
+the model learns from normal data. Features are the numeric columns by name
+(--features), by default every numeric column except timestamp, host, label
+and event. The anomaly threshold is set at --percentile of the training
+energies.
+
+Beside the model it writes a training report (a directory named after the
+model with "-report"): the loss curve, the energy histogram with the
+threshold, a scatter matrix with the flagged training samples in red, and
+report.json with the numbers. Progress goes to stderr: a progress bar on a
+terminal, log lines otherwise.`,
+		`  dagmm train -o model.json metrics.parquet
+  dagmm train --features cpu_usage,mem_usage,disk_busy,net_in_bps --epochs 300 -o model.json metrics.csv
+  dagmm train --encoder 60,30,10,1 --k 4 --batch 1024 --lr 1e-4 --norm none -o kdd.json kddcup99.parquet`)
+	var tf trainFlags
+	addTrainFlags(fs, &tf)
+	out := fs.String("o", "", "model `file` to write; required")
+	reportDir := fs.String("report", "", "training report `directory` (default: MODEL without extension + \"-report\"; \"-\" for none)")
+	format := fs.String("report-format", "png", "picture format of the training report: png or svg")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *out == "":
+		return usagef("a model file is required: -o model.json")
+	case fs.NArg() != 1:
+		return usagef("want exactly one input file, got %d arguments", fs.NArg())
+	case *format != "png" && *format != "svg":
+		return usagef("--report-format %q: want png or svg", *format)
+	}
+	in := fs.Arg(0)
+	data, err := loadTrainingData(env, in, &tf)
+	if err != nil {
+		return err
+	}
+	cfg := tf.config()
+	env.log.Info("training", "input", in, "rows", data.rows, "excluded", data.excluded, "features", data.features,
+		"encoder", cfg.Encoder, "k", cfg.K, "epochs", cfg.Epochs, "batch", cfg.BatchSize, "seed", cfg.Seed)
+	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progressPrinter(env, cfg.Epochs))
+	if err != nil {
+		return fmt.Errorf("train on %s: %w", in, err)
+	}
+	m.Provenance.Input = filepath.Base(in)
+	m.Provenance.InputSHA256 = data.digest
+	m.Provenance.RowsExcluded = data.excluded
+	if err := model.Save(*out, m); err != nil {
+		return err
+	}
+	flagged := countAbove(rep.Energies, m.Calibration.Threshold)
+	fmt.Fprintf(env.stdout, "wrote %s: %d features, %d rows used, %d excluded by events, threshold %.4g (%gth percentile), %d training rows above it; %s at %.0f samples/s\n",
+		*out, len(m.Features), data.rows, data.excluded, m.Calibration.Threshold, m.Calibration.Percentile, flagged,
+		rep.Duration.Round(time.Millisecond), rep.SamplesPerSec)
+	dir := *reportDir
+	if dir == "" {
+		dir = strings.TrimSuffix(*out, filepath.Ext(*out)) + "-report"
+	}
+	if dir == "-" {
+		return nil
+	}
+	paths, err := report.Write(dir, reportInput(m, rep, data, *format))
+	if err != nil {
+		return fmt.Errorf("write training report: %w", err)
+	}
+	fmt.Fprintf(env.stdout, "training report: %s\n", strings.Join(paths, ", "))
+	return nil
+}
+
+// trainingData is what dagmm train reads from its input file.
+type trainingData struct {
+	features []string
+	x        []float64 // rows × len(features), raw values
+	rows     int
+	excluded int
+	digest   string // hex SHA-256 of the input file
+}
+
+func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, error) {
+	digest, err := fileDigest(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := datasets.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	excluded := 0
+	if _, ok := t.Column(tf.event); ok {
+		t, excluded, err = datasets.RemoveEvents(t, tf.event)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	features, err := datasets.SelectFeatures(t, tf.features, tf.exclude)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	x, err := datasets.Matrix(t, features)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &trainingData{features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest}, nil
+}
+
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// progressPrinter returns a train progress callback: a bar redrawn in place
+// on a terminal, about twenty log lines per run otherwise.
+func progressPrinter(env *cliEnv, epochs int) func(train.Progress) {
+	every := max(1, epochs/20)
+	return func(p train.Progress) {
+		if env.tty {
+			const width = 30
+			done := width * p.Epoch / max(p.Epochs, 1)
+			fmt.Fprintf(env.stderr, "\repoch %*d/%d [%s%s] loss %-10.5g %8.0f samples/s %s",
+				len(fmt.Sprint(p.Epochs)), p.Epoch, p.Epochs, strings.Repeat("=", done), strings.Repeat(" ", width-done),
+				p.Loss, p.SamplesPerSec, p.Elapsed.Round(100*time.Millisecond))
+			if p.Epoch == p.Epochs {
+				fmt.Fprintln(env.stderr)
+			}
+			return
+		}
+		if p.Epoch%every == 0 || p.Epoch == p.Epochs || p.Epoch == 1 {
+			env.log.LogAttrs(context.Background(), slog.LevelInfo, "epoch",
+				slog.Int("epoch", p.Epoch), slog.Int("epochs", p.Epochs), slog.Float64("loss", p.Loss),
+				slog.Float64("recon", p.Recon), slog.Float64("energy", p.Energy), slog.Float64("penalty", p.Penalty),
+				slog.Float64("samples_per_sec", p.SamplesPerSec))
+		}
+	}
+}
+
+func reportInput(m *model.Model, rep *train.Report, data *trainingData, format string) report.Input {
+	n := len(rep.Epochs)
+	total, recon, energy, penalty := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	p := m.Provenance
+	for i, e := range rep.Epochs {
+		total[i], recon[i], energy[i], penalty[i] = e.Loss, e.Recon, p.Lambda1*e.Energy, p.Lambda2*e.Penalty
+	}
+	return report.Input{
+		Format: format,
+		Losses: []report.Series{
+			{Name: "loss", Values: total},
+			{Name: "reconstruction", Values: recon},
+			{Name: "lambda1 x energy", Values: energy},
+			{Name: "lambda2 x covariance penalty", Values: penalty},
+		},
+		Energies:   rep.Energies,
+		Threshold:  m.Calibration.Threshold,
+		Percentile: m.Calibration.Percentile,
+		Features:   data.features,
+		X:          data.x,
+		Duration:   rep.Duration,
+		Throughput: rep.SamplesPerSec,
+	}
+}
+
+func countAbove(v []float64, threshold float64) int {
+	n := 0
+	for _, e := range v {
+		if e > threshold {
+			n++
+		}
+	}
+	return n
+}

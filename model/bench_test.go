@@ -1,0 +1,130 @@
+package model_test
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/model"
+)
+
+// Run the figures quoted in the README with
+//
+//	go test -run '^$' -bench Score -benchmem ./model/
+//
+// Every op is one batch of model.DefaultBatch samples; samples/s is the
+// throughput over all cores used, allocs/op is per batch.
+
+func benchModels() []struct {
+	name string
+	m    *model.Model
+} {
+	return []struct {
+		name string
+		m    *model.Model
+	}{
+		{"metrics4", modeltest.Metrics4(1)},
+		{"kddcup", modeltest.KDDCup(1)},
+	}
+}
+
+func BenchmarkScore(b *testing.B) {
+	for _, bm := range benchModels() {
+		s, err := model.NewScorer(bm.m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		const batch = model.DefaultBatch
+		x := modeltest.Inputs(bm.m, batch, 2)
+		for _, cores := range []int{1, 2} {
+			b.Run(fmt.Sprintf("model=%s/cores=%d", bm.name, cores), func(b *testing.B) {
+				if runtime.GOMAXPROCS(0) < cores {
+					b.Skipf("GOMAXPROCS is %d, need %d", runtime.GOMAXPROCS(0), cores)
+				}
+				benchCores(b, s, x, batch, cores)
+			})
+		}
+	}
+}
+
+// benchCores scores batches on the given number of goroutines, each with its
+// own workspace, taking ops from a shared counter: the way a service's
+// workers use a Scorer.
+func benchCores(b *testing.B, s *model.Scorer, x []float64, batch, cores int) {
+	b.Helper()
+	wss := make([]*model.Workspace, cores)
+	outs := make([][]model.Result, cores)
+	for i := range wss {
+		wss[i] = s.NewWorkspace(batch)
+		outs[i] = make([]model.Result, batch)
+	}
+	var next atomic.Int64
+	var failed atomic.Value
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for c := range cores {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := s.ScoreBatch(wss[c], x, outs[c]); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)*float64(batch)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkScoreParallel measures [model.Scorer.ScoreParallel]: one call
+// scores cores×DefaultBatch samples.
+func BenchmarkScoreParallel(b *testing.B) {
+	for _, bm := range benchModels() {
+		s, err := model.NewScorer(bm.m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		const cores = 2
+		n := cores * model.DefaultBatch
+		x := modeltest.Inputs(bm.m, n, 3)
+		b.Run(fmt.Sprintf("model=%s/cores=%d", bm.name, cores), func(b *testing.B) {
+			wss := []*model.Workspace{s.NewWorkspace(model.DefaultBatch), s.NewWorkspace(model.DefaultBatch)}
+			out := make([]model.Result, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.ScoreParallel(wss, x, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// BenchmarkScoreOne measures the allocating single-sample path used by HTTP.
+func BenchmarkScoreOne(b *testing.B) {
+	for _, bm := range benchModels() {
+		s, err := model.NewScorer(bm.m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x := modeltest.Inputs(bm.m, 1, 4)
+		b.Run("model="+bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Score(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}

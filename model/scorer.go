@@ -1,0 +1,399 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Scorer scores samples with a [Model] in plain Go. It is immutable and safe
+// for concurrent use; the scratch memory a forward pass needs lives in a
+// [Workspace], one per goroutine.
+//
+// For a sample x (raw values in the model's feature order) it normalises each
+// feature with its [Transform], runs the encoder to the code z_c and the
+// decoder to the reconstruction x', forms z = [z_c, rel, cos] (see
+// [RelativeDistance], [CosineSimilarity]) and computes the energy E(z) (see
+// [Mixture]).
+type Scorer struct {
+	m         *Model // a private copy, never changed
+	d         int
+	codes     []normCode
+	offset    []float64
+	scale     []float64
+	enc, dec  []dense
+	code      int
+	dim       int
+	width     int // widest encoder/decoder layer output
+	mix       *Mixture
+	threshold float64
+	index     map[string]int // feature name → position
+}
+
+// Result is one sample's score.
+//
+// Actual, Expected and Share have one value per feature, in the model's
+// feature order. From [Scorer.ScoreBatch] they are views into the
+// [Workspace]: they stay valid until the workspace is used again, so copy
+// what you keep. From [Scorer.Score] they are the caller's to keep.
+type Result struct {
+	// Energy is the sample energy E(z); higher is more unusual. It is +Inf
+	// for a sample so far from the mixture that every density underflows, or
+	// so large that the distances overflow (then z holds NaN or ±Inf too).
+	Energy float64
+	// Anomaly reports Energy > the model's threshold.
+	Anomaly bool
+	// Actual holds the sample's raw values.
+	Actual []float64
+	// Expected holds the reconstruction, de-normalised to each feature's units.
+	Expected []float64
+	// Share holds each feature's share of the reconstruction error: its
+	// squared error in normalised space over the total. The shares sum to 1;
+	// when the reconstruction is exact each share is 1/len(Share).
+	Share []float64
+}
+
+// NewScorer validates m and prepares a Scorer for it: the layers in the
+// layout the forward pass reads, and the mixture's Cholesky factors,
+// log-determinants and log φ_k constants. It copies what it keeps, so
+// changing m afterwards does not change the Scorer.
+func NewScorer(m *Model) (*Scorer, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	m = m.Clone()
+	mix, err := NewMixture(m.GMM)
+	if err != nil {
+		return nil, err
+	}
+	d := len(m.Features)
+	s := &Scorer{
+		m:         m,
+		d:         d,
+		codes:     make([]normCode, d),
+		offset:    make([]float64, d),
+		scale:     make([]float64, d),
+		code:      m.CodeSize(),
+		dim:       m.GMM.Dim,
+		width:     d,
+		mix:       mix,
+		threshold: m.Calibration.Threshold,
+		index:     make(map[string]int, d),
+	}
+	for j, f := range m.Features {
+		s.index[f] = j
+	}
+	for j, t := range m.Norm {
+		s.codes[j], s.offset[j], s.scale[j] = t.Kind.code(), t.Offset, t.Scale
+	}
+	for _, l := range m.Encoder {
+		s.enc = append(s.enc, newDense(l))
+		s.width = max(s.width, l.Out)
+	}
+	for _, l := range m.Decoder {
+		s.dec = append(s.dec, newDense(l))
+		s.width = max(s.width, l.Out)
+	}
+	return s, nil
+}
+
+// Model returns a deep copy of the model the Scorer scores with.
+func (s *Scorer) Model() *Model { return s.m.Clone() }
+
+// Features returns the feature names in the order samples must give them.
+// The slice is shared: do not modify it.
+func (s *Scorer) Features() []string { return s.m.Features }
+
+// FeatureIndex returns the position of the named feature in a sample, and
+// whether the model has it: for callers that receive values by name.
+func (s *Scorer) FeatureIndex(name string) (int, bool) {
+	j, ok := s.index[name]
+	return j, ok
+}
+
+// NumFeatures returns the number of values in one sample.
+func (s *Scorer) NumFeatures() int { return s.d }
+
+// Threshold returns the energy above which a sample is an anomaly.
+func (s *Scorer) Threshold() float64 { return s.threshold }
+
+// Mixture returns the prepared Gaussian mixture the energies come from.
+func (s *Scorer) Mixture() *Mixture { return s.mix }
+
+// Workspace holds the scratch memory and the per-sample explanations of one
+// batch. It belongs to the [Scorer] that made it and is not safe for
+// concurrent use: give each goroutine its own.
+type Workspace struct {
+	s        *Scorer
+	capacity int
+	n        int       // samples in the last batch
+	xn       []float64 // block×d normalised input
+	bufA     []float64 // block×width
+	bufB     []float64 // block×width
+	scratch  []float64 // dim+k, for the energy
+	actual   []float64 // capacity×d
+	expected []float64 // capacity×d
+	share    []float64 // capacity×d
+	z        []float64 // capacity×dim
+}
+
+// DefaultBatch is a batch size that suits [Scorer.NewWorkspace] for most
+// models: large enough to amortise per-batch costs, small enough to stay in
+// cache.
+const DefaultBatch = 1024
+
+// NewWorkspace returns a workspace for batches of up to maxBatch samples
+// (at least 1; a smaller value means 1).
+func (s *Scorer) NewWorkspace(maxBatch int) *Workspace {
+	maxBatch = max(maxBatch, 1)
+	block := min(blockRows, maxBatch)
+	return &Workspace{
+		s:        s,
+		capacity: maxBatch,
+		xn:       make([]float64, block*s.d),
+		bufA:     make([]float64, block*s.width),
+		bufB:     make([]float64, block*s.width),
+		scratch:  make([]float64, s.dim+s.mix.k),
+		actual:   make([]float64, maxBatch*s.d),
+		expected: make([]float64, maxBatch*s.d),
+		share:    make([]float64, maxBatch*s.d),
+		z:        make([]float64, maxBatch*s.dim),
+	}
+}
+
+// Cap returns the largest batch the workspace takes.
+func (ws *Workspace) Cap() int { return ws.capacity }
+
+// Len returns the number of samples in the last batch scored with ws.
+func (ws *Workspace) Len() int { return ws.n }
+
+// Z returns the estimation input z = [z_c, rel, cos] of sample i of the last
+// batch, as a view into the workspace (valid until ws is used again). It
+// returns nil when i is out of range.
+func (ws *Workspace) Z(i int) []float64 {
+	if i < 0 || i >= ws.n {
+		return nil
+	}
+	dim := ws.s.dim
+	return ws.z[i*dim : (i+1)*dim : (i+1)*dim]
+}
+
+// ScoreBatch scores the n = len(x)/NumFeatures() samples in x (row-major,
+// raw values in the model's feature order) into out[:n], using ws for all
+// its memory: it does not allocate. The explanations in out are views into
+// ws (see [Result]).
+//
+// It returns an [*InputError] when len(x) is not a multiple of the number of
+// features, when n exceeds ws.Cap() or len(out), when ws belongs to another
+// Scorer, or when a value is NaN or ±Inf or cannot be normalised (the error
+// names the sample and the feature). After an error the contents of out are
+// unspecified.
+func (s *Scorer) ScoreBatch(ws *Workspace, x []float64, out []Result) error {
+	d := s.d
+	if ws == nil || ws.s != s {
+		return &InputError{Sample: -1, Problem: "workspace is nil or belongs to another scorer"}
+	}
+	if len(x)%d != 0 {
+		return &InputError{Sample: -1, Problem: fmt.Sprintf("batch has %d values, not a multiple of %d features", len(x), d)}
+	}
+	n := len(x) / d
+	if n > ws.capacity {
+		return &InputError{Sample: -1, Problem: fmt.Sprintf("batch has %d samples, the workspace takes at most %d", n, ws.capacity)}
+	}
+	if len(out) < n {
+		return &InputError{Sample: -1, Problem: fmt.Sprintf("out has room for %d results, the batch has %d samples", len(out), n)}
+	}
+	ws.n = 0
+	for b0 := 0; b0 < n; b0 += blockRows {
+		rows := min(blockRows, n-b0)
+		if err := s.scoreBlock(ws, x, b0, rows, out); err != nil {
+			return err
+		}
+	}
+	ws.n = n
+	return nil
+}
+
+// scoreBlock scores samples b0 to b0+rows-1 of x.
+func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Result) error {
+	d, dim, code := s.d, s.dim, s.code
+	// Check, keep and normalise the raw values.
+	raw := x[b0*d : (b0+rows)*d]
+	copy(ws.actual[b0*d:(b0+rows)*d], raw)
+	xn := ws.xn[:rows*d]
+	codes, offset, scale := s.codes[:d], s.offset[:d], s.scale[:d]
+	for r := range rows {
+		row := raw[r*d : (r+1)*d]
+		nrow := xn[r*d : (r+1)*d]
+		for j, v := range row {
+			c := codes[j]
+			nv := apply(c, offset[j], scale[j], v)
+			if nv-nv != 0 { // NaN or ±Inf, in or after normalisation
+				return s.badValue(b0+r, j, v, nv)
+			}
+			nrow[j] = nv
+		}
+	}
+	// Compression network: encoder to the code, decoder to the reconstruction.
+	in, a, b := xn, ws.bufA, ws.bufB
+	for i := range s.enc {
+		s.enc[i].forward(in, rows, a)
+		in, a, b = a, b, a
+	}
+	for r := range rows {
+		copy(ws.z[(b0+r)*dim:(b0+r)*dim+code], in[r*code:(r+1)*code])
+	}
+	for i := range s.dec {
+		s.dec[i].forward(in, rows, a)
+		in, a, b = a, b, a
+	}
+	xr := in[:rows*d]
+	// Estimation input, explanation and energy, one sample at a time.
+	for r := range rows {
+		i := b0 + r
+		xrow := xn[r*d : (r+1)*d]
+		rrow := xr[r*d : (r+1)*d]
+		sxx, srr, sdd, sxr := reconStats(xrow, rrow)
+		rel, cos := relCos(sxx, srr, sdd, sxr)
+		z := ws.z[i*dim : (i+1)*dim]
+		z[code] = rel
+		z[code+1] = cos
+		exp := ws.expected[i*d : (i+1)*d : (i+1)*d]
+		share := ws.share[i*d : (i+1)*d : (i+1)*d]
+		for j, v := range rrow {
+			exp[j] = invert(codes[j], offset[j], scale[j], v)
+		}
+		shares(share, xrow, rrow, sdd)
+		e := s.mix.energy(z, ws.scratch)
+		out[i] = Result{
+			Energy:   e,
+			Anomaly:  e > s.threshold,
+			Actual:   ws.actual[i*d : (i+1)*d : (i+1)*d],
+			Expected: exp,
+			Share:    share,
+		}
+	}
+	return nil
+}
+
+// shares writes each feature's share of the squared reconstruction error
+// sdd = Σ(x−x')² into dst.
+func shares(dst, x, xr []float64, sdd float64) {
+	xr = xr[:len(x)]
+	dst = dst[:len(x)]
+	if sdd > 0 && sdd <= math.MaxFloat64 {
+		inv := 1 / sdd
+		for j, a := range x {
+			e := a - xr[j]
+			dst[j] = e * e * inv
+		}
+		return
+	}
+	if sdd == 0 {
+		for j := range dst {
+			dst[j] = 1 / float64(len(dst))
+		}
+		return
+	}
+	// The squared errors overflow: scale them by the largest error first.
+	big := 0.0
+	for j, a := range x {
+		big = max(big, math.Abs(a-xr[j]))
+	}
+	total := 0.0
+	for j, a := range x {
+		e := (a - xr[j]) / big
+		dst[j] = e * e
+		total += e * e
+	}
+	for j := range dst {
+		dst[j] /= total
+	}
+}
+
+func (s *Scorer) badValue(sample, j int, v, nv float64) error {
+	problem := fmt.Sprintf("value is %v", v)
+	if v-v == 0 {
+		problem = fmt.Sprintf("value %v is %v after normalisation (%s)", v, nv, s.m.Norm[j].Kind)
+	}
+	return &InputError{Sample: sample, Feature: s.m.Features[j], Problem: problem}
+}
+
+// Score scores one sample x (raw values in the model's feature order). It
+// allocates a fresh workspace, so the explanation in the result is the
+// caller's to keep; for many samples use [Scorer.ScoreBatch]. It returns an
+// [*InputError] naming the feature when x has the wrong length or holds NaN
+// or ±Inf.
+func (s *Scorer) Score(x []float64) (Result, error) {
+	if len(x) != s.d {
+		return Result{}, &InputError{Sample: 0, Problem: fmt.Sprintf("sample has %d values, want %d (one per feature)", len(x), s.d)}
+	}
+	ws := s.NewWorkspace(1)
+	var out [1]Result
+	if err := s.ScoreBatch(ws, x, out[:]); err != nil {
+		return Result{}, err
+	}
+	return out[0], nil
+}
+
+// ScoreParallel scores the samples in x like [Scorer.ScoreBatch], split into
+// len(wss) contiguous chunks of equal size (the last may be smaller) scored
+// at the same time, each on its own goroutine with its own workspace. Each
+// chunk must fit its workspace: n ≤ len(wss)·min Cap. The explanations in
+// out are views into the workspaces.
+//
+// It allocates a few bytes per call for the goroutines, not per sample: with
+// batches of a thousand samples or more per workspace the cost is noise. Use
+// one workspace per core. To score more samples than the workspaces hold,
+// call it once per slice of x and consume out in between. The error, if any,
+// is the one with the lowest sample index, counted from the start of x.
+func (s *Scorer) ScoreParallel(wss []*Workspace, x []float64, out []Result) error {
+	d := s.d
+	if len(wss) == 0 {
+		return &InputError{Sample: -1, Problem: "no workspaces"}
+	}
+	if len(x)%d != 0 {
+		return &InputError{Sample: -1, Problem: fmt.Sprintf("batch has %d values, not a multiple of %d features", len(x), d)}
+	}
+	n := len(x) / d
+	if len(out) < n {
+		return &InputError{Sample: -1, Problem: fmt.Sprintf("out has room for %d results, the batch has %d samples", len(out), n)}
+	}
+	p := min(len(wss), max(1, (n+blockRows-1)/blockRows)) // at least a block per goroutine
+	chunk := (n + p - 1) / p
+	for i, ws := range wss[:p] {
+		if ws == nil || ws.s != s {
+			return &InputError{Sample: -1, Problem: fmt.Sprintf("workspace %d is nil or belongs to another scorer", i)}
+		}
+		if ws.capacity < chunk {
+			return &InputError{Sample: -1, Problem: fmt.Sprintf("batch of %d samples needs %d per workspace, workspace %d takes at most %d", n, chunk, i, ws.capacity)}
+		}
+	}
+	if p == 1 {
+		return s.ScoreBatch(wss[0], x, out)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, p)
+	for i := 1; i < p; i++ {
+		lo, hi := min(i*chunk, n), min((i+1)*chunk, n)
+		wg.Go(func() {
+			errs[i] = s.ScoreBatch(wss[i], x[lo*d:hi*d], out[lo:hi])
+		})
+	}
+	errs[0] = s.ScoreBatch(wss[0], x[:min(chunk, n)*d], out[:min(chunk, n)])
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		var ie *InputError
+		if errors.As(err, &ie) && ie.Sample >= 0 {
+			shifted := *ie
+			shifted.Sample += i * chunk
+			return &shifted
+		}
+		return err
+	}
+	return nil
+}
