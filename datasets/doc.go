@@ -17,7 +17,8 @@
 // Parquet: any flat schema of boolean, int32, int64 (signed or unsigned
 // annotations), float, double, string / enum / JSON / plain byte array, date,
 // timestamp (millis, micros, nanos) and legacy int96 timestamp columns,
-// required or optional (a null is kept as a null: [Column.Nulls]). Nested,
+// required or optional (a null is kept as a null: [Column.Nulls]). Timestamps
+// not adjusted to UTC are read as UTC. Nested,
 // repeated and other logical types (decimal, time of day, UUID, ...) are
 // refused with an error that names the column.
 //

@@ -76,6 +76,9 @@ func readParquet(r io.ReaderAt, size int64) (t *Table, err error) {
 			t, err = nil, fmt.Errorf("malformed parquet file: %v", p)
 		}
 	}()
+	if size == 0 {
+		return nil, failf(ErrNoRows, "empty file: want a parquet file with data rows")
+	}
 	if err := checkFrame(r, size); err != nil {
 		return nil, err
 	}
@@ -101,15 +104,16 @@ func readParquet(r io.ReaderAt, size int64) (t *Table, err error) {
 		return nil, failf(ErrNoRows, "no data rows")
 	}
 	n := int(nrows)
-	// A corrupt footer may claim far more rows than the file holds; grow the
-	// slices as values arrive rather than trusting it for an allocation.
+	// A corrupt footer may claim far more rows than the file holds: size the
+	// columns up front only for a plausible number of values per byte (about
+	// 25 for kddcup99.parquet), and otherwise grow them as values arrive.
+	leaves := f.Root().Columns()
 	hint := n
-	if int64(hint) > 64*size+1024 {
+	if int64(n)*int64(len(leaves)) > 256*size {
 		hint = 0
 	}
-	root := f.Root()
 	var cols []*pqColumn
-	for _, leaf := range root.Columns() {
+	for _, leaf := range leaves {
 		pc, err := newPQColumn(leaf, hint)
 		if err != nil {
 			return nil, err
@@ -569,8 +573,12 @@ type field struct {
 	name string
 }
 
-// writeChunk is the number of rows handed to the Parquet writer at a time.
-const writeChunk = 4096
+// writeChunk is the number of values handed to a Parquet column writer at a
+// time; rowGroupRows is the number of rows in a row group.
+const (
+	writeChunk   = 4096
+	rowGroupRows = 1 << 20
+)
 
 func writeParquet(w io.Writer, t *Table) error {
 	if len(t.cols) == 0 {
@@ -604,19 +612,25 @@ func writeParquet(w io.Writer, t *Table) error {
 	if err != nil {
 		return err
 	}
+	// Write column by column: the values of one column go straight to its
+	// column writer, with no row assembly; a row group every rowGroupRows.
 	pw := parquet.NewGenericWriter[any](w, cfg)
-	rows := make([]parquet.Row, min(writeChunk, t.n))
-	for start := 0; start < t.n; start += writeChunk {
-		end := min(start+writeChunk, t.n)
-		for k := range end - start {
-			i := start + k
-			row := rows[k][:0]
-			for j, c := range t.cols {
-				row = append(row, pqValue(c, i, j))
+	vals := make([]parquet.Value, min(writeChunk, t.n))
+	for lo := 0; lo < t.n; lo += rowGroupRows {
+		hi := min(lo+rowGroupRows, t.n)
+		cws := pw.ColumnWriters()
+		for j, c := range t.cols {
+			for a := lo; a < hi; a += writeChunk {
+				b := min(a+writeChunk, hi)
+				for i := a; i < b; i++ {
+					vals[i-a] = pqValue(c, i, j)
+				}
+				if _, err := cws[j].WriteRowValues(vals[:b-a]); err != nil {
+					return fmt.Errorf("column %q: %w", c.Name, err)
+				}
 			}
-			rows[k] = row
 		}
-		if _, err := pw.WriteRows(rows[:end-start]); err != nil {
+		if err := pw.Flush(); err != nil {
 			return err
 		}
 	}

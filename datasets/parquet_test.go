@@ -275,7 +275,7 @@ func TestReadParquetErrors(t *testing.T) {
 				U uint64 `parquet:"u"`
 			}{{1}, {math.MaxUint64}})
 		}, `row 2, column "u": unsigned value 18446744073709551615 does not fit a signed 64-bit integer`, nil},
-		{"empty file", func(*testing.T) []byte { return nil }, "datasets: out.parquet: ", nil},
+		{"empty file", func(*testing.T) []byte { return nil }, "datasets: out.parquet: empty file", ErrNoRows},
 		{"not parquet", func(*testing.T) []byte { return []byte("host,cpu\nweb-1,3\n") }, "not a parquet file: no PAR1 magic number", nil},
 		{"truncated", func(*testing.T) []byte { return valid[:len(valid)-10] }, "datasets: out.parquet: ", nil},
 	}

@@ -81,8 +81,8 @@ func (t Type) Numeric() bool { return t == Float || t == Int }
 // set; the others are nil. A Column belongs to at most one [Table]; callers
 // may change its values in place but not its length.
 type Column struct {
-	Name string
-	Type Type
+	Name string // unique within its table, non-empty
+	Type Type   // which of the slices below holds the values
 
 	Floats  []float64   // Type Float
 	Ints    []int64     // Type Int

@@ -81,4 +81,3 @@ func checkDemo(env *cliEnv, scores string) error {
 	}
 	return nil
 }
-

@@ -61,6 +61,11 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	if err != nil {
 		return fmt.Errorf("score %s: %w", in, err)
 	}
+	for _, name := range []string{"energy", "anomaly"} {
+		if t.Remove(name) {
+			env.log.Warn("input already has a score column; replacing it", "column", name)
+		}
+	}
 	energy := make([]float64, len(res))
 	anomaly := make([]bool, len(res))
 	for i, r := range res {
