@@ -32,7 +32,7 @@ type NormKind string
 const (
 	NormNone   NormKind = "none"   // f(x) = x, Offset 0, Scale 1
 	NormZScore NormKind = "zscore" // f(x) = x; Offset, Scale = mean, standard deviation
-	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); Offset, Scale = mean, sd of f(x)
+	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); train fits Offset, Scale = min, range of f(x)
 	NormMinMax NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
 )
 

@@ -1,0 +1,219 @@
+package train
+
+import (
+	"fmt"
+	"slices"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/dagmm/dagmm/model"
+)
+
+// evalChunk is the most rows the evaluation graph takes at once.
+const evalChunk = 4096
+
+// Outputs holds a model's forward pass over n rows, computed by a float64
+// Gorgonia graph with dropout off.
+type Outputs struct {
+	// Recon holds the reconstructions, n×d row-major, in normalised units.
+	Recon []float64
+	// Z holds the estimation inputs [z_c, rel, cos], n×(code+2).
+	Z []float64
+	// Gamma holds the estimation network's memberships, n×K.
+	Gamma []float64
+	// Energy holds the sample energies under the model's mixture.
+	Energy []float64
+}
+
+// Forward runs the rows x (raw values, row-major n×len(m.Features)) through
+// m in a float64 Gorgonia graph with dropout off: normalisation,
+// compression network, z, estimation network, and the energy under m's
+// mixture (from Gorgonia primitives, [BatchedInverse] and [BatchedLogDet]).
+// It is an independent check on the pure-Go scorer, not a fast path.
+func Forward(m *model.Model, x []float64) (*Outputs, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("train: forward: %w", err)
+	}
+	d := len(m.Features)
+	if len(x) == 0 || len(x)%d != 0 {
+		return nil, fmt.Errorf("%w: forward: %d values do not make whole rows of %d features", ErrInput, len(x), d)
+	}
+	n := len(x) / d
+	for i, v := range x {
+		if !isFinite(v) {
+			return nil, fmt.Errorf("%w: forward: row %d, column %q: value is %v", ErrInput, i/d, m.Features[i%d], v)
+		}
+	}
+	xn := make([]float64, len(x))
+	normalise(xn, x, m.Norm)
+	return forwardNormalised(m, &m.GMM, xn, n)
+}
+
+// Energies returns the energy of each row of x (raw values, row-major
+// n×len(m.Features)) under m, computed by the Gorgonia graph of [Forward].
+func Energies(m *model.Model, x []float64) ([]float64, error) {
+	out, err := Forward(m, x)
+	if err != nil {
+		return nil, err
+	}
+	return out.Energy, nil
+}
+
+// forwardNormalised runs the normalised rows xn (n×d) through m's networks
+// and the energy under gmm, chunk by chunk.
+func forwardNormalised(m *model.Model, gmm *model.GMM, xn []float64, n int) (*Outputs, error) {
+	d := len(m.Features)
+	chunk := min(n, evalChunk)
+	eg, err := buildEvalGraph(m, gmm, chunk)
+	if err != nil {
+		return nil, err
+	}
+	defer eg.vm.Close()
+	dim, k := gmm.Dim, gmm.K
+	out := &Outputs{
+		Recon:  make([]float64, n*d),
+		Z:      make([]float64, n*dim),
+		Gamma:  make([]float64, n*k),
+		Energy: make([]float64, n),
+	}
+	buf := make([]float64, chunk*d)
+	recon := make([]float64, chunk*d)
+	z := make([]float64, chunk*dim)
+	gamma := make([]float64, chunk*k)
+	energy := make([]float64, chunk)
+	for lo := 0; lo < n; lo += chunk {
+		rows := min(chunk, n-lo)
+		copy(buf, xn[lo*d:(lo+rows)*d])
+		for r := rows; r < chunk; r++ { // pad the last chunk with its last row
+			copy(buf[r*d:(r+1)*d], xn[(lo+rows-1)*d:(lo+rows)*d])
+		}
+		setFloats(eg.xVal, buf)
+		err := eg.vm.RunAll()
+		eg.vm.Reset()
+		if err != nil {
+			return nil, fmt.Errorf("train: forward pass over rows %d to %d: %w", lo, lo+rows-1, err)
+		}
+		for _, p := range []struct {
+			dst []float64
+			v   G.Value
+		}{{recon, eg.xrV}, {z, eg.zV}, {gamma, eg.gammaV}, {energy, eg.eV}} {
+			if err := getFloats(p.dst, p.v); err != nil {
+				return nil, err
+			}
+		}
+		copy(out.Recon[lo*d:], recon[:rows*d])
+		copy(out.Z[lo*dim:], z[:rows*dim])
+		copy(out.Gamma[lo*k:], gamma[:rows*k])
+		copy(out.Energy[lo:], energy[:rows])
+	}
+	return out, nil
+}
+
+// evalGraph is a model's forward pass over a fixed number of rows.
+type evalGraph struct {
+	vm                  G.VM
+	xVal                *tensor.Dense
+	xrV, zV, gammaV, eV G.Value
+}
+
+// buildEvalGraph builds the float64 forward graph of m with the mixture gmm
+// for chunk rows.
+func buildEvalGraph(m *model.Model, gmm *model.GMM, chunk int) (*evalGraph, error) {
+	g := G.NewGraph()
+	dt := tensor.Float64
+	d := len(m.Features)
+	eg := &evalGraph{xVal: newTensor(dt, chunk, d)}
+	x := G.NewMatrix(g, dt, G.WithShape(chunk, d), G.WithName("x"), G.WithValue(eg.xVal))
+	layer := func(h *G.Node, name string, l *model.Layer) (*G.Node, error) {
+		w := dense(slices.Clone(l.W), l.In, l.Out)
+		b := dense(slices.Clone(l.B), l.Out)
+		wn := G.NewMatrix(g, dt, G.WithShape(l.In, l.Out), G.WithName("w"+name), G.WithValue(w))
+		bn := G.NewVector(g, dt, G.WithShape(l.Out), G.WithName("b"+name), G.WithValue(b))
+		return denseLayer(h, wn, bn, nil, l.Activation, false)
+	}
+	var err error
+	h := x
+	for i := range m.Encoder {
+		if h, err = layer(h, fmt.Sprint("enc", i), &m.Encoder[i]); err != nil {
+			return nil, err
+		}
+	}
+	zc := h
+	for i := range m.Decoder {
+		if h, err = layer(h, fmt.Sprint("dec", i), &m.Decoder[i]); err != nil {
+			return nil, err
+		}
+	}
+	xr := h
+	z, err := estimationInput(x, zc, xr)
+	if err != nil {
+		return nil, err
+	}
+	h = z
+	for i := range m.Estimator {
+		if h, err = layer(h, fmt.Sprint("est", i), &m.Estimator[i]); err != nil {
+			return nil, err
+		}
+	}
+	gamma := h
+	k, dim := gmm.K, gmm.Dim
+	phi := G.NewVector(g, dt, G.WithShape(k), G.WithName("phi"), G.WithValue(dense(slices.Clone(gmm.Phi), k)))
+	mu := G.NewMatrix(g, dt, G.WithShape(k, dim), G.WithName("mu"), G.WithValue(dense(slices.Clone(gmm.Mu), k, dim)))
+	sigma := G.NewTensor(g, dt, 3, G.WithShape(k, dim, dim), G.WithName("sigma"), G.WithValue(dense(slices.Clone(gmm.Sigma), k, dim, dim)))
+	prec, err := BatchedInverse(sigma)
+	if err != nil {
+		return nil, err
+	}
+	logdet, err := BatchedLogDet(sigma)
+	if err != nil {
+		return nil, err
+	}
+	energy, err := mixtureEnergy(z, phi, mu, prec, logdet)
+	if err != nil {
+		return nil, err
+	}
+	G.Read(xr, &eg.xrV)
+	G.Read(z, &eg.zV)
+	G.Read(gamma, &eg.gammaV)
+	G.Read(energy, &eg.eV)
+	eg.vm = G.NewTapeMachine(g)
+	return eg, nil
+}
+
+// calibrate fits m's mixture on all normalised training rows xn (dropout
+// off), computes their energies under it and sets the threshold.
+func calibrate(m *model.Model, xn []float64, jitter, percentile float64, rep *Report) error {
+	d := len(m.Features)
+	n := len(xn) / d
+	k := m.Estimator[len(m.Estimator)-1].Out
+	dim := m.CodeSize() + 2
+	// The first pass needs z and gamma only; any valid mixture will do.
+	ph := model.GMM{K: k, Dim: dim, Phi: make([]float64, k), Mu: make([]float64, k*dim), Sigma: make([]float64, k*dim*dim)}
+	for c := range k {
+		ph.Phi[c] = 1 / float64(k)
+		for i := range dim {
+			ph.Sigma[c*dim*dim+i*dim+i] = 1
+		}
+	}
+	out, err := forwardNormalised(m, &ph, xn, n)
+	if err != nil {
+		return err
+	}
+	var st gmmState
+	st.setup(n, dim, k, jitter)
+	copy(st.z, out.Z)
+	copy(st.gamma, out.Gamma)
+	if err := st.forward(); err != nil {
+		return fmt.Errorf("%w after the last epoch: the mixture fitted on all rows is degenerate (%w): try a larger jitter", ErrDiverged, err)
+	}
+	m.GMM = model.GMM{K: k, Dim: dim, Phi: slices.Clone(st.phi), Mu: slices.Clone(st.mu), Sigma: slices.Clone(st.sigma)}
+	energies := slices.Clone(st.energy)
+	cal, err := model.Calibrate(energies, percentile)
+	if err != nil {
+		return fmt.Errorf("train: calibrate the threshold: %w", err)
+	}
+	m.Calibration = cal
+	rep.Energies = energies
+	return nil
+}

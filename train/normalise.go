@@ -1,0 +1,173 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/dagmm/dagmm/model"
+)
+
+// Auto-normalisation thresholds: see [FitNormalization].
+const (
+	// AutoLogSkew is the raw skewness above which a non-negative feature is
+	// log-scaled, when the log reduces the skewness's magnitude.
+	AutoLogSkew = 1.0
+	// AutoLogRatio is the max/median ratio at or above which a non-negative
+	// feature is log-scaled whatever its skewness.
+	AutoLogRatio = 100.0
+)
+
+// FitNormalization fits one model.Transform per feature on the n×d row-major
+// raw values x. kind is one of the Norm* constants:
+//
+//   - zscore: Offset, Scale = the mean and the population standard deviation;
+//   - minmax: Offset, Scale = the minimum and the range, so the rows map to [0, 1];
+//   - log: f(x) = sign(x)·log1p(|x|), then Offset, Scale = the minimum and
+//     the range of f(x), so the rows map to [0, 1];
+//   - none: Offset 0, Scale 1;
+//   - auto: log for a heavy-tailed feature, minmax for any other. A feature is
+//     heavy-tailed when all its values are ≥ 0 and either its max/median
+//     ratio is at least [AutoLogRatio] (median > 0), or its skewness is above
+//     [AutoLogSkew] and f lowers the skewness's magnitude (byte and packet
+//     rates, say).
+//
+// auto maps to [0, 1] rather than centring the rows, on purpose: the
+// estimation network's input rel = ‖x − x'‖ / ‖x‖ blows up for samples near
+// the origin, and centred data puts the most typical samples there; on the
+// seed's four-metric data zscore hides the anomalies among them (see the
+// package documentation).
+//
+// A feature with zero spread is an error naming it, except with [NormNone].
+// x must be finite (Train checks it first).
+func FitNormalization(features []string, x []float64, kind string) ([]model.Transform, error) {
+	ts, err := fitNormalization(features, x, kind)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return ts, nil
+}
+
+// fitNormalization is FitNormalization with errors not prefixed by "train: ".
+func fitNormalization(features []string, x []float64, kind string) ([]model.Transform, error) {
+	d := len(features)
+	if d == 0 || len(x)%d != 0 {
+		return nil, fmt.Errorf("normalisation: %d values for %d features", len(x), d)
+	}
+	n := len(x) / d
+	if n == 0 {
+		return nil, fmt.Errorf("normalisation: no rows")
+	}
+	col := make([]float64, n)
+	lg := make([]float64, n)
+	out := make([]model.Transform, d)
+	for j, name := range features {
+		for i := range n {
+			col[i] = x[i*d+j]
+			lg[i] = signedLog1p(col[i])
+		}
+		if kind == NormNone {
+			out[j] = model.Transform{Kind: model.NormNone, Offset: 0, Scale: 1}
+			continue
+		}
+		lo, hi := slices.Min(col), slices.Max(col)
+		if lo == hi {
+			return nil, fmt.Errorf("feature %q is constant (every row is %v): it carries no information; drop the column", name, lo)
+		}
+		k := kind
+		if k == NormAuto {
+			k = NormMinMax
+			if autoLog(col, lg, lo, hi) {
+				k = NormLog
+			}
+		}
+		var t model.Transform
+		switch k {
+		case NormZScore:
+			m, s := meanSD(col)
+			t = model.Transform{Kind: model.NormZScore, Offset: m, Scale: s}
+		case NormLog:
+			lo, hi := slices.Min(lg), slices.Max(lg)
+			t = model.Transform{Kind: model.NormLog, Offset: lo, Scale: hi - lo}
+		case NormMinMax:
+			t = model.Transform{Kind: model.NormMinMax, Offset: lo, Scale: hi - lo}
+		default:
+			return nil, fmt.Errorf("normalisation %q, want auto, zscore, log, minmax or none", kind)
+		}
+		if !isFinite(t.Offset) || !isFinite(t.Scale) || t.Scale <= 0 {
+			return nil, fmt.Errorf("feature %q: %s normalisation gives offset %v, scale %v: the values' spread is zero or out of range", name, k, t.Offset, t.Scale)
+		}
+		out[j] = t
+	}
+	return out, nil
+}
+
+// autoLog decides the auto normalisation of one column (see FitNormalization).
+func autoLog(col, lg []float64, lo, hi float64) bool {
+	if lo < 0 {
+		return false
+	}
+	med := median(col)
+	if med > 0 && hi/med >= AutoLogRatio {
+		return true
+	}
+	sr := skewness(col)
+	return sr > AutoLogSkew && math.Abs(skewness(lg)) < math.Abs(sr)
+}
+
+var autoOther = NormZScore
+var logMinMax = false
+
+// signedLog1p is sign(x)·log1p(|x|), the log transform's f.
+func signedLog1p(x float64) float64 {
+	if x < 0 {
+		return -math.Log1p(-x)
+	}
+	return math.Log1p(x)
+}
+
+// meanSD returns the mean and the population standard deviation of v.
+func meanSD(v []float64) (mean, sd float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		d := x - mean
+		sd += d * d
+	}
+	return mean, math.Sqrt(sd / float64(len(v)))
+}
+
+// skewness returns the population skewness of v (0 when v has no spread).
+func skewness(v []float64) float64 {
+	m, sd := meanSD(v)
+	if sd == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range v {
+		d := (x - m) / sd
+		s += d * d * d
+	}
+	return s / float64(len(v))
+}
+
+// median returns the median of v without changing it.
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// normalise applies ts to the n×d row-major raw values x, into dst.
+func normalise(dst, x []float64, ts []model.Transform) {
+	d := len(ts)
+	for i, v := range x {
+		dst[i] = ts[i%d].Apply(v)
+	}
+}

@@ -1,0 +1,406 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/dagmm/dagmm/internal/buildinfo"
+	"github.com/dagmm/dagmm/model"
+)
+
+// Errors Train returns; each comes wrapped with the details.
+var (
+	// ErrInput: the training rows cannot be used (too few, wrong length,
+	// NaN or Inf, a constant column); the message names the row or column.
+	ErrInput = errors.New("train: invalid input")
+	// ErrDiverged: the loss became NaN or Inf or exploded; no model is returned.
+	ErrDiverged = errors.New("train: loss diverged")
+)
+
+// Streams of the seeded generator, one per use, so that changing one use
+// (say the number of epochs) does not shift another's draws.
+const (
+	streamInit    = 1
+	streamShuffle = 2
+	streamDropout = 3
+)
+
+// explodeFactor: a batch loss whose magnitude passes this multiple of the
+// first batch's (or of 1, whichever is larger) counts as divergence.
+const explodeFactor = 1e6
+
+// EpochStats holds one epoch's means over its batches.
+type EpochStats struct {
+	Epoch   int     // 1-based
+	Loss    float64 // mean batch loss
+	Recon   float64 // mean reconstruction error, mean_i ‖x_i − x'_i‖²
+	Energy  float64 // mean sample energy (batch mixture)
+	Penalty float64 // mean covariance penalty Σ_k Σ_j 1/Σ_k[j,j]
+	// SamplesPerSec is the epoch's training throughput, and Duration its
+	// wall time.
+	SamplesPerSec float64
+	Duration      time.Duration
+}
+
+// Progress is what Train reports after each epoch.
+type Progress struct {
+	EpochStats
+	Epochs  int           // total number of epochs
+	Elapsed time.Duration // since training started
+}
+
+// Report describes a training run: what changes from one run to the next
+// (wall time) lives here, not in the model.
+type Report struct {
+	// Epochs holds each epoch's losses.
+	Epochs []EpochStats
+	// Energies holds every training row's energy under the model's mixture,
+	// in input order; the threshold is a percentile of them.
+	Energies []float64
+	// BatchSize is the batch size used (the configured one, or the number of
+	// rows when there are fewer), and Steps the number of optimiser steps.
+	BatchSize, Steps int
+	// Duration is the whole run; TrainDuration the epochs alone.
+	Duration, TrainDuration time.Duration
+	// SamplesPerSec is the training throughput over all epochs.
+	SamplesPerSec float64
+}
+
+// Train fits a DAGMM model to n rows of raw feature values: x is row-major
+// n×len(features). It fits the normalisation on the rows, trains the
+// compression and estimation networks with Adam on shuffled mini-batches
+// for cfg.Epochs epochs, then (dropout off) fits the mixture on all rows and
+// sets the threshold at cfg.Percentile of the training energies. progress,
+// when not nil, is called after each epoch from Train's goroutine. Train
+// uses every core (GOMAXPROCS) for the matrix products; several calls may
+// run at once, each with its own graphs.
+//
+// The same rows, cfg and cfg.Seed give the same model, bit for bit. The
+// model's provenance holds the rows used, the settings and the epoch losses;
+// the caller fills in the input file, its digest and the rows it excluded.
+//
+// Train returns ctx.Err() when ctx is cancelled, an error matching
+// [ErrConfig] or [ErrInput] for bad settings or rows, and one matching
+// [ErrDiverged] when the loss becomes NaN or Inf or explodes; it never
+// returns a model with NaN in it.
+func Train(ctx context.Context, features []string, x []float64, cfg Config, progress func(Progress)) (*model.Model, *Report, error) {
+	start := time.Now()
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	n, d, err := checkRows(features, x)
+	if err != nil {
+		return nil, nil, err
+	}
+	norm, err := fitNormalization(features, x, cfg.Normalization)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	xn := make([]float64, len(x))
+	normalise(xn, x, norm)
+	for i, v := range xn {
+		if !isFinite(v) {
+			return nil, nil, fmt.Errorf("%w: row %d, column %q: normalised value is %v", ErrInput, i/d, features[i%d], v)
+		}
+	}
+
+	nw := newNetwork(d, &cfg)
+	nw.initWeights(rand.New(rand.NewPCG(cfg.Seed, streamInit)))
+	rep := &Report{}
+	if err := fit(ctx, &nw, xn, n, d, &cfg, rep, progress); err != nil {
+		return nil, nil, err
+	}
+
+	m := &model.Model{
+		Features:  append([]string(nil), features...),
+		Norm:      norm,
+		Encoder:   nw.enc,
+		Decoder:   nw.dec,
+		Estimator: nw.est,
+		Provenance: model.Provenance{
+			RowsUsed:       n,
+			Seed:           cfg.Seed,
+			Epochs:         cfg.Epochs,
+			BatchSize:      rep.BatchSize,
+			LearningRate:   cfg.LearningRate,
+			Lambda1:        cfg.Lambda1,
+			Lambda2:        cfg.Lambda2,
+			Dropout:        cfg.Dropout,
+			Jitter:         cfg.Jitter,
+			DType:          cfg.DType,
+			ProjectVersion: buildinfo.String(),
+		},
+	}
+	for _, e := range rep.Epochs {
+		m.Provenance.Losses = append(m.Provenance.Losses, e.Loss)
+	}
+	if err := calibrate(m, xn, cfg.Jitter, cfg.Percentile, rep); err != nil {
+		return nil, nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("train: the trained model is not valid: %w", err)
+	}
+	rep.Duration = time.Since(start)
+	return m, rep, nil
+}
+
+// checkRows checks the feature names and the shape and finiteness of x, and
+// returns the number of rows and columns.
+func checkRows(features []string, x []float64) (n, d int, err error) {
+	d = len(features)
+	if d == 0 {
+		return 0, 0, fmt.Errorf("%w: no features", ErrInput)
+	}
+	seen := make(map[string]int, d)
+	for j, f := range features {
+		if f == "" {
+			return 0, 0, fmt.Errorf("%w: feature %d has an empty name", ErrInput, j)
+		}
+		if k, dup := seen[f]; dup {
+			return 0, 0, fmt.Errorf("%w: feature %q appears twice (columns %d and %d)", ErrInput, f, k, j)
+		}
+		seen[f] = j
+	}
+	if len(x)%d != 0 {
+		return 0, 0, fmt.Errorf("%w: %d values do not make whole rows of %d features", ErrInput, len(x), d)
+	}
+	n = len(x) / d
+	if n < 2 {
+		return 0, 0, fmt.Errorf("%w: %d row(s); training needs at least 2", ErrInput, n)
+	}
+	for i, v := range x {
+		if !isFinite(v) {
+			return 0, 0, fmt.Errorf("%w: row %d, column %q: value is %v", ErrInput, i/d, features[i%d], v)
+		}
+	}
+	return n, d, nil
+}
+
+// trainer runs optimiser steps of one loss graph on normalised rows.
+type trainer struct {
+	lg     *lossGraph
+	layers []*model.Layer
+	opt    *adam
+	xn     []float64 // all normalised rows, n×d
+	d      int
+	xb     []float64 // the batch, batch×d
+	masks  [][]float64
+	drop   *rand.Rand
+	keep   float64    // 1 − dropout
+	scale  float64    // 1/(1 − dropout)
+	first  float64    // first batch loss, NaN before the first step
+	parts  EpochStats // sums of the batch losses since the last reset
+}
+
+// newTrainer builds the training graph for batches of `batch` rows, from the
+// custom ops (fused) or from Gorgonia's primitives (the reference graph).
+func newTrainer(nw *network, xn []float64, d, batch int, cfg *Config, fused bool) (*trainer, error) {
+	dt := tensor.Float64
+	if cfg.DType == Float32 {
+		dt = tensor.Float32
+	}
+	lg, err := buildLossGraph(nw, d, dt, batch, graphOptions{
+		dropout: cfg.Dropout > 0 && len(nw.est) > 1,
+		fused:   fused,
+		lambda1: cfg.Lambda1, lambda2: cfg.Lambda2, jitter: cfg.Jitter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tr := &trainer{
+		lg:     lg,
+		layers: nw.all(),
+		xn:     xn,
+		d:      d,
+		xb:     make([]float64, batch*d),
+		drop:   rand.New(rand.NewPCG(cfg.Seed, streamDropout)),
+		keep:   1 - cfg.Dropout,
+		scale:  1 / (1 - cfg.Dropout),
+		first:  math.NaN(),
+	}
+	tr.opt = newAdam(tr.layers, cfg.LearningRate)
+	for _, m := range lg.mVals {
+		tr.masks = append(tr.masks, make([]float64, m.Shape().TotalSize()))
+	}
+	return tr, nil
+}
+
+// step runs one forward and backward pass over the given rows and one Adam
+// update, and adds the batch's loss and parts to tr.parts. It returns a
+// *divergence (which matches [ErrDiverged]) when the loss or a gradient is
+// not finite or the loss explodes.
+func (tr *trainer) step(rows []int) error {
+	d := tr.d
+	for r, row := range rows {
+		copy(tr.xb[r*d:(r+1)*d], tr.xn[row*d:(row+1)*d])
+	}
+	setFloats(tr.lg.xVal, tr.xb)
+	for i, mb := range tr.masks {
+		for j := range mb {
+			if tr.drop.Float64() < tr.keep {
+				mb[j] = tr.scale
+			} else {
+				mb[j] = 0
+			}
+		}
+		setFloats(tr.lg.mVals[i], mb)
+	}
+	if err := tr.lg.run(); err != nil {
+		return err
+	}
+	loss, recon, energy, penalty, err := tr.lg.parts()
+	if err != nil {
+		return err
+	}
+	if math.IsNaN(tr.first) {
+		tr.first = loss
+	}
+	if why := diverged(loss, tr.first); why != "" {
+		return &divergence{why: why}
+	}
+	if err := tr.opt.step(tr.layers, tr.lg.gVals); err != nil {
+		return err
+	}
+	tr.lg.load(tr.layers)
+	tr.parts.Loss += loss
+	tr.parts.Recon += recon
+	tr.parts.Energy += energy
+	tr.parts.Penalty += penalty
+	return nil
+}
+
+// divergence is a step's numerical failure; fit adds the epoch.
+type divergence struct{ why string }
+
+func (e *divergence) Error() string        { return "train: loss diverged (" + e.why + ")" }
+func (e *divergence) Is(target error) bool { return target == ErrDiverged }
+
+// fit runs the epochs on the normalised rows xn (n×d) and leaves the trained
+// weights in nw.
+func fit(ctx context.Context, nw *network, xn []float64, n, d int, cfg *Config, rep *Report, progress func(Progress)) error {
+	batch := min(cfg.BatchSize, n)
+	steps := n / batch
+	rep.BatchSize = batch
+	tr, err := newTrainer(nw, xn, d, batch, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer tr.lg.close()
+	shuffle := rand.New(rand.NewPCG(cfg.Seed, streamShuffle))
+	perm := make([]int, n)
+	for i := range perm {
+		perm[i] = i
+	}
+	trainStart := time.Now()
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		epochStart := time.Now()
+		shuffle.Shuffle(n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		tr.parts = EpochStats{}
+		for s := range steps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := tr.step(perm[s*batch : (s+1)*batch]); err != nil {
+				var dv *divergence
+				if errors.As(err, &dv) {
+					return fmt.Errorf("%w at epoch %d (%s): try a lower learning rate or a larger jitter", ErrDiverged, epoch, dv.why)
+				}
+				return fmt.Errorf("train: epoch %d, batch %d: %w", epoch, s+1, err)
+			}
+		}
+		f := float64(steps)
+		st := EpochStats{
+			Epoch: epoch, Loss: tr.parts.Loss / f, Recon: tr.parts.Recon / f, Energy: tr.parts.Energy / f, Penalty: tr.parts.Penalty / f,
+			Duration: time.Since(epochStart),
+		}
+		st.SamplesPerSec = float64(steps*batch) / st.Duration.Seconds()
+		rep.Epochs = append(rep.Epochs, st)
+		rep.Steps += steps
+		if progress != nil {
+			progress(Progress{EpochStats: st, Epochs: cfg.Epochs, Elapsed: time.Since(trainStart)})
+		}
+	}
+	rep.TrainDuration = time.Since(trainStart)
+	rep.SamplesPerSec = float64(rep.Steps*batch) / rep.TrainDuration.Seconds()
+	return nil
+}
+
+// diverged returns why a batch loss counts as divergence, or "".
+func diverged(loss, first float64) string {
+	switch {
+	case math.IsNaN(loss):
+		return "NaN"
+	case math.IsInf(loss, 0):
+		return "Inf"
+	case math.Abs(loss) > explodeFactor*max(1, math.Abs(first)):
+		return fmt.Sprintf("loss %.3g, more than %g times the first batch's %.3g", loss, explodeFactor, first)
+	}
+	return ""
+}
+
+// load copies the master weights into the graph's parameter tensors.
+func (lg *lossGraph) load(layers []*model.Layer) {
+	for i, l := range layers {
+		setFloats(lg.pVals[2*i], l.W)
+		setFloats(lg.pVals[2*i+1], l.B)
+	}
+}
+
+// adam is the Adam optimiser (Kingma & Ba) on float64 master weights:
+// m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², w −= lr·m̂/(sqrt(v̂) + ε) with
+// m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ); β1 = 0.9, β2 = 0.999, ε = 1e-8.
+type adam struct {
+	lr, b1, b2, eps float64
+	t               int
+	m, v, g         [][]float64 // per parameter tensor (W, b of each layer): moments, gradient
+}
+
+func newAdam(layers []*model.Layer, lr float64) *adam {
+	a := &adam{lr: lr, b1: 0.9, b2: 0.999, eps: 1e-8}
+	for _, l := range layers {
+		for _, n := range []int{len(l.W), len(l.B)} {
+			a.m = append(a.m, make([]float64, n))
+			a.v = append(a.v, make([]float64, n))
+			a.g = append(a.g, make([]float64, n))
+		}
+	}
+	return a
+}
+
+// step applies one update from the gradients grads (W, b of each layer, in
+// the graph's dtype). It refuses NaN or Inf gradients before changing any
+// weight.
+func (a *adam) step(layers []*model.Layer, grads []G.Value) error {
+	for k := range a.m {
+		if err := getFloats(a.g[k], grads[k]); err != nil {
+			return err
+		}
+		for j, g := range a.g[k] {
+			if !isFinite(g) {
+				return &divergence{why: fmt.Sprintf("gradient %v in parameter %d, element %d", g, k, j)}
+			}
+		}
+	}
+	a.t++
+	c1 := 1 - math.Pow(a.b1, float64(a.t))
+	c2 := 1 - math.Pow(a.b2, float64(a.t))
+	for i, l := range layers {
+		for p, w := range [][]float64{l.W, l.B} {
+			k := 2*i + p
+			m, v := a.m[k], a.v[k]
+			for j, g := range a.g[k] {
+				m[j] = a.b1*m[j] + (1-a.b1)*g
+				v[j] = a.b2*v[j] + (1-a.b2)*g*g
+				w[j] -= a.lr * (m[j] / c1) / (math.Sqrt(v[j]/c2) + a.eps)
+			}
+		}
+	}
+	return nil
+}
