@@ -34,6 +34,13 @@ func newCLIEnv(stdout, stderr io.Writer) *cliEnv {
 	}
 }
 
+// quiet returns a copy of env that logs warnings and errors only.
+func (env *cliEnv) quiet() *cliEnv {
+	q := *env
+	q.log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return &q
+}
+
 // newFlagSet returns a FlagSet whose --help prints the command's synopsis,
 // description, flags and examples.
 func newFlagSet(env *cliEnv, name, synopsis, description, examples string) *flag.FlagSet {

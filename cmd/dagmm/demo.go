@@ -36,11 +36,12 @@ Everything it writes goes to --dir.`,
 		{"train", "--seed", s, "-o", modelPath, data},
 		{"score", "--model", modelPath, "-o", scores, data},
 	}
+	quiet := env.quiet()
 	for _, step := range steps {
 		fmt.Fprintf(env.stdout, "\n$ dagmm %s\n", strings.Join(step, " "))
 		for _, c := range commands() {
 			if c.name == step[0] {
-				if err := c.run(ctx, env, step[1:]); err != nil {
+				if err := c.run(ctx, quiet, step[1:]); err != nil {
 					return fmt.Errorf("dagmm %s: %w", step[0], err)
 				}
 			}
