@@ -29,6 +29,9 @@ type Scorer struct {
 	mix       *Mixture
 	threshold float64
 	index     map[string]int // feature name → position
+	// searchLo and searchHi bound each feature's normal normalised values,
+	// for [MethodSearch].
+	searchLo, searchHi []float64
 }
 
 // Result is one sample's score.
@@ -44,13 +47,21 @@ type Result struct {
 	Energy float64
 	// Anomaly reports Energy > the model's threshold.
 	Anomaly bool
+	// Severity places Energy among the training energies on a scale of 0 to
+	// 100, above 50 exactly when Anomaly is set ([Calibration.Severity]).
+	Severity float64
+	// Band is Severity's band: normal, low, medium, high or critical
+	// ([BandOf]).
+	Band Band
 	// Actual holds the sample's raw values.
 	Actual []float64
 	// Expected holds the reconstruction, de-normalised to each feature's units.
 	Expected []float64
 	// Share holds each feature's share of the reconstruction error: its
 	// squared error in normalised space over the total. The shares sum to 1;
-	// when the reconstruction is exact each share is 1/len(Share).
+	// when the reconstruction is exact each share is 1/len(Share). It is the
+	// cheap explanation, [MethodShare]; [Scorer.Explain] gives the
+	// default, better one for the samples you report.
 	Share []float64
 }
 
@@ -95,6 +106,7 @@ func NewScorer(m *Model) (*Scorer, error) {
 		s.dec = append(s.dec, newDense(l))
 		s.width = max(s.width, l.Out)
 	}
+	s.searchLo, s.searchHi = s.normalRange()
 	return s, nil
 }
 
@@ -136,6 +148,7 @@ type Workspace struct {
 	expected []float64 // capacity×d
 	share    []float64 // capacity×d
 	z        []float64 // capacity×dim
+	ex       *explainScratch
 }
 
 // DefaultBatch is a batch size that suits [Scorer.NewWorkspace] for most
@@ -159,6 +172,7 @@ func (s *Scorer) NewWorkspace(maxBatch int) *Workspace {
 		expected: make([]float64, maxBatch*s.d),
 		share:    make([]float64, maxBatch*s.d),
 		z:        make([]float64, maxBatch*s.dim),
+		ex:       s.newExplainScratch(),
 	}
 }
 
@@ -266,9 +280,12 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		}
 		shares(share, xrow, rrow, sdd)
 		e := s.mix.energy(z, ws.scratch)
+		sev := s.m.Calibration.Severity(e)
 		out[i] = Result{
 			Energy:   e,
 			Anomaly:  e > s.threshold,
+			Severity: sev,
+			Band:     BandOf(sev),
 			Actual:   ws.actual[i*d : (i+1)*d : (i+1)*d],
 			Expected: exp,
 			Share:    share,

@@ -16,11 +16,16 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 it generates the seed's experiment (1000 samples of four correlated host
 metrics with 2 injected anomalies), trains a model on it, writes the training
 report, scores the file and checks that the injected anomalies are flagged.
-Everything it writes goes to --dir.`,
+Then it starts the service on an embedded NATS server, streams fresh samples
+with injected anomalies through NATS and through HTTP, and prints each
+anomaly event as it arrives with its explanation. Everything it writes goes
+to --dir; --keep leaves the service running afterwards (Ctrl-C stops it).`,
 		`  dagmm demo
   dagmm demo --dir /tmp/dagmm-demo --seed 3`)
 	dir := fs.String("dir", filepath.Join("out", "demo"), "`directory` for the generated data, the model, its report and the scores")
 	seed := fs.Uint64("seed", 1, "seed of the generated data and of the training")
+	stream := fs.Int("stream", 500, "normal samples to stream through the service (0 skips the service)")
+	keep := fs.Bool("keep", false, "keep the service running after the stream, until interrupted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,7 +52,34 @@ Everything it writes goes to --dir.`,
 			}
 		}
 	}
-	return checkDemo(env, scores)
+	if err := checkDemo(env, scores); err != nil || *stream == 0 {
+		return err
+	}
+	return demoStream(ctx, env, modelPath, *seed, *stream, *keep)
+}
+
+// demoStream streams fresh normal samples, with anomalies injected by
+// streamDemo, through the service.
+func demoStream(ctx context.Context, env *cliEnv, modelPath string, seed uint64, n int, keep bool) error {
+	cfg := datasets.DefaultGenConfig()
+	cfg.Seed, cfg.N, cfg.Anomalies = seed+1, n, 0
+	t, err := datasets.Generate(cfg)
+	if err != nil {
+		return err
+	}
+	features := datasets.GenFeatures()
+	x, err := datasets.Matrix(t, features)
+	if err != nil {
+		return err
+	}
+	d := len(features)
+	rows := make([][]float64, t.Len())
+	for i := range rows {
+		rows[i] = x[i*d : (i+1)*d]
+	}
+	fmt.Fprintf(env.stdout, "\n$ dagmm serve --model %s   (in-process, embedded NATS; streaming %d samples)\n", modelPath, n)
+	_, err = streamDemo(ctx, env, modelPath, rows, features, keep)
+	return err
 }
 
 // checkDemo reports how the injected anomalies (label 1) were scored.

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dagmm/dagmm/model"
+	"github.com/dagmm/dagmm/serve"
+)
+
+// envPrefix is the prefix of the environment variables that set flags:
+// --nats-url is DAGMM_NATS_URL.
+const envPrefix = "DAGMM_"
+
+// envName returns the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// documentEnv appends each flag's environment variable to its usage.
+func documentEnv(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Usage += " [$" + envName(f.Name) + "]"
+	})
+}
+
+// applyEnv sets every flag not given on the command line from its DAGMM_*
+// environment variable, if set: flag > environment > default.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := lookup(name)
+		if !ok {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = usagef("environment variable %s=%q: %v", name, v, serr)
+		}
+	})
+	return err
+}
+
+// serveFlags registers the flags of every serve.Config field on fs.
+func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLevel *string) {
+	fs.StringVar(&cfg.ModelPath, "model", cfg.ModelPath, "model `file` written by dagmm train; required")
+	fs.StringVar(&cfg.ModelName, "model-name", cfg.ModelName, "the model's `name` in /v2/models/{name} and in events")
+	poll = fs.Duration("poll", cfg.PollInterval, "check the model file for changes this often and reload it when it changes; 0 disables")
+	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen `address`")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer `token` required by POST /v1/model/reload (prefer the environment variable to the flag, which other users can see)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", cfg.MaxBodyBytes, "largest HTTP request body, in `bytes`")
+	fs.IntVar(&cfg.MaxSamples, "max-samples", cfg.MaxSamples, "most samples in one request or NATS message")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "HTTP read timeout (whole request)")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "HTTP write timeout")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long each part may take to finish its work at shutdown")
+
+	fs.BoolVar(&cfg.NoNATS, "no-nats", cfg.NoNATS, "HTTP only: no NATS connection and no embedded server")
+	fs.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "NATS server `URL`s, comma-separated; empty starts an embedded server")
+	fs.StringVar(&cfg.EmbeddedHost, "nats-host", cfg.EmbeddedHost, "interface of the embedded NATS server")
+	fs.IntVar(&cfg.EmbeddedPort, "nats-port", cfg.EmbeddedPort, "client `port` of the embedded NATS server; -1 picks a free one")
+	fs.StringVar(&cfg.StoreDir, "nats-store", cfg.StoreDir, "JetStream store `directory` of the embedded server; empty uses a temporary one removed at exit")
+	fs.StringVar(&cfg.Subject, "subject", cfg.Subject, "NATS `subject` the samples arrive on (wildcards allowed)")
+	fs.StringVar(&cfg.AnomalyPrefix, "anomaly-prefix", cfg.AnomalyPrefix, "anomaly events go to `prefix`.<host>")
+	fs.StringVar(&cfg.ScorePrefix, "score-prefix", cfg.ScorePrefix, "with --scores, every score goes to `prefix`.<host>")
+	fs.BoolVar(&cfg.PublishScores, "scores", cfg.PublishScores, "publish every sample's score, not only anomalies")
+	fs.StringVar(&cfg.DeadLetterSubject, "dead-letter", cfg.DeadLetterSubject, "`subject` of the messages that cannot be scored")
+	fs.StringVar(&cfg.QueueGroup, "queue", cfg.QueueGroup, "core-NATS queue `group` shared by replicas")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "scoring goroutines")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "largest number of samples scored at once per worker")
+	methods := make([]string, 0, len(model.Methods()))
+	for _, m := range model.Methods() {
+		methods = append(methods, string(m))
+	}
+	fs.StringVar(&cfg.ExplainMethod, "explain", cfg.ExplainMethod, "explanation `method` of anomalies: "+strings.Join(methods, ", ")+" (default: the model's default)")
+
+	fs.BoolVar(&cfg.JetStream, "jetstream", cfg.JetStream, "durable mode: consume through a JetStream pull consumer, at least once across restarts")
+	fs.StringVar(&cfg.Stream, "stream", cfg.Stream, "JetStream `stream` of the samples (created on --subject if missing)")
+	fs.DurationVar(&cfg.StreamMaxAge, "stream-max-age", cfg.StreamMaxAge, "how long a stream created by the service keeps messages")
+	fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", cfg.StreamMaxBytes, "largest size of a stream created by the service, in `bytes` (oldest discarded); -1 for no limit")
+	fs.StringVar(&cfg.Consumer, "consumer", cfg.Consumer, "durable consumer `name`")
+	fs.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "redeliver a message not acknowledged within this time")
+	fs.IntVar(&cfg.MaxDeliver, "max-deliver", cfg.MaxDeliver, "most deliveries of one message; -1 for no limit")
+	fs.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "most messages delivered and not yet acknowledged")
+	fs.StringVar(&cfg.EventStream, "event-stream", cfg.EventStream, "JetStream `stream` that stores the events (created if missing); empty publishes them plainly")
+	logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	return poll, logLevel
+}
+
+// parseServeFlags parses args and the environment into cfg.
+func parseServeFlags(fs *flag.FlagSet, cfg *serve.Config, poll *time.Duration, args []string, lookup func(string) (string, bool)) error {
+	documentEnv(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, lookup); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q (the model is given with --model)", fs.Args())
+	}
+	cfg.PollInterval = *poll
+	if *poll == 0 {
+		cfg.PollInterval = -1
+	}
+	return nil
+}
+
+func logLevelOf(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, usagef("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func runServe(ctx context.Context, env *cliEnv, args []string) error {
+	cfg := serve.DefaultConfig()
+	fs := newFlagSet(env, "serve", "[flags] --model MODEL",
+		`Serve scores live metrics with a model, from NATS and over HTTP, in one process.
+
+NATS: samples arrive on --subject as JSON, one per message or a batch:
+  {"host":"web-1","ts":"2026-11-24T10:00:00Z","values":{"cpu_usage":37.5,"mem_usage":61.2,"disk_busy":12.0,"net_in_bps":1.2e6}}
+  [{...},{...}]   or   {"samples":[{...},{...}]}
+Each anomaly is published to anomalies.<host> with its energy, the threshold
+and each feature's actual value, expected value and share of the error. A
+message that cannot be scored goes to --dead-letter with the reason in its
+Dagmm-Reason header. Without --nats-url an embedded NATS server starts on
+127.0.0.1:4222 (JetStream on), so one machine works out of the box. With
+--jetstream the scorer reads a durable stream and acknowledges a message only
+after its events are out: a restart loses nothing (events carry the stream
+sequence, so consumers can drop duplicates).
+
+HTTP: POST /v1/score (same JSON), GET /v1/model, POST /v1/model/reload,
+GET /metrics (Prometheus), and the Open Inference Protocol v2 of KServe:
+/v2/health/live, /v2/health/ready, /v2/models/{name}[/ready|/infer].
+
+The model is reloaded on SIGHUP, on POST /v1/model/reload and when its file
+changes (--poll); a file that does not load leaves the old model serving.
+SIGINT or SIGTERM stops the service gracefully: it stops taking work,
+finishes what is in flight, then exits.
+
+Every flag can also be set with an environment variable, shown in brackets:
+a flag on the command line wins over the environment, which wins over the
+default.`,
+		`  dagmm serve --model model.json
+  dagmm serve --model model.json --http :9000 --nats-url nats://nats:4222 --jetstream
+  DAGMM_MODEL=model.json DAGMM_ADMIN_TOKEN=s3cret dagmm serve --scores
+  nats pub metrics.web-1 '{"values":{"cpu_usage":97,"mem_usage":20,"disk_busy":3,"net_in_bps":1e5}}'
+  nats sub 'anomalies.>'
+  curl -s localhost:8080/v1/score -d '{"host":"web-1","values":{"cpu_usage":97,"mem_usage":20,"disk_busy":3,"net_in_bps":1e5}}'
+  kill -HUP $(pidof dagmm)    # reload the model`)
+	poll, logLevel := serveFlags(fs, &cfg)
+	if err := parseServeFlags(fs, &cfg, poll, args, os.LookupEnv); err != nil {
+		return err
+	}
+	if cfg.ModelPath == "" {
+		return usagef("a model is required: --model model.json (or DAGMM_MODEL)")
+	}
+	level, err := logLevelOf(*logLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level})).With("component", "serve")
+	svc, err := serve.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	logConfig(logger, svc.Config())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-hup:
+				svc.Reload(runCtx, "SIGHUP") // logged inside
+			}
+		}
+	}()
+	err = svc.Run(runCtx)
+	cancel()
+	<-done
+	return err
+}
+
+// logConfig logs the effective configuration, the admin token redacted.
+func logConfig(logger *slog.Logger, cfg serve.Config) {
+	if cfg.AdminToken != "" {
+		cfg.AdminToken = "(set)"
+	}
+	fields := strings.Fields(strings.Trim(fmt.Sprintf("%+v", cfg), "{}"))
+	sort.Strings(fields)
+	logger.Debug("config", "settings", strings.Join(fields, " "))
+}

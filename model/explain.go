@@ -1,0 +1,544 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Method names a way of attributing a sample's anomaly to its features. The
+// package documentation ("Explanations") gives the formulas, and
+// docs/explanations.md how often each names the feature an anomaly broke.
+type Method string
+
+// Explanation methods. The zero Method means [Scorer.DefaultMethod].
+//
+// Each replaces feature j of the normalised sample x by its reconstruction
+// x'_j, or integrates along the line from x' to x, and measures one of two
+// targets: the squared reconstruction error ‖x − x'‖² (which the
+// generator's anomalies, broken correlations, raise most directly) or the
+// energy E. Their costs are in forward passes of one sample, a pass costing
+// about what scoring a sample in a batch costs.
+const (
+	// MethodShare: each feature's share of the squared reconstruction error,
+	// (x_j − x'_j)² / ‖x − x'‖², the values [Result.Share] holds. No pass.
+	MethodShare Method = "share"
+	// MethodRepair: the drop in squared reconstruction error when feature j
+	// alone is replaced by x'_j (a counterfactual on the reconstruction
+	// error). One pass per feature.
+	MethodRepair Method = "repair"
+	// MethodCounterfactual: the drop in energy when feature j alone is
+	// replaced by x'_j. One pass per feature.
+	MethodCounterfactual Method = "counterfactual"
+	// MethodGradient: integrated gradients of the energy with respect to the
+	// normalised input, from x' to x ([GradientSteps] steps). About 1.5
+	// passes per step, whatever the number of features.
+	MethodGradient Method = "gradient"
+	// MethodRepairGradient: integrated gradients of the squared
+	// reconstruction error, from x' to x ([RepairGradientSteps] steps).
+	MethodRepairGradient Method = "repair-gradient"
+	// MethodSearch: for each feature, the drop in energy when it alone takes
+	// the value that makes the sample most normal, found by a search over
+	// the values normal samples span; and for pairs of features together,
+	// a pair taking the anomaly when it explains it clearly better than any
+	// single feature (see [SearchPairMargin]). The only method that names
+	// both features of a two-feature anomaly well, at a cost of a few
+	// hundred passes.
+	MethodSearch Method = "search"
+)
+
+// Integrated-gradients steps (midpoint rule) of [MethodGradient] and
+// [MethodRepairGradient]. The energy bends more along the path than the
+// reconstruction error, so it takes more steps (docs/explanations.md).
+const (
+	GradientSteps       = 4
+	RepairGradientSteps = 2
+)
+
+// RepairMaxFeatures is the largest number of features for which
+// [Scorer.DefaultMethod] is [MethodRepair], whose cost grows with the
+// number of features; above it the default is [MethodRepairGradient],
+// whose cost does not.
+const RepairMaxFeatures = 5
+
+// Methods returns every explanation method.
+func Methods() []Method {
+	return []Method{MethodRepair, MethodRepairGradient, MethodCounterfactual, MethodGradient, MethodShare, MethodSearch}
+}
+
+// ParseMethod returns the Method named s (case-insensitive): one of
+// [Methods], or "" or "default" for the zero Method (the scorer's default).
+func ParseMethod(s string) (Method, error) {
+	switch m := Method(strings.ToLower(strings.TrimSpace(s))); m {
+	case "", "default":
+		return "", nil
+	case MethodShare, MethodRepair, MethodCounterfactual, MethodGradient, MethodRepairGradient, MethodSearch:
+		return m, nil
+	}
+	return "", fmt.Errorf("model: unknown explanation method %q (want repair, repair-gradient, counterfactual, gradient or share)", s)
+}
+
+// DefaultMethod returns the method [Scorer.Explain] uses for the zero
+// Method, chosen by measurement (docs/explanations.md): [MethodRepair] for
+// models of at most [RepairMaxFeatures] features, [MethodRepairGradient]
+// for wider ones, so that an explanation costs at most about five passes.
+func (s *Scorer) DefaultMethod() Method {
+	if s.d <= RepairMaxFeatures {
+		return MethodRepair
+	}
+	return MethodRepairGradient
+}
+
+// Contribution is one feature's part in an anomaly.
+type Contribution struct {
+	// Feature is the feature's name and Index its position in the model's
+	// feature order.
+	Feature string
+	Index   int
+	// Actual is the sample's value, in the feature's own units.
+	Actual float64
+	// Expected is what the model considers normal for this feature in this
+	// sample, in the feature's own units: for [MethodRepair] and
+	// [MethodCounterfactual] the value at which the network would
+	// reconstruct the feature as itself with the other features unchanged
+	// (estimated by one secant step from the passes the method makes); for
+	// the other methods the reconstruction, as in [Result.Expected].
+	Expected float64
+	// Share is the feature's share of the anomaly: non-negative, the shares
+	// of a sample summing to 1. It is the positive part of Attribution over
+	// the sum of the positive parts (1/d each when no attribution is
+	// positive).
+	Share float64
+	// Attribution is the method's raw score: a drop or an integrated
+	// gradient of the squared normalised reconstruction error
+	// ([MethodRepair], [MethodRepairGradient]) or of the energy
+	// ([MethodCounterfactual], [MethodGradient]), which may be negative
+	// (that feature alone makes the sample look more normal); the share
+	// itself for [MethodShare].
+	Attribution float64
+}
+
+// Explanation says which features make a sample anomalous.
+type Explanation struct {
+	// Method is the method used (never empty).
+	Method Method
+	// Energy is the sample's energy, as in its [Result].
+	Energy float64
+	// Features holds one [Contribution] per feature, largest share first;
+	// equal shares keep the model's feature order.
+	Features []Contribution
+}
+
+// Top returns the highest-ranked contribution, or the zero Contribution when
+// e has none.
+func (e *Explanation) Top() Contribution {
+	if len(e.Features) == 0 {
+		return Contribution{}
+	}
+	return e.Features[0]
+}
+
+// explainScratch is the memory one explanation needs, kept in a Workspace.
+type explainScratch struct {
+	xn, xr, xc []float64 // d: the sample normalised, its reconstruction, a modified sample
+	acts       []float64 // the layer outputs of one pass
+	z          []float64 // dim
+	gz         []float64 // dim: ∂E/∂z
+	mix        []float64 // k·dim + dim + k: mixture scratch
+	ga, gb     []float64 // width: gradients flowing back
+	gx, acc    []float64 // d: the gradient of one pass; their sum
+	attr       []float64 // d: raw attributions
+	expected   []float64 // d: normalised expected values
+}
+
+func (s *Scorer) newExplainScratch() *explainScratch {
+	d, dim, k, w := s.d, s.dim, s.mix.k, s.width
+	n := 0
+	for _, l := range s.enc {
+		n += l.out
+	}
+	for _, l := range s.dec {
+		n += l.out
+	}
+	return &explainScratch{
+		xn: make([]float64, d), xr: make([]float64, d), xc: make([]float64, d),
+		acts: make([]float64, n),
+		z:    make([]float64, dim), gz: make([]float64, dim),
+		mix: make([]float64, k*dim+dim+k),
+		ga:  make([]float64, w), gb: make([]float64, w),
+		gx: make([]float64, d), acc: make([]float64, d),
+		attr: make([]float64, d), expected: make([]float64, d),
+	}
+}
+
+// Explain explains sample i of the last batch scored with ws: for each
+// feature its actual value, its expected value and its share of the
+// anomaly, ranked, computed with method (the zero Method means
+// [Scorer.DefaultMethod]). It writes into dst, reusing dst.Features'
+// memory: explaining into the same dst again does not allocate (the first
+// call allocates the d contributions).
+//
+// ScoreBatch does no work for explanations; Explain costs up to a few
+// forward passes of one sample (see [Method]), so call it for the samples
+// you report, typically those with Result.Anomaly set. It uses ws's scratch
+// memory but leaves the batch's results intact: the results and Explain may
+// be used in any order until ws scores its next batch. It is safe for
+// concurrent use with other workspaces, not with ws.
+//
+// It returns an [*InputError] when ws is nil or belongs to another Scorer
+// or when i is not a sample of the last batch, and an error naming the
+// method when method is unknown.
+func (s *Scorer) Explain(ws *Workspace, i int, method Method, dst *Explanation) error {
+	if ws == nil || ws.s != s {
+		return &InputError{Sample: -1, Problem: "workspace is nil or belongs to another scorer"}
+	}
+	if i < 0 || i >= ws.n {
+		return &InputError{Sample: i, Problem: fmt.Sprintf("no such sample in the last batch (it had %d)", ws.n)}
+	}
+	if method == "" {
+		method = s.DefaultMethod()
+	}
+	d, dim := s.d, s.dim
+	ex := ws.ex
+	raw := ws.actual[i*d : (i+1)*d]
+	expected := ws.expected[i*d : (i+1)*d]
+	e0 := s.mix.energy(ws.z[i*dim:(i+1)*dim], ex.mix)
+	switch method {
+	case MethodShare:
+		copy(ex.attr, ws.share[i*d:(i+1)*d])
+	case MethodRepair, MethodCounterfactual, MethodGradient, MethodRepairGradient, MethodSearch:
+		s.prepare(ex, raw, expected)
+		switch method {
+		case MethodSearch:
+			s.searchExplain(ex, e0)
+		case MethodRepair:
+			s.counterfactual(ex, e0, false)
+		case MethodCounterfactual:
+			s.counterfactual(ex, e0, true)
+		case MethodGradient:
+			s.integratedGradients(ex, GradientSteps, true)
+		case MethodRepairGradient:
+			s.integratedGradients(ex, RepairGradientSteps, false)
+		}
+	default:
+		return fmt.Errorf("model: explain: unknown method %q (want repair, repair-gradient, counterfactual, gradient or share)", method)
+	}
+	dst.Method = method
+	dst.Energy = e0
+	if cap(dst.Features) < d {
+		dst.Features = make([]Contribution, d)
+	}
+	dst.Features = dst.Features[:d]
+	total := 0.0
+	for j, a := range ex.attr {
+		if a != a {
+			a = 0 // NaN: no evidence either way
+			ex.attr[j] = 0
+		}
+		if a > 0 {
+			total += a
+		}
+	}
+	for j := range d {
+		a := ex.attr[j]
+		share := 1 / float64(d)
+		if total > 0 {
+			share = max(a, 0) / total
+		}
+		exp := expected[j]
+		if method == MethodRepair || method == MethodCounterfactual || method == MethodSearch {
+			exp = invert(s.codes[j], s.offset[j], s.scale[j], ex.expected[j])
+		}
+		dst.Features[j] = Contribution{
+			Feature:     s.m.Features[j],
+			Index:       j,
+			Actual:      raw[j],
+			Expected:    exp,
+			Share:       share,
+			Attribution: a,
+		}
+	}
+	rankContributions(dst.Features)
+	return nil
+}
+
+// rankContributions sorts c by Share, largest first, keeping feature order
+// among equals: an insertion sort, which allocates nothing.
+func rankContributions(c []Contribution) {
+	for i := 1; i < len(c); i++ {
+		for j := i; j > 0 && c[j].Share > c[j-1].Share; j-- {
+			c[j], c[j-1] = c[j-1], c[j]
+		}
+	}
+}
+
+// prepare fills ex.xn and ex.xr with the normalised sample and its
+// reconstruction, from the raw values and the de-normalised reconstruction
+// that ScoreBatch kept. Normalising the latter again gives the
+// reconstruction up to rounding; where it does not come back finite (a
+// reconstruction beyond float64 in the feature's units), it runs the pass.
+func (s *Scorer) prepare(ex *explainScratch, raw, expected []float64) {
+	ok := true
+	for j, v := range raw {
+		ex.xn[j] = apply(s.codes[j], s.offset[j], s.scale[j], v)
+		r := apply(s.codes[j], s.offset[j], s.scale[j], expected[j])
+		ok = ok && isFinite(r)
+		ex.xr[j] = r
+	}
+	if !ok {
+		xr, _ := s.pass(ex.xn, ex.acts, ex.z, ex.mix)
+		copy(ex.xr, xr)
+	}
+}
+
+// minSlope bounds 1 − ∂x'_j/∂x_j below for the secant step of
+// [Scorer.counterfactual].
+const minSlope = 0.05
+
+// counterfactual writes into ex.attr, for each feature j, the drop in the
+// energy (energy true) or in the squared reconstruction error when x_j
+// alone is replaced by x'_j, and into ex.expected the value at which the
+// network would reconstruct x_j as itself: the root of g(v) = x'_j(v) − v,
+// one secant step from g(x_j) = x'_j − x_j and g(x'_j), which the pass
+// gives. Where the secant's slope says the network copies the feature
+// rather than infer it (∂x'_j/∂x_j > 1 − minSlope) the expected value stays
+// x'_j.
+func (s *Scorer) counterfactual(ex *explainScratch, e0 float64, energy bool) {
+	xn, xr, xc := ex.xn, ex.xr, ex.xc
+	_, _, sdd0, _ := reconStats(xn, xr)
+	copy(xc, xn)
+	for j := range s.d {
+		v1 := xr[j]
+		xc[j] = v1
+		r, e := s.pass(xc, ex.acts, ex.z, ex.mix)
+		if energy {
+			ex.attr[j] = drop(e0, e)
+		} else {
+			_, _, sdd, _ := reconStats(xc, r)
+			ex.attr[j] = drop(sdd0, sdd)
+		}
+		xc[j] = xn[j]
+		g0, g1 := v1-xn[j], r[j]-v1
+		exp := v1
+		if g0 != 0 {
+			if slope := g1/g0 - 1; slope <= -minSlope {
+				exp = v1 - g1/slope
+			}
+		}
+		if !isFinite(exp) {
+			exp = v1
+		}
+		ex.expected[j] = exp
+	}
+}
+
+// drop returns before − after, counting an infinite before as a drop
+// larger than any finite one, and an infinite after as no drop.
+func drop(before, after float64) float64 {
+	switch {
+	case math.IsInf(after, 1) || after != after:
+		return 0
+	case math.IsInf(before, 1):
+		return math.MaxFloat64 / 1e10
+	}
+	return before - after
+}
+
+// integratedGradients writes into ex.attr the integrated gradients of the
+// energy (energy true) or of the squared reconstruction error along the
+// straight line from the reconstruction x' to the sample x, with steps
+// midpoint steps: attr_j = (x_j − x'_j) · mean_k ∂T/∂x_j(x' + α_k (x − x')),
+// α_k = (k + ½)/steps. Their sum approximates T(x) − T(x').
+func (s *Scorer) integratedGradients(ex *explainScratch, steps int, energy bool) {
+	xn, base := ex.xn, ex.xr
+	clear(ex.acc)
+	for k := range steps {
+		alpha := (float64(k) + 0.5) / float64(steps)
+		for j, b := range base {
+			ex.xc[j] = b + alpha*(xn[j]-b)
+		}
+		s.gradient(ex, ex.xc, ex.gx, energy)
+		for j, g := range ex.gx {
+			ex.acc[j] += g
+		}
+	}
+	for j, b := range base {
+		ex.attr[j] = (xn[j] - b) * ex.acc[j] / float64(steps)
+	}
+}
+
+// layer returns layer li of the encoder followed by the decoder.
+func (s *Scorer) layer(li int) *dense {
+	if li < len(s.enc) {
+		return &s.enc[li]
+	}
+	return &s.dec[li-len(s.enc)]
+}
+
+// pass runs one normalised sample xn through the compression network,
+// keeping every layer's output in acts, fills z = [z_c, rel, cos] and
+// returns the reconstruction (a view into acts) and the energy. It computes
+// exactly what ScoreBatch computes for the sample.
+func (s *Scorer) pass(xn, acts, z, mix []float64) (xr []float64, e float64) {
+	in := xn
+	off := 0
+	for i := range s.enc {
+		l := &s.enc[i]
+		out := acts[off : off+l.out]
+		l.forward(in, 1, out)
+		in, off = out, off+l.out
+	}
+	copy(z[:s.code], in)
+	for i := range s.dec {
+		l := &s.dec[i]
+		out := acts[off : off+l.out]
+		l.forward(in, 1, out)
+		in, off = out, off+l.out
+	}
+	xr = in
+	rel, cos := relCos(reconStats(xn, xr))
+	z[s.code] = rel
+	z[s.code+1] = cos
+	return xr, s.mix.energy(z, mix)
+}
+
+// gradient writes into gx the gradient with respect to the normalised
+// sample x of the energy (energy true) or of the squared reconstruction
+// error ‖x − x'‖², by a backward pass through the mixture, z = [z_c, rel,
+// cos] and the decoder and encoder, and returns the energy. It uses
+// ex.acts, ex.z, ex.gz, ex.mix, ex.ga and ex.gb. Where the energy is
+// infinite the gradient is zero; where a norm is zero its terms are.
+func (s *Scorer) gradient(ex *explainScratch, x, gx []float64, energy bool) float64 {
+	d, code := s.d, s.code
+	xr, e := s.pass(x, ex.acts, ex.z, ex.mix)
+	gr := ex.ga[:d] // ∂T/∂x' (x' as a free variable), then back through the network
+	if energy {
+		if !isFinite(e) {
+			clear(gx)
+			return e
+		}
+		s.mix.energyGrad(ex.z, ex.gz, ex.mix)
+		grel, gcos := ex.gz[code], ex.gz[code+1]
+		// rel = ‖x − x'‖ / (‖x‖ + ε), cos = x·x' / (‖x‖‖x'‖ + ε):
+		// ∂rel/∂x_j  = (x_j − x'_j)/(‖x − x'‖(‖x‖ + ε)) − ‖x − x'‖ x_j/((‖x‖ + ε)² ‖x‖)
+		// ∂rel/∂x'_j = −(x_j − x'_j)/(‖x − x'‖(‖x‖ + ε))
+		// ∂cos/∂x_j  = x'_j/D − (x·x') ‖x'‖ x_j/(D² ‖x‖),  D = ‖x‖‖x'‖ + ε
+		// ∂cos/∂x'_j = x_j/D − (x·x') ‖x‖ x'_j/(D² ‖x'‖)
+		sxx, srr, sdd, sxr := reconStats(x, xr)
+		nx, nr, nd := math.Sqrt(sxx), math.Sqrt(srr), math.Sqrt(sdd)
+		den := nx*nr + DistanceEpsilon
+		var cDiff, cRelX, cCosX, cCosR float64
+		if nd > 0 {
+			cDiff = 1 / (nd * (nx + DistanceEpsilon))
+		}
+		if nx > 0 {
+			cRelX = -nd / ((nx + DistanceEpsilon) * (nx + DistanceEpsilon) * nx)
+			cCosX = -sxr * nr / (den * den * nx)
+		}
+		if nr > 0 {
+			cCosR = -sxr * nx / (den * den * nr)
+		}
+		for j, a := range x {
+			b := xr[j]
+			diff := a - b
+			gx[j] = grel*(cDiff*diff+cRelX*a) + gcos*(b/den+cCosX*a)
+			gr[j] = -grel*cDiff*diff + gcos*(a/den+cCosR*b)
+		}
+	} else {
+		clear(ex.gz)
+		for j, a := range x {
+			diff := a - xr[j]
+			gx[j] = 2 * diff
+			gr[j] = -2 * diff
+		}
+	}
+	// Back through the decoder, adding ∂T/∂z_c at the code, then the encoder.
+	g, h := gr, ex.gb
+	off := len(ex.acts)
+	for li := len(s.enc) + len(s.dec) - 1; li >= 0; li-- {
+		l := s.layer(li)
+		off -= l.out
+		if l.tanh {
+			for o, y := range ex.acts[off : off+l.out] {
+				g[o] *= 1 - y*y
+			}
+		}
+		gin := h[:l.in]
+		clear(gin)
+		wt := l.wt[:l.in*l.out]
+		for o, go_ := range g[:l.out] {
+			if go_ == 0 {
+				continue
+			}
+			for i, w := range wt[o*l.in : (o+1)*l.in] {
+				gin[i] += go_ * w
+			}
+		}
+		if li == len(s.enc) { // gin is ∂T/∂z_c through the decoder
+			for c := range code {
+				gin[c] += ex.gz[c]
+			}
+		}
+		g, h = gin, g[:cap(g)]
+	}
+	for j := range d {
+		gx[j] += g[j]
+	}
+	return e
+}
+
+// energyGrad writes ∂E/∂z = Σ_k γ_k Σ_k⁻¹ (z − μ_k) into gz, with γ_k the
+// posterior of component k (the softmax of the terms of the log-sum-exp).
+// It needs scratch of k·dim + dim + k values. E(z) must be finite.
+func (mx *Mixture) energyGrad(z, gz, scratch []float64) {
+	dim, k := mx.dim, mx.k
+	ys := scratch[:k*dim]
+	w := scratch[k*dim : k*dim+dim]
+	terms := scratch[k*dim+dim : k*dim+dim+k]
+	best := math.Inf(-1)
+	for c := range k {
+		mu := mx.mu[c*dim : (c+1)*dim]
+		l := mx.l[c*dim*dim : (c+1)*dim*dim]
+		inv := mx.invDiag[c*dim : (c+1)*dim]
+		y := ys[c*dim : (c+1)*dim]
+		m := 0.0
+		for i := range dim {
+			s := z[i] - mu[i]
+			for j, v := range l[i*dim : i*dim+i] {
+				s -= v * y[j]
+			}
+			yi := s * inv[i]
+			y[i] = yi
+			m += yi * yi
+		}
+		t := mx.logc[c] - 0.5*m
+		terms[c] = t
+		best = max(best, t)
+	}
+	sum := 0.0
+	for c, t := range terms {
+		terms[c] = math.Exp(t - best)
+		sum += terms[c]
+	}
+	clear(gz[:dim])
+	for c := range k {
+		gamma := terms[c] / sum
+		if gamma == 0 {
+			continue
+		}
+		// Back substitution: Lᵀ w = y, so w = Σ⁻¹ (z − μ).
+		l := mx.l[c*dim*dim : (c+1)*dim*dim]
+		inv := mx.invDiag[c*dim : (c+1)*dim]
+		y := ys[c*dim : (c+1)*dim]
+		for i := dim - 1; i >= 0; i-- {
+			s := y[i]
+			for j := i + 1; j < dim; j++ {
+				s -= l[j*dim+i] * w[j]
+			}
+			w[i] = s * inv[i]
+		}
+		for i := range dim {
+			gz[i] += gamma * w[i]
+		}
+	}
+}

@@ -1,0 +1,368 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/dagmm/dagmm/model"
+)
+
+// Config configures a [Service]. The zero value is usable once defaults are
+// applied: [New] fills every zero field with its value from
+// [DefaultConfig], then calls [Config.Validate].
+type Config struct {
+	// ModelPath is the model artifact to serve. Required unless a
+	// [ModelSource] is given to [New] with [WithModelSource].
+	ModelPath string
+	// ModelName is the model's name in the Open Inference Protocol paths
+	// (/v2/models/{name}) and in events. Default "dagmm".
+	ModelName string
+	// PollInterval is how often the model file's modification time and size
+	// are checked; a change triggers a reload. Default 2s; negative disables
+	// the check.
+	PollInterval time.Duration
+
+	// NoNATS runs the HTTP server only: no NATS connection, no embedded
+	// server.
+	NoNATS bool
+	// NATSURL is the NATS server to connect to, e.g. "nats://nats:4222";
+	// several may be given separated by commas. Empty: start an embedded
+	// nats-server.
+	NATSURL string
+	// NATSName is the client connection name shown by the server.
+	// Default "dagmm-serve".
+	NATSName string
+	// EmbeddedHost is the interface the embedded server listens on.
+	// Default "127.0.0.1".
+	EmbeddedHost string
+	// EmbeddedPort is the embedded server's client port. Default 4222;
+	// -1 picks a free port (see [Service.NATSURL]).
+	EmbeddedPort int
+	// StoreDir is the embedded server's JetStream store. Empty: a temporary
+	// directory removed at shutdown, so durable consumers do not survive a
+	// restart of the embedded server; give a directory to keep them.
+	StoreDir string
+
+	// Subject is the subject samples arrive on; wildcards allowed.
+	// Default "metrics.>".
+	Subject string
+	// AnomalyPrefix is the subject prefix of anomaly events, published to
+	// "<AnomalyPrefix>.<host>". Default "anomalies".
+	AnomalyPrefix string
+	// ScorePrefix is the subject prefix of score events, published to
+	// "<ScorePrefix>.<host>" for every sample when PublishScores is set.
+	// Default "scores".
+	ScorePrefix string
+	// PublishScores publishes every sample's score, not only anomalies.
+	PublishScores bool
+	// DeadLetterSubject receives the messages that cannot be scored.
+	// Default "dagmm.deadletter".
+	DeadLetterSubject string
+	// QueueGroup is the core-NATS queue group the scorer joins, so that
+	// replicas share the subject. Default "dagmm".
+	QueueGroup string
+	// Workers is the number of scoring goroutines, each with its own
+	// subscription (core) or pull loop (JetStream) and workspace.
+	// Default GOMAXPROCS.
+	Workers int
+	// ExplainMethod is how anomalies are explained: one of
+	// [model.Methods], such as "repair" or "share"; empty means the
+	// scorer's default ([model.Scorer.DefaultMethod]).
+	ExplainMethod string
+	// Batch is the largest number of samples scored at once: the size of
+	// each worker's workspace. Larger messages are scored in pieces.
+	// Default 1024.
+	Batch int
+
+	// JetStream consumes through a durable JetStream pull consumer instead
+	// of a core subscription: at-least-once scoring across restarts.
+	JetStream bool
+	// Stream is the JetStream stream that holds the samples; it is created
+	// on Subject when it does not exist, and bound as it is when it does.
+	// Default "DAGMM_METRICS".
+	Stream string
+	// StreamMaxAge bounds how long the stream created by the service keeps
+	// samples. Default 24h.
+	StreamMaxAge time.Duration
+	// StreamMaxBytes bounds the size of a stream created by the service;
+	// the oldest messages are discarded beyond it. Default 1 GiB; -1 for
+	// no limit.
+	StreamMaxBytes int64
+	// Consumer is the durable consumer's name. Default "dagmm-scorer".
+	Consumer string
+	// AckWait is how long the server waits for an acknowledgement before
+	// it delivers a message again. Default 30s.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries of one message (when publishing its
+	// events keeps failing). Default 10.
+	MaxDeliver int
+	// MaxAckPending bounds the messages delivered and not yet
+	// acknowledged. Default 20000.
+	MaxAckPending int
+	// EventStream, when set, names a JetStream stream that stores the
+	// events (the anomaly, score and dead-letter subjects); it is created
+	// when it does not exist. Events are then published with JetStream
+	// acknowledgements and message ids for deduplication.
+	EventStream string
+
+	// HTTPAddr is the HTTP listen address. Default ":8080"; port 0 picks
+	// a free port (see [Service.HTTPAddr]).
+	HTTPAddr string
+	// MaxBodyBytes bounds a request body. Default 8 MiB.
+	MaxBodyBytes int64
+	// MaxSamples bounds the samples of one request or one NATS message.
+	// Default 10000.
+	MaxSamples int
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the
+	// HTTP server's. Defaults 5s, 10s, 10s and 60s.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// ShutdownTimeout bounds the graceful shutdown of each part.
+	// Default 10s.
+	ShutdownTimeout time.Duration
+	// AdminToken, when set, protects the admin endpoints
+	// (POST /v1/model/reload): a request must carry
+	// "Authorization: Bearer <AdminToken>".
+	AdminToken string
+}
+
+// DefaultConfig returns the configuration [New] starts from: every default
+// filled in, no model path.
+func DefaultConfig() Config {
+	return Config{
+		ModelName:         "dagmm",
+		PollInterval:      2 * time.Second,
+		NATSName:          "dagmm-serve",
+		EmbeddedHost:      "127.0.0.1",
+		EmbeddedPort:      4222,
+		Subject:           "metrics.>",
+		AnomalyPrefix:     "anomalies",
+		ScorePrefix:       "scores",
+		DeadLetterSubject: "dagmm.deadletter",
+		QueueGroup:        "dagmm",
+		Workers:           runtime.GOMAXPROCS(0),
+		Batch:             1024,
+		Stream:            "DAGMM_METRICS",
+		StreamMaxAge:      24 * time.Hour,
+		StreamMaxBytes:    1 << 30,
+		Consumer:          "dagmm-scorer",
+		AckWait:           30 * time.Second,
+		MaxDeliver:        10,
+		MaxAckPending:     20000,
+		HTTPAddr:          ":8080",
+		MaxBodyBytes:      8 << 20,
+		MaxSamples:        10000,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	setDefault(&c.ModelName, d.ModelName)
+	setDefault(&c.PollInterval, d.PollInterval)
+	setDefault(&c.NATSName, d.NATSName)
+	setDefault(&c.EmbeddedHost, d.EmbeddedHost)
+	setDefault(&c.EmbeddedPort, d.EmbeddedPort)
+	setDefault(&c.Subject, d.Subject)
+	setDefault(&c.AnomalyPrefix, d.AnomalyPrefix)
+	setDefault(&c.ScorePrefix, d.ScorePrefix)
+	setDefault(&c.DeadLetterSubject, d.DeadLetterSubject)
+	setDefault(&c.QueueGroup, d.QueueGroup)
+	setDefault(&c.Workers, d.Workers)
+	setDefault(&c.Batch, d.Batch)
+	setDefault(&c.Stream, d.Stream)
+	setDefault(&c.StreamMaxAge, d.StreamMaxAge)
+	setDefault(&c.StreamMaxBytes, d.StreamMaxBytes)
+	setDefault(&c.Consumer, d.Consumer)
+	setDefault(&c.AckWait, d.AckWait)
+	setDefault(&c.MaxDeliver, d.MaxDeliver)
+	setDefault(&c.MaxAckPending, d.MaxAckPending)
+	setDefault(&c.HTTPAddr, d.HTTPAddr)
+	setDefault(&c.MaxBodyBytes, d.MaxBodyBytes)
+	setDefault(&c.MaxSamples, d.MaxSamples)
+	setDefault(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	setDefault(&c.ReadTimeout, d.ReadTimeout)
+	setDefault(&c.WriteTimeout, d.WriteTimeout)
+	setDefault(&c.IdleTimeout, d.IdleTimeout)
+	setDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
+	return c
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// ErrConfig is wrapped by every error [Config.Validate] returns.
+var ErrConfig = errors.New("serve: invalid config")
+
+// Validate reports the first setting that cannot work, naming it. Call it
+// on a configuration with defaults applied ([Config.WithDefaults]); a zero
+// duration or size is refused.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	if err := checkToken(c.ModelName); err != nil {
+		return bad("model name", "%q %v", c.ModelName, err)
+	}
+	if _, err := model.ParseMethod(c.ExplainMethod); err != nil {
+		return bad("explain method", "%v", err)
+	}
+	if !c.NoNATS {
+		if err := checkSubject(c.Subject, true); err != nil {
+			return bad("subject", "%q: %v", c.Subject, err)
+		}
+		for _, p := range []struct{ name, v string }{
+			{"anomaly prefix", c.AnomalyPrefix},
+			{"score prefix", c.ScorePrefix},
+			{"dead-letter subject", c.DeadLetterSubject},
+		} {
+			if err := checkSubject(p.v, false); err != nil {
+				return bad(p.name, "%q: %v", p.v, err)
+			}
+		}
+		if subjectsOverlap(c.Subject, c.DeadLetterSubject) || subjectsOverlap(c.Subject, c.AnomalyPrefix+".x") ||
+			(c.PublishScores && subjectsOverlap(c.Subject, c.ScorePrefix+".x")) {
+			return bad("subject", "%q would receive the service's own events or dead letters", c.Subject)
+		}
+		if err := checkToken(c.QueueGroup); err != nil {
+			return bad("queue group", "%q %v", c.QueueGroup, err)
+		}
+		if c.NATSURL == "" {
+			if c.EmbeddedPort < -1 || c.EmbeddedPort > 65535 {
+				return bad("embedded port", "%d is not a port (1-65535, or -1 for any free port)", c.EmbeddedPort)
+			}
+			if net.ParseIP(c.EmbeddedHost) == nil && c.EmbeddedHost != "localhost" {
+				return bad("embedded host", "%q is not an IP address", c.EmbeddedHost)
+			}
+		}
+		if c.JetStream {
+			if err := checkToken(c.Stream); err != nil {
+				return bad("stream", "%q %v", c.Stream, err)
+			}
+			if err := checkToken(c.Consumer); err != nil {
+				return bad("consumer", "%q %v", c.Consumer, err)
+			}
+			if c.StreamMaxBytes < -1 || c.StreamMaxBytes == 0 {
+				return bad("stream max bytes", "%d: want a positive size, or -1 for no limit", c.StreamMaxBytes)
+			}
+			if c.MaxDeliver < -1 || c.MaxDeliver == 0 {
+				return bad("max deliver", "%d: want a positive number, or -1 for no limit", c.MaxDeliver)
+			}
+		}
+		if c.EventStream != "" {
+			if err := checkToken(c.EventStream); err != nil {
+				return bad("event stream", "%q %v", c.EventStream, err)
+			}
+			if c.JetStream && c.EventStream == c.Stream {
+				return bad("event stream", "%q is also the sample stream", c.EventStream)
+			}
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    int64
+	}{
+		{"workers", int64(c.Workers)},
+		{"batch", int64(c.Batch)},
+		{"max body bytes", c.MaxBodyBytes},
+		{"max samples", int64(c.MaxSamples)},
+		{"max ack pending", int64(c.MaxAckPending)},
+	} {
+		if p.v <= 0 {
+			return bad(p.name, "%d: want a positive number", p.v)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"read header timeout", c.ReadHeaderTimeout},
+		{"read timeout", c.ReadTimeout},
+		{"write timeout", c.WriteTimeout},
+		{"idle timeout", c.IdleTimeout},
+		{"shutdown timeout", c.ShutdownTimeout},
+		{"ack wait", c.AckWait},
+		{"stream max age", c.StreamMaxAge},
+	} {
+		if p.v <= 0 {
+			return bad(p.name, "%v: want a positive duration", p.v)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return bad("http address", "%q: %v", c.HTTPAddr, err)
+	}
+	if strings.ContainsAny(c.AdminToken, " \t\r\n") {
+		return bad("admin token", "contains white space")
+	}
+	return nil
+}
+
+// checkToken checks a name that must be one subject token without
+// wildcards: a stream, consumer, queue group or model name.
+func checkToken(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty")
+	case strings.ContainsAny(s, ".*> \t\r\n/\\"):
+		return errors.New(`must not contain '.', '*', '>', '/', '\' or white space`)
+	}
+	return nil
+}
+
+// checkSubject checks a NATS subject; wildcards are allowed only when
+// wild is true.
+func checkSubject(s string, wild bool) error {
+	if s == "" {
+		return errors.New("is empty")
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return errors.New("contains white space")
+	}
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		switch {
+		case t == "":
+			return fmt.Errorf("token %d is empty", i+1)
+		case t == "*" || t == ">":
+			if !wild {
+				return errors.New("wildcards are not allowed here")
+			}
+			if t == ">" && i != len(toks)-1 {
+				return errors.New("'>' must be the last token")
+			}
+		case strings.ContainsAny(t, "*>"):
+			return fmt.Errorf("token %q mixes a wildcard with other characters", t)
+		}
+	}
+	return nil
+}
+
+// subjectsOverlap reports whether the pattern pat (wildcards allowed)
+// matches the literal subject s.
+func subjectsOverlap(pat, s string) bool {
+	pt, st := strings.Split(pat, "."), strings.Split(s, ".")
+	for i, p := range pt {
+		if p == ">" {
+			return len(st) > i
+		}
+		if i >= len(st) || (p != "*" && p != st[i]) {
+			return false
+		}
+	}
+	return len(pt) == len(st)
+}

@@ -1,0 +1,80 @@
+// Package serve is dagmm's real-time service: it scores live metrics with a
+// trained model, from a NATS subject and over HTTP, in one process.
+//
+// A [Service] is built with [New] from a [Config] and run with
+// [Service.Run] until its context is cancelled. It holds the model through a
+// [ModelSource] ([FileSource] reads one artifact file and reloads it when the
+// file changes); [Service.Reload] reloads on demand (SIGHUP, the admin
+// endpoint). A reload validates the new model before it swaps it in with an
+// atomic pointer: requests and messages in flight finish with the model
+// they started with, new ones get the new model, and a bad file leaves the
+// old model serving.
+//
+// # NATS
+//
+// The scorer subscribes to [Config.Subject] (default "metrics.>"). A message
+// holds one JSON sample or a batch, in the format of package ingest:
+//
+//	{"host":"web-1","ts":"2026-11-24T10:00:00Z","values":{"cpu_usage":37.5,"mem_usage":61.2,"disk_busy":12.0,"net_in_bps":1.2e6}}
+//
+// For each sample above the model's threshold it publishes an [Event] to
+// "<AnomalyPrefix>.<host>" (default "anomalies.web-1"), with the energy, the
+// threshold, the severity and the per-feature explanation ranked by share
+// ([model.Scorer.Explain], method [Config.ExplainMethod]); with
+// [Config.PublishScores] every sample's score goes to "<ScorePrefix>.<host>"
+// too. The host is the sample's "host" member, or else the last token of
+// the message subject; characters a subject token cannot hold become '_'.
+//
+// A message that cannot be decoded or scored goes to
+// [Config.DeadLetterSubject] unchanged, with the reason in the
+// [HeaderReason] header (and others); bad input never stops the
+// scorer.
+//
+// In core mode the scorer's subscriptions join the queue group
+// [Config.QueueGroup], so that replicas share the subject. In durable mode
+// ([Config.JetStream]) it creates or binds the stream [Config.Stream] and
+// the durable pull consumer [Config.Consumer], and acknowledges a message
+// only after its events are published: a scorer killed mid-stream and
+// restarted scores every sample at least once. Events then carry the source
+// message's stream sequence ([Source]) so that a consumer can drop
+// duplicates. Events go out on the same connection, and so reach the
+// server, before the acknowledgement; with [Config.EventStream] they are
+// stored in a stream and the scorer waits for the stream's acknowledgement
+// of every event before it acknowledges the message.
+//
+// With no [Config.NATSURL] the service starts an embedded nats-server on
+// 127.0.0.1 (JetStream enabled), so that one machine works out of the box.
+//
+// # HTTP
+//
+// The Echo server answers:
+//
+//	POST /v1/score                       one sample or many, by feature name (the NATS JSON format);
+//	                                     ?explain=anomalies|all|none (default anomalies), ?method=<explanation method>
+//	GET  /v1/model                       the model's metadata
+//	POST /v1/model/reload                reload the model (bearer token when Config.AdminToken is set)
+//	GET  /metrics                        Prometheus metrics: dagmm_*, and the Go and process collectors
+//	GET  /v2                             Open Inference Protocol v2 (KServe): server metadata
+//	GET  /v2/health/live, /v2/health/ready
+//	GET  /v2/models/{name}, /v2/models/{name}/ready
+//	POST /v2/models/{name}/infer         an FP64 tensor of shape [n, d]
+//
+// Bad input gets a 4xx status and a JSON body {"error": "..."} that names the
+// problem (the sample, the feature); the service never answers 500 to input.
+//
+// # Shutdown
+//
+// When the context of [Service.Run] is cancelled the service reports not
+// ready, drains its NATS subscriptions (finishing the messages in flight),
+// shuts the HTTP server down (finishing the requests in flight, up to
+// [Config.ShutdownTimeout]), drains the NATS connection and stops the
+// embedded server.
+//
+// # Stages
+//
+// Scoring is split in two stages: a decode stage that turns a message or a
+// request body into samples (today dagmm's JSON; Telegraf's formats through
+// package ingest's assembler later), and one scoring stage that scores
+// samples in batches with a per-worker [model.Workspace] and publishes the
+// events. A new input format adds a decode stage and reuses the rest.
+package serve

@@ -1,0 +1,321 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dagmm/dagmm/model"
+)
+
+// Service is the real-time scoring service: the NATS scorer and the HTTP
+// server of one process, sharing one model. Build it with [New] and run it
+// with [Service.Run]. Its methods are safe for concurrent use.
+type Service struct {
+	cfg    Config
+	method model.Method // explanation method
+	log    *slog.Logger
+	src    ModelSource
+	reg    *prometheus.Registry
+	met    *metrics
+
+	state    atomic.Pointer[modelState]
+	reloadMu sync.Mutex // serialises Reload
+
+	e       *echo.Echo
+	workers sync.Pool // *worker for HTTP handlers
+	bodies  sync.Pool // *bytes.Buffer for request bodies
+
+	started  atomic.Bool
+	ready    atomic.Bool
+	readyCh  chan struct{}
+	httpAddr atomic.Pointer[string]
+	natsURL  atomic.Pointer[string]
+
+	abortCh   chan struct{} // closed by abort: stop at once, no draining
+	abortOnce sync.Once
+
+	nats *natsSide // set by Run when NATS is on
+}
+
+// Option configures a [Service] beyond its [Config].
+type Option func(*Service)
+
+// WithModelSource makes the service take its model from src instead of
+// Config.ModelPath.
+func WithModelSource(src ModelSource) Option { return func(s *Service) { s.src = src } }
+
+// WithRegistry makes the service register its metrics on reg instead of a
+// registry of its own. reg should be empty: the service adds the Go and
+// process collectors too.
+func WithRegistry(reg *prometheus.Registry) Option { return func(s *Service) { s.reg = reg } }
+
+// New checks cfg (after [Config.WithDefaults]), loads the model and
+// prepares the service. logger may be nil (no logging). It binds no port:
+// [Service.Run] does.
+func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	method, err := model.ParseMethod(cfg.ExplainMethod)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:     cfg,
+		method:  method,
+		log:     logger,
+		readyCh: make(chan struct{}),
+		abortCh: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.src == nil {
+		if cfg.ModelPath == "" {
+			return nil, fmt.Errorf("%w: model path: no model file given", ErrConfig)
+		}
+		src, err := NewFileSource(cfg.ModelPath, cfg.ModelName, cfg.PollInterval)
+		if err != nil {
+			return nil, err
+		}
+		s.src = src
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	s.met = newMetrics(s.reg)
+	registerRuntime(s.reg)
+	l := s.src.Current()
+	st, err := newModelState(l, cfg.MaxSamples)
+	if err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+	s.met.modelLoaded(l, st.d)
+	s.workers.New = func() any { return newWorker(cfg.Batch) }
+	s.e = s.routes()
+	return s, nil
+}
+
+// Config returns the configuration in use, defaults applied.
+func (s *Service) Config() Config { return s.cfg }
+
+// Registry returns the registry the service's metrics are on.
+func (s *Service) Registry() *prometheus.Registry { return s.reg }
+
+// Handler returns the HTTP handler (the Echo instance), for tests and for
+// mounting the API in another server. It is the one [Service.Run] serves.
+func (s *Service) Handler() http.Handler { return s.e }
+
+// Model returns the model serving now.
+func (s *Service) Model() *Loaded { return s.model().l }
+
+// Ready returns a channel closed once Run has bound its ports and
+// subscribed, so that [Service.HTTPAddr] and [Service.NATSURL] are set.
+func (s *Service) Ready() <-chan struct{} { return s.readyCh }
+
+// HTTPAddr returns the address the HTTP server listens on ("" before
+// Ready).
+func (s *Service) HTTPAddr() string {
+	if p := s.httpAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// NATSURL returns the URL of the NATS server the service uses: the
+// embedded server's when no URL was configured ("" before Ready, or with
+// NoNATS).
+func (s *Service) NATSURL() string {
+	if p := s.natsURL.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// model returns the serving model's state, rebuilding it when the source
+// swapped its model by itself.
+func (s *Service) model() *modelState {
+	l := s.src.Current()
+	st := s.state.Load()
+	if st.l == l {
+		return st
+	}
+	nst, err := newModelState(l, s.cfg.MaxSamples)
+	if err != nil {
+		s.log.Error("model from the source cannot be served; keeping the previous one", "version", l.Version, "err", err)
+		return st
+	}
+	if s.state.CompareAndSwap(st, nst) {
+		s.met.modelLoaded(l, nst.d)
+	}
+	return s.state.Load()
+}
+
+// Reload asks the model source for its latest model (for a file: reads
+// it again). A model that fails to load or validate is refused and the
+// current one keeps serving; the error says why. Messages and requests in
+// flight finish with the model they started with. It returns the model
+// serving afterwards and whether it changed.
+func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	prev := s.model()
+	l, err := s.src.Reload(ctx)
+	if err != nil {
+		s.met.reloads.WithLabelValues("failed").Inc()
+		s.met.lastReloadOK.Set(0)
+		s.log.Error("model reload failed; the previous model keeps serving", "reason", reason, "version", prev.l.Version, "err", err)
+		return prev.l, false, err
+	}
+	if l == prev.l {
+		s.met.reloads.WithLabelValues("unchanged").Inc()
+		s.met.lastReloadOK.Set(1)
+		s.log.Info("model unchanged", "reason", reason, "version", l.Version)
+		return l, false, nil
+	}
+	st := s.model()
+	s.met.reloads.WithLabelValues("changed").Inc()
+	s.met.lastReloadOK.Set(1)
+	s.log.Info("model reloaded", "reason", reason, "version", st.l.Version, "previous", prev.l.Version,
+		"features", st.d, "threshold", st.threshold)
+	return st.l, true, nil
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully (see the
+// package documentation) and returns nil; it returns an error if the
+// service cannot start or a part of it fails. It may be called once.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("serve: Run called twice")
+	}
+	cfg := s.cfg
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("serve: http listen %s: %w", cfg.HTTPAddr, err)
+	}
+	addr := ln.Addr().String()
+	s.httpAddr.Store(&addr)
+	srv := &http.Server{
+		Handler:           s.e,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	if !cfg.NoNATS {
+		n, err := s.startNATS(ctx)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		s.nats = n
+		url := n.url
+		s.natsURL.Store(&url)
+	}
+
+	httpErr := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		httpErr <- err
+	}()
+
+	// The model watcher: a change of the source triggers a reload.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	changed := make(chan struct{}, 1)
+	wg.Go(func() {
+		if err := s.src.Watch(wctx, changed); err != nil {
+			s.log.Warn("model watch stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-changed:
+				s.Reload(wctx, "source changed") // logged inside
+			}
+		}
+	})
+
+	s.ready.Store(true)
+	s.met.ready.Set(1)
+	close(s.readyCh)
+	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream && !cfg.NoNATS,
+		"subject", cfg.Subject, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Workers)
+
+	var runErr error
+	aborted := false
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		runErr = fmt.Errorf("serve: http server: %w", err)
+		httpErr <- nil
+	case <-s.abortCh:
+		aborted = true
+	}
+	s.ready.Store(false)
+	s.met.ready.Set(0)
+	stopWatch()
+	wg.Wait()
+
+	if aborted {
+		if s.nats != nil {
+			s.nats.abort()
+		}
+		srv.Close()
+		<-httpErr
+		return nil
+	}
+	s.log.Info("shutting down")
+	var errs []error
+	if s.nats != nil {
+		if err := s.nats.drainConsumers(cfg.ShutdownTimeout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("serve: http shutdown: %w", err))
+		srv.Close()
+	}
+	cancel()
+	if err := <-httpErr; err != nil && runErr == nil {
+		runErr = fmt.Errorf("serve: http server: %w", err)
+	}
+	if s.nats != nil {
+		if err := s.nats.close(cfg.ShutdownTimeout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		s.log.Warn("shutdown incomplete", "err", errors.Join(errs...))
+	}
+	s.log.Info("stopped")
+	return runErr
+}
+
+// abort stops a running service at once, without draining: what a crash
+// looks like to NATS (messages in flight are not acknowledged). For tests.
+func (s *Service) abort() { s.abortOnce.Do(func() { close(s.abortCh) }) }

@@ -1,0 +1,340 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dagmm/dagmm/model"
+	"github.com/dagmm/dagmm/serve/ingest"
+)
+
+// modelState is everything derived from one [Loaded] that the hot paths
+// need: the sample decoder for its features and pre-encoded JSON pieces.
+// It is immutable and shared by all workers.
+type modelState struct {
+	l           *Loaded
+	dec         *ingest.SampleDecoder
+	d           int
+	features    []string
+	featJSON    [][]byte // each feature name as a JSON string
+	threshold   float64
+	nameJSON    []byte
+	versionJSON []byte
+	info        []byte // GET /v1/model
+	oipMeta     []byte // GET /v2/models/{name}
+}
+
+// newModelState prepares l for serving with at most maxSamples samples per
+// message or request.
+func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
+	s := l.Scorer
+	dec, err := ingest.NewSampleDecoder(s.Features())
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %s: %w", l.Version, err)
+	}
+	dec.MaxSamples = maxSamples
+	m := s.Model()
+	st := &modelState{
+		l:           l,
+		dec:         dec,
+		d:           s.NumFeatures(),
+		features:    s.Features(),
+		threshold:   s.Threshold(),
+		nameJSON:    appendString(nil, l.Name),
+		versionJSON: appendString(nil, l.Version),
+	}
+	for _, f := range st.features {
+		st.featJSON = append(st.featJSON, appendString(nil, f))
+	}
+	if st.info, err = modelInfo(l, m); err != nil {
+		return nil, err
+	}
+	if st.oipMeta, err = oipMetadata(l, st.d); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// ModelInfo is the body of GET /v1/model.
+type ModelInfo struct {
+	Name          string            `json:"name"`
+	Version       string            `json:"version"`
+	Origin        string            `json:"origin"`
+	LoadedAt      time.Time         `json:"loaded_at"`
+	Features      []string          `json:"features"`
+	Normalisation []model.Transform `json:"normalisation"`
+	Threshold     Float             `json:"threshold"`
+	Percentile    float64           `json:"percentile"` // of the training energies, where the threshold is
+	Encoder       []int             `json:"encoder"`
+	Estimator     []int             `json:"estimator"`
+	Components    int               `json:"components"`
+	Provenance    model.Provenance  `json:"provenance"`
+}
+
+func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
+	sizes := func(ls []model.Layer) []int {
+		if len(ls) == 0 {
+			return []int{}
+		}
+		out := []int{ls[0].In}
+		for _, x := range ls {
+			out = append(out, x.Out)
+		}
+		return out
+	}
+	info := ModelInfo{
+		Name:          l.Name,
+		Version:       l.Version,
+		Origin:        l.Origin,
+		LoadedAt:      l.LoadedAt.UTC(),
+		Features:      m.Features,
+		Normalisation: m.Norm,
+		Threshold:     Float(m.Calibration.Threshold),
+		Percentile:    m.Calibration.Percentile,
+		Encoder:       sizes(m.Encoder),
+		Estimator:     sizes(m.Estimator),
+		Components:    m.GMM.K,
+		Provenance:    m.Provenance,
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("serve: encode model info: %w", err)
+	}
+	return b, nil
+}
+
+// appendScore appends one scored sample as a JSON object: the fields of
+// [Event]. withModel adds model, model_version and threshold; ex, when not
+// nil, adds the explanation; src, when not nil, adds the source.
+func (st *modelState) appendScore(b []byte, host string, ts time.Time, r *model.Result, withModel bool, ex *model.Explanation, src *Source) []byte {
+	b = append(b, `{"host":`...)
+	b = appendString(b, host)
+	b = append(b, `,"ts":`...)
+	b = appendTime(b, ts)
+	if withModel {
+		b = append(b, `,"model":`...)
+		b = append(b, st.nameJSON...)
+		b = append(b, `,"model_version":`...)
+		b = append(b, st.versionJSON...)
+	}
+	b = append(b, `,"energy":`...)
+	b = appendFloat(b, r.Energy)
+	if withModel {
+		b = append(b, `,"threshold":`...)
+		b = appendFloat(b, st.threshold)
+	}
+	if r.Anomaly {
+		b = append(b, `,"anomaly":true`...)
+	} else {
+		b = append(b, `,"anomaly":false`...)
+	}
+	b = append(b, `,"severity":`...)
+	b = appendFloat(b, r.Severity)
+	b = append(b, `,"band":"`...)
+	b = append(b, r.Band.String()...)
+	b = append(b, '"')
+	if ex != nil {
+		b = append(b, `,"explanation_method":"`...)
+		b = append(b, ex.Method...)
+		b = append(b, `","explanation":[`...)
+		for k := range ex.Features {
+			c := &ex.Features[k]
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"feature":`...)
+			b = append(b, st.featJSON[c.Index]...)
+			b = append(b, `,"actual":`...)
+			b = appendFloat(b, c.Actual)
+			b = append(b, `,"expected":`...)
+			b = appendFloat(b, c.Expected)
+			b = append(b, `,"share":`...)
+			b = appendFloat(b, c.Share)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if src != nil {
+		b = append(b, `,"source":{"subject":`...)
+		b = appendString(b, src.Subject)
+		if src.Stream != "" {
+			b = append(b, `,"stream":`...)
+			b = appendString(b, src.Stream)
+			b = append(b, `,"seq":`...)
+			b = appendUint(b, src.Seq)
+		}
+		b = append(b, `,"index":`...)
+		b = appendUint(b, uint64(src.Index))
+		if src.ID != "" {
+			b = append(b, `,"id":`...)
+			b = appendString(b, src.ID)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}
+
+// worker is one goroutine's scoring state: a workspace for the current
+// model, the batch buffers, and the outgoing events of one message. It is
+// not safe for concurrent use.
+type worker struct {
+	st    *modelState
+	batch int
+	ws    *model.Workspace
+	x     []float64
+	out   []model.Result
+	lo    int               // index of out[0] in the samples being scored
+	ex    model.Explanation // reused by explain
+	buf   []byte            // encoded events of the current message
+	msgs  []outMsg          // their subjects and spans in buf
+	subj  subjectCache
+
+	// Inference endpoint buffers.
+	inferX, energy, expected, share, pct []float64
+	anomaly                              []bool
+	samples                              []ingest.Sample
+}
+
+// outMsg is one event waiting to be published: buf[start:end] to subject.
+type outMsg struct {
+	subject    string
+	start, end int
+	id         string // Nats-Msg-Id, when publishing to an event stream
+}
+
+func newWorker(batch int) *worker { return &worker{batch: batch} }
+
+// use makes the worker's buffers fit st.
+func (w *worker) use(st *modelState) {
+	if w.st == st {
+		return
+	}
+	w.st = st
+	w.ws = st.l.Scorer.NewWorkspace(w.batch)
+	w.x = make([]float64, w.batch*st.d)
+	w.out = make([]model.Result, w.batch)
+}
+
+// explain explains sample i of the samples being scored (valid only inside
+// the callback of score) with method.
+func (w *worker) explain(st *modelState, i int, method model.Method) (*model.Explanation, error) {
+	if err := st.l.Scorer.Explain(w.ws, i-w.lo, method, &w.ex); err != nil {
+		return nil, fmt.Errorf("%w: explain sample %d: %w", errScore, i, err)
+	}
+	return &w.ex, nil
+}
+
+// errScore marks an error from the model rather than the decoder.
+var errScore = errors.New("serve: sample cannot be scored")
+
+// score scores samples with st in pieces of the worker's batch size and
+// calls fn for each result in order; fn may call w.explain for the sample.
+// A result's slices are valid only during the call. It stops at the first
+// piece that fails, or the first error fn returns, with an error naming
+// the sample's index in samples.
+func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r *model.Result) error) error {
+	w.use(st)
+	d := st.d
+	for lo := 0; lo < len(samples); lo += w.batch {
+		hi := min(lo+w.batch, len(samples))
+		x := w.x[:(hi-lo)*d]
+		for i := lo; i < hi; i++ {
+			v := samples[i].Values
+			if len(v) != d {
+				return fmt.Errorf("%w: sample %d has %d values, the model takes %d", errScore, i, len(v), d)
+			}
+			copy(x[(i-lo)*d:], v)
+		}
+		out := w.out[:hi-lo]
+		w.lo = lo
+		if err := st.l.Scorer.ScoreBatch(w.ws, x, out); err != nil {
+			if ie, ok := errors.AsType[*model.InputError](err); ok && ie.Sample >= 0 {
+				shifted := *ie
+				shifted.Sample += lo
+				err = &shifted
+			}
+			return fmt.Errorf("%w: %w", errScore, err)
+		}
+		for i := range out {
+			if err := fn(lo+i, &out[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// subjectCache maps hosts to their event subjects, so that a busy host
+// does not cost an allocation per event.
+type subjectCache struct {
+	m map[[2]string]string
+}
+
+// get returns prefix + "." + the host as a subject token.
+func (c *subjectCache) get(prefix, host string) string {
+	k := [2]string{prefix, host}
+	if s, ok := c.m[k]; ok {
+		return s
+	}
+	if c.m == nil || len(c.m) >= 4096 {
+		c.m = make(map[[2]string]string)
+	}
+	s := prefix + "." + hostToken(host)
+	c.m[k] = s
+	return s
+}
+
+// hostToken turns a host name into one subject token: characters a token
+// cannot hold ('.', '*', '>', white space, control characters) become '_',
+// and an empty host becomes "unknown".
+func hostToken(h string) string {
+	if h == "" {
+		return "unknown"
+	}
+	ok := true
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return h
+	}
+	b := []byte(h)
+	for i, c := range b {
+		if c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// hostOf returns the sample's host, or else the subject's last token.
+func hostOf(sampleHost, subject string) string {
+	if sampleHost != "" {
+		return sampleHost
+	}
+	for i := len(subject) - 1; i >= 0; i-- {
+		if subject[i] == '.' {
+			return subject[i+1:]
+		}
+	}
+	return subject
+}
