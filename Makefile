@@ -4,7 +4,7 @@ BIN      := bin/dagmm
 PKGS     := ./...
 BENCHTIME ?= 2s
 
-.PHONY: all build test test-race demo bench bench-train bench-score lint fmt clean
+.PHONY: all build test test-race demo bench bench-train bench-score bench-explain lint fmt clean
 
 all: build
 
@@ -31,6 +31,11 @@ bench-train:
 
 bench-score:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./model/
+
+## bench-explain: accuracy of every explanation method on generated anomalies (docs/explanations.md), and its cost
+bench-explain:
+	$(GO) run ./internal/explainbench/cmd/explainbench
+	$(GO) test -run '^$$' -bench Explain -benchtime 1s ./model/
 
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo 'gofmt: files above need formatting' && exit 1)

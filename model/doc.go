@@ -8,9 +8,11 @@
 // covariances and refuses a truncated or edited file.
 //
 // A [Scorer] runs the forward pass in plain Go (gonum, no Gorgonia): for each
-// sample it gives the energy, whether it is above the threshold, and for each
-// feature the actual value, the expected value (the de-normalised
-// reconstruction) and its share of the reconstruction error.
+// sample it gives the energy, whether it is above the threshold, a severity
+// from 0 to 100 with its band, and for each feature the actual value, the
+// expected value (the de-normalised reconstruction) and its share of the
+// reconstruction error. [Scorer.Explain] explains the samples you report
+// (the anomalies) better, at the cost of a few more passes.
 //
 // This package imports only the standard library and gonum, so that scoring
 // stays small and fast; training (package train) and serving (package serve)
@@ -37,6 +39,43 @@
 //     training energies ([Calibrate]).
 //   - Explanation, per feature: Expected_j = f⁻¹(x'_j·Scale_j + Offset_j)
 //     ([Transform.Invert]) and Share_j = (x_j − x'_j)² / Σ_i (x_i − x'_i)².
+//   - Severity ([Calibration.Severity]): 50·F(E)/P for E ≤ Threshold, with
+//     F(E) the energy's percentile among the training energies (interpolated
+//     between Quantiles) and P = Percentile; above, min(100, 50 + 10·(E −
+//     Threshold)/s) with s = Threshold − q(100 − 10·(100 − P)) (q99 − q90
+//     for P = 99): 10 points per tenfold rarer energy. Bands ([BandOf]):
+//     normal ≤ 50 < low ≤ 60 < medium ≤ 75 < high ≤ 90 < critical.
+//
+// # Explaining anomalies
+//
+// [Scorer.Explain] explains one sample of the last batch with a [Method],
+// into a caller-owned [Explanation]: per feature the actual value, the
+// expected value and a share of the anomaly (non-negative, summing to 1),
+// ranked. With x the normalised sample, x' its reconstruction,
+// T(x) = ‖x − x'(x)‖² and x⁽ʲ⁾ the sample with x_j replaced by x'_j:
+//
+//   - [MethodRepair] (default up to [RepairMaxFeatures] features):
+//     a_j = T(x) − T(x⁽ʲ⁾).
+//   - [MethodCounterfactual]: a_j = E(x) − E(x⁽ʲ⁾).
+//   - [MethodRepairGradient] (default above) and [MethodGradient]:
+//     integrated gradients of T or E from x' to x, a_j = (x_j − x'_j)·
+//     mean_k ∂/∂x_j at x' + α_k(x − x'), α_k = (k + ½)/m; ∂E/∂x runs back
+//     through ∂E/∂z = Σ_k γ_k Σ_k⁻¹(z − μ_k) (γ the component posteriors),
+//     the derivatives of rel and cos, and the decoder and encoder.
+//   - [MethodSearch]: a_j = E(x) − min over v of E(x with x_j = v), v
+//     within the values the decoder gives for normal codes; a pair (a, b)
+//     takes the whole drop when min over (v_a, v_b) beats the best single
+//     feature by [SearchPairMargin]·(q99 − q50).
+//   - [MethodShare]: a_j = Share_j.
+//
+// Share_j = max(a_j, 0) / Σ_i max(a_i, 0) (1/d each when no a_j is
+// positive). The expected value of the top-ranked feature (or of the pair)
+// is its repaired value: the fixed point of v ↦ x'_j(x with x_j = v), one
+// secant step from x_j and x'_j, or the searched minimum; the other
+// features' expected values are the reconstruction of the sample so
+// repaired, and [Explanation.Resolved] says whether that repaired sample's
+// energy is at or below the threshold. docs/explanations.md compares the
+// methods on generated anomalies with known causes.
 //
 // # Scoring many samples
 //

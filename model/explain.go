@@ -1,9 +1,14 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // Method names a way of attributing a sample's anomaly to its features. The
@@ -13,46 +18,57 @@ type Method string
 
 // Explanation methods. The zero Method means [Scorer.DefaultMethod].
 //
-// Each replaces feature j of the normalised sample x by its reconstruction
-// x'_j, or integrates along the line from x' to x, and measures one of two
-// targets: the squared reconstruction error ‖x − x'‖² (which the
-// generator's anomalies, broken correlations, raise most directly) or the
-// energy E. Their costs are in forward passes of one sample, a pass costing
-// about what scoring a sample in a batch costs.
+// Most of them replace feature j of the normalised sample x by its
+// reconstruction x'_j, or integrate along the straight line from x' to x,
+// and measure one of two targets: the squared reconstruction error
+// ‖x − x'‖² (which broken correlations raise most directly) or the energy
+// E. Costs are given in forward passes of one sample; a pass costs about
+// what scoring one sample in a batch does (docs/explanations.md has the
+// measured figures).
 const (
-	// MethodShare: each feature's share of the squared reconstruction error,
-	// (x_j − x'_j)² / ‖x − x'‖², the values [Result.Share] holds. No pass.
-	MethodShare Method = "share"
-	// MethodRepair: the drop in squared reconstruction error when feature j
-	// alone is replaced by x'_j (a counterfactual on the reconstruction
-	// error). One pass per feature.
+	// MethodRepair (the default for up to [RepairMaxFeatures] features): the
+	// drop in squared reconstruction error when feature j alone is replaced
+	// by x'_j, a counterfactual on the reconstruction error. One pass per
+	// feature, and one more for the expected values.
 	MethodRepair Method = "repair"
-	// MethodCounterfactual: the drop in energy when feature j alone is
-	// replaced by x'_j. One pass per feature.
-	MethodCounterfactual Method = "counterfactual"
-	// MethodGradient: integrated gradients of the energy with respect to the
-	// normalised input, from x' to x ([GradientSteps] steps). About 1.5
-	// passes per step, whatever the number of features.
-	MethodGradient Method = "gradient"
-	// MethodRepairGradient: integrated gradients of the squared
-	// reconstruction error, from x' to x ([RepairGradientSteps] steps).
+	// MethodRepairGradient (the default for wider models): integrated
+	// gradients of the squared reconstruction error with respect to the
+	// normalised input, from x' to x, in [RepairGradientSteps] steps. About
+	// five passes whatever the number of features.
 	MethodRepairGradient Method = "repair-gradient"
-	// MethodSearch: for each feature, the drop in energy when it alone takes
-	// the value that makes the sample most normal, found by a search over
-	// the values normal samples span; and for pairs of features together,
-	// a pair taking the anomaly when it explains it clearly better than any
-	// single feature (see [SearchPairMargin]). The only method that names
-	// both features of a two-feature anomaly well, at a cost of a few
-	// hundred passes.
+	// MethodCounterfactual: the drop in energy when feature j alone is
+	// replaced by x'_j. One pass per feature, and one more.
+	MethodCounterfactual Method = "counterfactual"
+	// MethodGradient: integrated gradients of the energy, from x' to x, in
+	// [GradientSteps] steps, with an analytic backward pass through the
+	// mixture, z = [z_c, rel, cos] and the compression network.
+	MethodGradient Method = "gradient"
+	// MethodShare: each feature's share of the squared reconstruction
+	// error, (x_j − x'_j)² / ‖x − x'‖², the values [Result.Share] holds.
+	// No pass.
+	MethodShare Method = "share"
+	// MethodSearch: the smallest set of features (one, or two) whose values,
+	// chosen to make the sample as normal as the model allows, explain the
+	// anomaly. For each feature, and each pair among the four best, it
+	// searches the values normal samples span for the lowest energy; a
+	// pair takes the anomaly when it lowers the energy clearly more than
+	// the best single feature ([SearchPairMargin]). The only method that
+	// names both features of a two-feature anomaly well; a few hundred
+	// passes for four features, growing with their number.
 	MethodSearch Method = "search"
+	// MethodRepairSearch: [MethodRepair], then [MethodSearch] when the
+	// repair explanation is not resolved ([Explanation.Resolved]): the cost
+	// of repair for most one-feature anomalies, the search for the rest.
+	// The explanation's Method says which one answered.
+	MethodRepairSearch Method = "repair-search"
 )
 
 // Integrated-gradients steps (midpoint rule) of [MethodGradient] and
 // [MethodRepairGradient]. The energy bends more along the path than the
 // reconstruction error, so it takes more steps (docs/explanations.md).
 const (
-	GradientSteps       = 4
-	RepairGradientSteps = 2
+	GradientSteps       = 4 // steps of MethodGradient
+	RepairGradientSteps = 2 // steps of MethodRepairGradient
 )
 
 // RepairMaxFeatures is the largest number of features for which
@@ -63,7 +79,7 @@ const RepairMaxFeatures = 5
 
 // Methods returns every explanation method.
 func Methods() []Method {
-	return []Method{MethodRepair, MethodRepairGradient, MethodCounterfactual, MethodGradient, MethodShare, MethodSearch}
+	return []Method{MethodRepair, MethodRepairGradient, MethodCounterfactual, MethodGradient, MethodShare, MethodSearch, MethodRepairSearch}
 }
 
 // ParseMethod returns the Method named s (case-insensitive): one of
@@ -72,11 +88,14 @@ func ParseMethod(s string) (Method, error) {
 	switch m := Method(strings.ToLower(strings.TrimSpace(s))); m {
 	case "", "default":
 		return "", nil
-	case MethodShare, MethodRepair, MethodCounterfactual, MethodGradient, MethodRepairGradient, MethodSearch:
+	case MethodShare, MethodRepair, MethodCounterfactual, MethodGradient, MethodRepairGradient, MethodSearch, MethodRepairSearch:
 		return m, nil
 	}
-	return "", fmt.Errorf("model: unknown explanation method %q (want repair, repair-gradient, counterfactual, gradient or share)", s)
+	return "", fmt.Errorf("model: unknown explanation method %q (want one of %v)", s, Methods())
 }
+
+// String returns the method's name.
+func (m Method) String() string { return string(m) }
 
 // DefaultMethod returns the method [Scorer.Explain] uses for the zero
 // Method, chosen by measurement (docs/explanations.md): [MethodRepair] for
@@ -98,11 +117,14 @@ type Contribution struct {
 	// Actual is the sample's value, in the feature's own units.
 	Actual float64
 	// Expected is what the model considers normal for this feature in this
-	// sample, in the feature's own units: for [MethodRepair] and
-	// [MethodCounterfactual] the value at which the network would
-	// reconstruct the feature as itself with the other features unchanged
-	// (estimated by one secant step from the passes the method makes); for
-	// the other methods the reconstruction, as in [Result.Expected].
+	// sample, in the feature's own units. For the features that explain the
+	// anomaly (the first [Explanation.Set]) it is their repaired value: the
+	// value at which the network would reconstruct the feature as itself,
+	// the other features unchanged (one secant step from x_j and x'_j), or
+	// for [MethodSearch] the value that makes the sample most normal. For
+	// the others it is their reconstruction once those are repaired, so
+	// that a broken feature does not drag them along. [MethodShare] gives
+	// the plain reconstruction, as in [Result.Expected].
 	Expected float64
 	// Share is the feature's share of the anomaly: non-negative, the shares
 	// of a sample summing to 1. It is the positive part of Attribution over
@@ -112,21 +134,36 @@ type Contribution struct {
 	// Attribution is the method's raw score: a drop or an integrated
 	// gradient of the squared normalised reconstruction error
 	// ([MethodRepair], [MethodRepairGradient]) or of the energy
-	// ([MethodCounterfactual], [MethodGradient]), which may be negative
-	// (that feature alone makes the sample look more normal); the share
-	// itself for [MethodShare].
+	// ([MethodCounterfactual], [MethodGradient], [MethodSearch]), which may
+	// be negative (that feature alone makes the sample look more normal);
+	// the share itself for [MethodShare]. Drops of different features are
+	// alternatives, not parts of a sum.
 	Attribution float64
 }
 
 // Explanation says which features make a sample anomalous.
 type Explanation struct {
-	// Method is the method used (never empty).
+	// Method is the method that produced the explanation (never empty; for
+	// [MethodRepairSearch], repair or search).
 	Method Method
 	// Energy is the sample's energy, as in its [Result].
 	Energy float64
 	// Features holds one [Contribution] per feature, largest share first;
 	// equal shares keep the model's feature order.
 	Features []Contribution
+	// Set is the number of leading Features that explain the anomaly: the
+	// top-ranked one, or the two that [MethodSearch] found together; 0
+	// when no attribution is positive, and for [MethodShare], which does
+	// not check.
+	Set int
+	// RepairedEnergy is the energy of the sample with the Set features at
+	// their expected values (the others unchanged), and Resolved reports
+	// RepairedEnergy ≤ the threshold: the explanation accounts for the
+	// anomaly. An unresolved explanation of an anomaly suggests more
+	// broken features than Set; [MethodSearch] may then do better.
+	// RepairedEnergy equals Energy when Set is 0.
+	RepairedEnergy float64
+	Resolved       bool
 }
 
 // Top returns the highest-ranked contribution, or the zero Contribution when
@@ -149,6 +186,10 @@ type explainScratch struct {
 	gx, acc    []float64 // d: the gradient of one pass; their sum
 	attr       []float64 // d: raw attributions
 	expected   []float64 // d: normalised expected values
+	order      []int     // d: feature indexes
+	inSet      []bool    // d: the features that explain the anomaly
+	repaired   float64   // the energy with them at their expected values
+	pre0       []float64 // the first layer's pre-activation of the sample
 }
 
 func (s *Scorer) newExplainScratch() *explainScratch {
@@ -168,6 +209,8 @@ func (s *Scorer) newExplainScratch() *explainScratch {
 		ga:  make([]float64, w), gb: make([]float64, w),
 		gx: make([]float64, d), acc: make([]float64, d),
 		attr: make([]float64, d), expected: make([]float64, d),
+		order: make([]int, d), inSet: make([]bool, d),
+		pre0: make([]float64, s.enc[0].out),
 	}
 }
 
@@ -178,9 +221,10 @@ func (s *Scorer) newExplainScratch() *explainScratch {
 // memory: explaining into the same dst again does not allocate (the first
 // call allocates the d contributions).
 //
-// ScoreBatch does no work for explanations; Explain costs up to a few
-// forward passes of one sample (see [Method]), so call it for the samples
-// you report, typically those with Result.Anomaly set. It uses ws's scratch
+// ScoreBatch does no work for explanations; Explain costs from none to a
+// few forward passes of one sample, a few hundred for [MethodSearch] (see
+// [Method]), so call it for the samples you report, typically those with
+// Result.Anomaly set. It uses ws's scratch
 // memory but leaves the batch's results intact: the results and Explain may
 // be used in any order until ws scores its next batch. It is safe for
 // concurrent use with other workspaces, not with ws.
@@ -198,6 +242,39 @@ func (s *Scorer) Explain(ws *Workspace, i int, method Method, dst *Explanation) 
 	if method == "" {
 		method = s.DefaultMethod()
 	}
+	if method == MethodRepairSearch {
+		if err := s.explain(ws, i, MethodRepair, dst); err != nil || dst.Resolved {
+			return err
+		}
+		method = MethodSearch
+	}
+	return s.explain(ws, i, method, dst)
+}
+
+// ExplainParallel is [Scorer.Explain] for sample i of the last
+// [Scorer.ScoreParallel] call with wss, counted from the start of its x:
+// it finds the workspace that scored the sample. i must be a sample of
+// that call (workspaces beyond those the call used may hold older
+// batches). The same explanation as Explain on one workspace.
+func (s *Scorer) ExplainParallel(wss []*Workspace, i int, method Method, dst *Explanation) error {
+	if i < 0 {
+		return &InputError{Sample: i, Problem: "no such sample in the last batch"}
+	}
+	lo := i
+	for _, ws := range wss {
+		if ws == nil || ws.s != s {
+			return &InputError{Sample: -1, Problem: "workspace is nil or belongs to another scorer"}
+		}
+		if lo < ws.n {
+			return s.Explain(ws, lo, method, dst)
+		}
+		lo -= ws.n
+	}
+	return &InputError{Sample: i, Problem: fmt.Sprintf("no such sample in the last batch (it had %d)", i-lo)}
+}
+
+// explain is Explain for one method other than MethodRepairSearch.
+func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) error {
 	d, dim := s.d, s.dim
 	ex := ws.ex
 	raw := ws.actual[i*d : (i+1)*d]
@@ -220,11 +297,22 @@ func (s *Scorer) Explain(ws *Workspace, i int, method Method, dst *Explanation) 
 		case MethodRepairGradient:
 			s.integratedGradients(ex, RepairGradientSteps, false)
 		}
+		s.expectedSample(ex, method, e0)
 	default:
-		return fmt.Errorf("model: explain: unknown method %q (want repair, repair-gradient, counterfactual, gradient or share)", method)
+		return fmt.Errorf("model: explain: unknown method %q (want one of %v)", method, Methods())
 	}
 	dst.Method = method
 	dst.Energy = e0
+	dst.Set, dst.RepairedEnergy = 0, e0
+	if method != MethodShare {
+		for _, in := range ex.inSet {
+			if in {
+				dst.Set++
+			}
+		}
+		dst.RepairedEnergy = ex.repaired
+	}
+	dst.Resolved = dst.RepairedEnergy <= s.threshold
 	if cap(dst.Features) < d {
 		dst.Features = make([]Contribution, d)
 	}
@@ -239,37 +327,121 @@ func (s *Scorer) Explain(ws *Workspace, i int, method Method, dst *Explanation) 
 			total += a
 		}
 	}
-	for j := range d {
-		a := ex.attr[j]
-		share := 1 / float64(d)
-		if total > 0 {
-			share = max(a, 0) / total
+	share := ex.acc // free now
+	for j, a := range ex.attr {
+		switch {
+		case method == MethodShare:
+			share[j] = a // already a share: keep the result's value exactly
+		case total > 0:
+			share[j] = max(a, 0) / total
+		default:
+			share[j] = 1 / float64(d)
 		}
+	}
+	// Rank: largest share first, equal shares in feature order.
+	order := ex.order[:d]
+	for j := range order {
+		order[j] = j
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(share[b], share[a]); c != 0 {
+			return c
+		}
+		return a - b
+	})
+	for k, j := range order {
 		exp := expected[j]
-		if method == MethodRepair || method == MethodCounterfactual || method == MethodSearch {
-			exp = invert(s.codes[j], s.offset[j], s.scale[j], ex.expected[j])
+		if method != MethodShare {
+			// A repaired value beyond float64 in the feature's units keeps
+			// the reconstruction.
+			if v := invert(s.codes[j], s.offset[j], s.scale[j], ex.expected[j]); isFinite(v) {
+				exp = v
+			}
 		}
-		dst.Features[j] = Contribution{
+		dst.Features[k] = Contribution{
 			Feature:     s.m.Features[j],
 			Index:       j,
 			Actual:      raw[j],
 			Expected:    exp,
-			Share:       share,
-			Attribution: a,
+			Share:       share[j],
+			Attribution: ex.attr[j],
 		}
 	}
-	rankContributions(dst.Features)
 	return nil
 }
 
-// rankContributions sorts c by Share, largest first, keeping feature order
-// among equals: an insertion sort, which allocates nothing.
-func rankContributions(c []Contribution) {
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && c[j].Share > c[j-1].Share; j-- {
-			c[j], c[j-1] = c[j-1], c[j]
+// expectedSample completes ex.expected. The features that explain the
+// anomaly (the top-ranked one, or the set [MethodSearch] found; none when no
+// attribution is positive) take their repaired values: the method's own
+// (a secant step or a search) or, for the gradient methods, one secant step
+// from one more pass. The other features take their reconstruction in the
+// sample so repaired, one more pass, which also gives ex.repaired: what
+// the model considers normal for them once the anomaly's cause is set
+// right, rather than in the anomalous sample, whose reconstruction the
+// cause drags along.
+func (s *Scorer) expectedSample(ex *explainScratch, method Method, e0 float64) {
+	d := s.d
+	ex.repaired = e0
+	if method != MethodSearch {
+		clear(ex.inSet)
+		top := -1
+		for j, a := range ex.attr {
+			if a > 0 && (top < 0 || a > ex.attr[top]) {
+				top = j
+			}
+		}
+		if method == MethodGradient || method == MethodRepairGradient {
+			copy(ex.expected, ex.xr)
+			if top >= 0 {
+				ex.expected[top] = s.secant(ex, top)
+			}
+		}
+		if top < 0 {
+			return
+		}
+		ex.inSet[top] = true
+	}
+	copy(ex.xc, ex.xn)
+	for j := range d {
+		if ex.inSet[j] {
+			ex.xc[j] = ex.expected[j]
 		}
 	}
+	r, e := s.pass(ex.xc, ex.acts, ex.z, ex.mix)
+	ex.repaired = e
+	for j := range d {
+		if !ex.inSet[j] {
+			ex.expected[j] = r[j]
+		}
+	}
+}
+
+// secant returns the value at which the network would reconstruct feature
+// j as itself with the others unchanged, by one secant step (see
+// [Scorer.counterfactual]); it costs one pass.
+func (s *Scorer) secant(ex *explainScratch, j int) float64 {
+	copy(ex.xc, ex.xn)
+	ex.xc[j] = ex.xr[j]
+	r := s.reconstruct(ex.xc, ex.acts)
+	return secantStep(ex.xn[j], ex.xr[j], r[j])
+}
+
+// secantStep returns the root of g(v) = x'_j(v) − v from g at x (the
+// sample's value, reconstructed as v1) and at v1 (reconstructed as r): v1
+// itself when the secant's slope says the network copies the feature
+// rather than infer it (∂x'_j/∂x_j > 1 − minSlope).
+func secantStep(x, v1, r float64) float64 {
+	g0, g1 := v1-x, r-v1
+	v := v1
+	if g0 != 0 {
+		if slope := g1/g0 - 1; slope <= -minSlope {
+			v = v1 - g1/slope
+		}
+	}
+	if !isFinite(v) {
+		v = v1
+	}
+	return v
 }
 
 // prepare fills ex.xn and ex.xr with the normalised sample and its
@@ -307,28 +479,19 @@ func (s *Scorer) counterfactual(ex *explainScratch, e0 float64, energy bool) {
 	xn, xr, xc := ex.xn, ex.xr, ex.xc
 	_, _, sdd0, _ := reconStats(xn, xr)
 	copy(xc, xn)
+	s.enc[0].preActivation(xn, ex.pre0)
 	for j := range s.d {
 		v1 := xr[j]
 		xc[j] = v1
-		r, e := s.pass(xc, ex.acts, ex.z, ex.mix)
+		r := s.reconstructChanged(ex.pre0, j, v1-xn[j], ex.acts)
 		if energy {
-			ex.attr[j] = drop(e0, e)
+			ex.attr[j] = drop(e0, s.energyOf(xc, r, ex))
 		} else {
 			_, _, sdd, _ := reconStats(xc, r)
 			ex.attr[j] = drop(sdd0, sdd)
 		}
+		ex.expected[j] = secantStep(xn[j], v1, r[j])
 		xc[j] = xn[j]
-		g0, g1 := v1-xn[j], r[j]-v1
-		exp := v1
-		if g0 != 0 {
-			if slope := g1/g0 - 1; slope <= -minSlope {
-				exp = v1 - g1/slope
-			}
-		}
-		if !isFinite(exp) {
-			exp = v1
-		}
-		ex.expected[j] = exp
 	}
 }
 
@@ -378,39 +541,147 @@ func (s *Scorer) layer(li int) *dense {
 // pass runs one normalised sample xn through the compression network,
 // keeping every layer's output in acts, fills z = [z_c, rel, cos] and
 // returns the reconstruction (a view into acts) and the energy. It computes
-// exactly what ScoreBatch computes for the sample.
+// what ScoreBatch computes for the sample, exactly for layers below the
+// Gemm size and up to rounding above (see [dense.forward1]).
 func (s *Scorer) pass(xn, acts, z, mix []float64) (xr []float64, e float64) {
-	in := xn
-	off := 0
-	for i := range s.enc {
-		l := &s.enc[i]
-		out := acts[off : off+l.out]
-		l.forward(in, 1, out)
-		in, off = out, off+l.out
-	}
-	copy(z[:s.code], in)
-	for i := range s.dec {
-		l := &s.dec[i]
-		out := acts[off : off+l.out]
-		l.forward(in, 1, out)
-		in, off = out, off+l.out
-	}
-	xr = in
+	xr = s.reconstruct(xn, acts)
+	copy(z[:s.code], acts[s.codeOffset():])
 	rel, cos := relCos(reconStats(xn, xr))
 	z[s.code] = rel
 	z[s.code+1] = cos
 	return xr, s.mix.energy(z, mix)
 }
 
+// energyOf returns the energy of the sample x whose pass left its layer
+// outputs in ex.acts and its reconstruction in xr.
+func (s *Scorer) energyOf(x, xr []float64, ex *explainScratch) float64 {
+	z := ex.z
+	copy(z[:s.code], ex.acts[s.codeOffset():])
+	rel, cos := relCos(reconStats(x, xr))
+	z[s.code] = rel
+	z[s.code+1] = cos
+	return s.mix.energy(z, ex.mix)
+}
+
+// preActivation writes b + x·W, the layer's output before its activation,
+// into pre.
+func (l *dense) preActivation(x, pre []float64) {
+	nIn := l.in
+	wt, b := l.wt[:nIn*l.out], l.b[:l.out]
+	for o := range pre[:l.out] {
+		pre[o] = dotAdd(b[o], x[:nIn], wt[o*nIn:(o+1)*nIn])
+	}
+}
+
+// reconstructChanged is [Scorer.reconstruct] for the sample whose first
+// layer pre-activation is pre0 with feature j changed by delta: it updates
+// the first layer instead of recomputing it (so it agrees with a full pass
+// up to rounding).
+func (s *Scorer) reconstructChanged(pre0 []float64, j int, delta float64, acts []float64) []float64 {
+	l := &s.enc[0]
+	out := acts[:l.out]
+	for o, p := range pre0[:l.out] {
+		v := p + delta*l.wt[o*l.in+j]
+		if l.tanh {
+			v = math.Tanh(v)
+		}
+		out[o] = v
+	}
+	in, off := out, l.out
+	for li := 1; li < len(s.enc)+len(s.dec); li++ {
+		l := s.layer(li)
+		out := acts[off : off+l.out]
+		l.forward1(in, out)
+		in, off = out, off+l.out
+	}
+	return in
+}
+
+// codeOffset returns where the code z_c starts in a pass's layer outputs.
+func (s *Scorer) codeOffset() int {
+	off := 0
+	for _, l := range s.enc[:len(s.enc)-1] {
+		off += l.out
+	}
+	return off
+}
+
+// reconstruct runs one normalised sample xn through the encoder and the
+// decoder, keeping every layer's output in acts, and returns the
+// reconstruction (a view into acts).
+func (s *Scorer) reconstruct(xn, acts []float64) []float64 {
+	in := xn
+	off := 0
+	for li := range len(s.enc) + len(s.dec) {
+		l := s.layer(li)
+		out := acts[off : off+l.out]
+		l.forward1(in, out)
+		in, off = out, off+l.out
+	}
+	return in
+}
+
+// forward1 is [dense.forward] for one sample. Layers that the batch path
+// hands to Gemm take Gemv here, which is faster for one row and agrees
+// with Gemm up to rounding (it sums in another order).
+func (l *dense) forward1(in, out []float64) {
+	if !l.gemm {
+		l.forward(in, 1, out)
+		return
+	}
+	out = out[:l.out]
+	copy(out, l.b)
+	blas64.Gemv(blas.NoTrans, 1,
+		blas64.General{Rows: l.out, Cols: l.in, Stride: l.in, Data: l.wt},
+		blas64.Vector{N: l.in, Inc: 1, Data: in[:l.in]},
+		1, blas64.Vector{N: l.out, Inc: 1, Data: out})
+	if l.tanh {
+		for i, v := range out {
+			out[i] = math.Tanh(v)
+		}
+	}
+}
+
+// backward1 writes into gin (l.in values) the gradient with respect to the
+// layer's input, given g, the gradient with respect to its pre-activation
+// (l.out values): gin = W·g.
+func (l *dense) backward1(g, gin []float64) {
+	gin = gin[:l.in]
+	clear(gin)
+	if l.gemm {
+		blas64.Gemv(blas.Trans, 1,
+			blas64.General{Rows: l.out, Cols: l.in, Stride: l.in, Data: l.wt},
+			blas64.Vector{N: l.out, Inc: 1, Data: g[:l.out]},
+			0, blas64.Vector{N: l.in, Inc: 1, Data: gin})
+		return
+	}
+	wt := l.wt[:l.in*l.out]
+	for o, v := range g[:l.out] {
+		if v == 0 {
+			continue
+		}
+		for i, w := range wt[o*l.in : (o+1)*l.in] {
+			gin[i] += v * w
+		}
+	}
+}
+
 // gradient writes into gx the gradient with respect to the normalised
 // sample x of the energy (energy true) or of the squared reconstruction
 // error ‖x − x'‖², by a backward pass through the mixture, z = [z_c, rel,
-// cos] and the decoder and encoder, and returns the energy. It uses
+// cos] and the decoder and encoder, and returns the energy (NaN when
+// energy is false: it is not computed). It uses
 // ex.acts, ex.z, ex.gz, ex.mix, ex.ga and ex.gb. Where the energy is
 // infinite the gradient is zero; where a norm is zero its terms are.
 func (s *Scorer) gradient(ex *explainScratch, x, gx []float64, energy bool) float64 {
 	d, code := s.d, s.code
-	xr, e := s.pass(x, ex.acts, ex.z, ex.mix)
+	var xr []float64
+	e := math.NaN()
+	if energy {
+		xr, e = s.pass(x, ex.acts, ex.z, ex.mix)
+	} else {
+		xr = s.reconstruct(x, ex.acts)
+	}
 	gr := ex.ga[:d] // ∂T/∂x' (x' as a free variable), then back through the network
 	if energy {
 		if !isFinite(e) {
@@ -464,16 +735,7 @@ func (s *Scorer) gradient(ex *explainScratch, x, gx []float64, energy bool) floa
 			}
 		}
 		gin := h[:l.in]
-		clear(gin)
-		wt := l.wt[:l.in*l.out]
-		for o, go_ := range g[:l.out] {
-			if go_ == 0 {
-				continue
-			}
-			for i, w := range wt[o*l.in : (o+1)*l.in] {
-				gin[i] += go_ * w
-			}
-		}
+		l.backward1(g, gin)
 		if li == len(s.enc) { // gin is ∂T/∂z_c through the decoder
 			for c := range code {
 				gin[c] += ex.gz[c]

@@ -15,11 +15,11 @@ import "math"
 // (docs/explanations.md).
 const (
 	searchGrid1   = 8 // grid points per feature
-	searchGolden1 = 5  // golden-section steps after the grid, one feature
-	searchGrid2   = 5  // grid points per feature of a pair
-	searchGolden2 = 3  // golden-section steps per coordinate and round, pairs
-	searchRounds2 = 2  // coordinate rounds, pairs
-	searchTop     = 4  // pairs are searched among this many best single features
+	searchGolden1 = 5 // golden-section steps after the grid, one feature
+	searchGrid2   = 5 // grid points per feature of a pair
+	searchGolden2 = 3 // golden-section steps per coordinate and round, pairs
+	searchRounds2 = 2 // coordinate rounds, pairs
+	searchTop     = 4 // pairs are searched among this many best single features
 	// SearchPairMargin scales the energy margin by which a pair must beat
 	// the best single feature to explain an anomaly ([MethodSearch]).
 	SearchPairMargin = 0.25
@@ -51,7 +51,7 @@ func (s *Scorer) normalRange() (lo, hi []float64) {
 		for i := range s.dec {
 			l := &s.dec[i]
 			out := acts[off : off+l.out]
-			l.forward(in, 1, out)
+			l.forward1(in, out)
 			in, off = out, off+l.out
 		}
 		for j, v := range in[:d] {
@@ -182,32 +182,40 @@ func (s *Scorer) search2(ex *explainScratch, a, b int) (va, vb, e float64) {
 	return va, vb, e
 }
 
-// searchExplain fills ex.attr and ex.expected for [MethodSearch]: each
-// feature's drop in energy when it alone takes its best value, that value
-// as its expected value; and when a pair explains the anomaly (see the top
-// of this file), the pair's drop split between its two features in
-// proportion to their own drops, their jointly best values as their
-// expected values, and no attribution to the other features.
+// searchExplain fills ex.attr, ex.expected and ex.inSet for
+// [MethodSearch]. When one feature explains the anomaly (the one whose best
+// value lowers the energy most) it takes the whole drop and its best value
+// is its expected value; when a pair does (see the top of this file), the
+// pair's drop is split between its two features in proportion to their
+// own drops, and their jointly best values are their expected values. The
+// other features get no attribution.
 func (s *Scorer) searchExplain(ex *explainScratch, e0 float64) {
 	d := s.d
 	copy(ex.xc, ex.xn)
-	best1 := math.Inf(1)
+	clear(ex.inSet)
+	best1, b1 := math.Inf(1), 0
 	for j := range d {
 		v, e := s.search1(ex, j)
 		ex.expected[j] = v
 		ex.attr[j] = drop(e0, e)
-		best1 = min(best1, e)
+		if e < best1 {
+			best1, b1 = e, j
+		}
+	}
+	if ex.attr[b1] <= 0 {
+		return // nothing lowers the energy: no feature explains it
 	}
 	if d < 2 {
+		ex.inSet[b1] = true
 		return
 	}
 	// The searchTop features with the largest single drops.
-	top := ex.acc[:0:d] // reuse as int-free storage: indexes as float64
-	for j := range d {
-		top = append(top, float64(j))
+	top := ex.order[:d]
+	for j := range top {
+		top[j] = j
 	}
 	for i := 1; i < len(top); i++ {
-		for k := i; k > 0 && ex.attr[int(top[k])] > ex.attr[int(top[k-1])]; k-- {
+		for k := i; k > 0 && ex.attr[top[k]] > ex.attr[top[k-1]]; k-- {
 			top[k], top[k-1] = top[k-1], top[k]
 		}
 	}
@@ -215,7 +223,7 @@ func (s *Scorer) searchExplain(ex *explainScratch, e0 float64) {
 	best2, ba, bb, va, vb := math.Inf(1), -1, -1, 0.0, 0.0
 	for i := range top {
 		for k := i + 1; k < len(top); k++ {
-			a, b := int(top[i]), int(top[k])
+			a, b := top[i], top[k]
 			if a > b {
 				a, b = b, a
 			}
@@ -228,6 +236,13 @@ func (s *Scorer) searchExplain(ex *explainScratch, e0 float64) {
 	q := s.m.Calibration.Quantiles
 	margin := SearchPairMargin * (q[99] - q[50])
 	if ba < 0 || !(best1-best2 >= margin) {
+		// One feature explains the anomaly: it takes it all.
+		for j := range d {
+			if j != b1 {
+				ex.attr[j] = 0
+			}
+		}
+		ex.inSet[b1] = true
 		return
 	}
 	pa, pb := max(ex.attr[ba], 0), max(ex.attr[bb], 0)
@@ -241,4 +256,5 @@ func (s *Scorer) searchExplain(ex *explainScratch, e0 float64) {
 	ex.attr[ba] = pd * pa / (pa + pb)
 	ex.attr[bb] = pd * pb / (pa + pb)
 	ex.expected[ba], ex.expected[bb] = va, vb
+	ex.inSet[ba], ex.inSet[bb] = true, true
 }

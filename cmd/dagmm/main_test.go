@@ -168,7 +168,7 @@ func TestGenTrainScore(t *testing.T) {
 		t.Fatal(err)
 	}
 	head, _, _ := strings.Cut(string(b), "\n")
-	if want := "timestamp,host,cpu_usage,mem_usage,disk_busy,net_in_bps,label,cause,energy,anomaly"; head != want {
+	if want := "timestamp,host,cpu_usage,mem_usage,disk_busy,net_in_bps,label,cause,energy,anomaly,severity,band,explain_method,explanation"; head != want {
 		t.Errorf("header %q, want %q", head, want)
 	}
 	if code, stdout, _ := dagmm(t, "inspect", modelPath); code != 0 || !strings.Contains(stdout, "threshold:") {

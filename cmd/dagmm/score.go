@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -16,8 +17,13 @@ import (
 func runScore(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "score", "[flags] --model MODEL -o OUT INPUT",
 		`Score reads a Parquet or CSV file, scores every row with the model, and
-writes the same rows to OUT with two more columns: energy (higher is more
-unusual) and anomaly (energy above the model's threshold). The input must
+writes the same rows to OUT with more columns: energy (higher is more
+unusual), anomaly (energy above the model's threshold), severity (0-100: 50
+at the threshold, each 10 points above it a ten times rarer energy) and band
+(normal, low, medium, high, critical), and for anomalies explain_method and
+explanation: a JSON array of the features ranked by their share of the
+anomaly, each with its actual and expected value — the same explanation the
+service gives over HTTP and NATS. The input must
 have a numeric column for each of the model's features, by name; other
 columns are carried through unchanged. A summary with the most unusual rows
 and the feature each one's reconstruction error points to goes to stdout.`,
@@ -26,6 +32,7 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	modelPath := fs.String("model", "", "model `file` written by dagmm train; required")
 	out := fs.String("o", "", "output `file` (.parquet or .csv); required")
 	top := fs.Int("top", 5, "list this many of the highest-energy rows in the summary")
+	methodName := fs.String("explain", "", "explanation `method`: "+methodList()+" (default: the model's default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +43,10 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 		return usagef("an output file is required: -o scored.parquet")
 	case fs.NArg() != 1:
 		return usagef("want exactly one input file, got %d arguments", fs.NArg())
+	}
+	method, err := model.ParseMethod(*methodName)
+	if err != nil {
+		return usagef("--explain: %v", err)
 	}
 	m, err := model.Load(*modelPath)
 	if err != nil {
@@ -57,24 +68,11 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in, err)
 	}
-	res, err := scoreAll(ctx, s, x)
+	res, err := scoreAll(ctx, s, x, method)
 	if err != nil {
 		return fmt.Errorf("score %s: %w", in, err)
 	}
-	for _, name := range []string{"energy", "anomaly"} {
-		if t.Remove(name) {
-			env.log.Warn("input already has a score column; replacing it", "column", name)
-		}
-	}
-	energy := make([]float64, len(res))
-	anomaly := make([]bool, len(res))
-	for i, r := range res {
-		energy[i], anomaly[i] = r.energy, r.anomaly
-	}
-	if err := t.AddFloats("energy", energy); err != nil {
-		return err
-	}
-	if err := t.AddBools("anomaly", anomaly); err != nil {
+	if err := addScoreColumns(t, res); err != nil {
 		return err
 	}
 	if err := datasets.WriteFile(*out, t); err != nil {
@@ -84,19 +82,20 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	return nil
 }
 
-// scored is one row's score with its explanation, copied out of a workspace.
+// scored is one row's score, with the explanation of an anomaly copied out
+// of its workspace.
 type scored struct {
 	row      int
 	energy   float64
+	severity float64
+	band     model.Band
 	anomaly  bool
-	actual   []float64
-	expected []float64
-	share    []float64
+	ex       *model.Explanation // nil for a normal row
 }
 
-// scoreAll scores x (row-major, model feature order) on every core and keeps
-// the explanation of each anomaly.
-func scoreAll(ctx context.Context, s *model.Scorer, x []float64) ([]scored, error) {
+// scoreAll scores x (row-major, model feature order) on every core and
+// explains each anomaly with method.
+func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Method) ([]scored, error) {
 	d := s.NumFeatures()
 	n := len(x) / d
 	wss := make([]*model.Workspace, runtime.GOMAXPROCS(0))
@@ -115,14 +114,72 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64) ([]scored, erro
 			return nil, shiftSample(err, lo)
 		}
 		for i, r := range out[:hi-lo] {
-			sc := scored{row: lo + i, energy: r.Energy, anomaly: r.Anomaly}
+			sc := scored{row: lo + i, energy: r.Energy, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
 			if r.Anomaly {
-				sc.actual, sc.expected, sc.share = slices.Clone(r.Actual), slices.Clone(r.Expected), slices.Clone(r.Share)
+				sc.ex = new(model.Explanation)
+				if err := s.ExplainParallel(wss, i, method, sc.ex); err != nil {
+					return nil, fmt.Errorf("explain row %d: %w", lo+i+1, err)
+				}
 			}
 			res[lo+i] = sc
 		}
 	}
 	return res, nil
+}
+
+// featureJSON is one feature of the explanation column, named as in the
+// service's events and HTTP results.
+type featureJSON struct {
+	Feature  string  `json:"feature"`
+	Actual   float64 `json:"actual"`
+	Expected float64 `json:"expected"`
+	Share    float64 `json:"share"`
+}
+
+// addScoreColumns appends energy, anomaly, severity, band, explain_method
+// and explanation to t.
+func addScoreColumns(t *datasets.Table, res []scored) error {
+	n := len(res)
+	energy, severity := make([]float64, n), make([]float64, n)
+	anomaly := make([]bool, n)
+	band, method, explanation := make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range res {
+		energy[i], severity[i], anomaly[i], band[i] = r.energy, r.severity, r.anomaly, r.band.String()
+		if r.ex == nil {
+			continue
+		}
+		fs := make([]featureJSON, len(r.ex.Features))
+		for j, c := range r.ex.Features {
+			fs[j] = featureJSON{c.Feature, c.Actual, c.Expected, c.Share}
+		}
+		b, err := json.Marshal(fs)
+		if err != nil {
+			return fmt.Errorf("row %d: explanation: %w", r.row+1, err)
+		}
+		method[i], explanation[i] = r.ex.Method.String(), string(b)
+	}
+	for _, c := range []*datasets.Column{
+		datasets.FloatColumn("energy", energy),
+		datasets.BoolColumn("anomaly", anomaly),
+		datasets.FloatColumn("severity", severity),
+		datasets.StringColumn("band", band),
+		datasets.StringColumn("explain_method", method),
+		datasets.StringColumn("explanation", explanation),
+	} {
+		t.Remove(c.Name)
+		if err := t.Add(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func methodList() string {
+	var names []string
+	for _, m := range model.Methods() {
+		names = append(names, m.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 // shiftSample renumbers an input error's sample index from a chunk to the file.
@@ -150,7 +207,7 @@ func summarize(w io.Writer, in, out string, m *model.Model, t *datasets.Table, r
 		if !r.anomaly {
 			break
 		}
-		fmt.Fprintf(w, "  row %d%s: energy %.4g — %s\n", r.row+1, rowLabel(t, r.row), r.energy, explain(m.Features, r))
+		fmt.Fprintf(w, "  row %d%s: energy %.4g, severity %.0f (%s) — %s\n", r.row+1, rowLabel(t, r.row), r.energy, r.severity, r.band, explain(r.ex))
 	}
 }
 
@@ -168,18 +225,11 @@ func rowLabel(t *datasets.Table, i int) string {
 	return " (" + strings.Join(parts, " ") + ")"
 }
 
-// explain names the feature with the largest share of the reconstruction
-// error, with its actual and expected values.
-func explain(features []string, r scored) string {
-	if len(r.share) == 0 {
+// explain reads the top of an explanation as a sentence.
+func explain(ex *model.Explanation) string {
+	if ex == nil || len(ex.Features) == 0 {
 		return ""
 	}
-	j := 0
-	for i, v := range r.share {
-		if v > r.share[j] {
-			j = i
-		}
-	}
-	return fmt.Sprintf("%s is %.4g, expected about %.4g (%.0f%% of the reconstruction error)",
-		features[j], r.actual[j], r.expected[j], 100*r.share[j])
+	c := ex.Top()
+	return fmt.Sprintf("%s is %.4g, expected about %.4g (%.0f%% of the anomaly, by %s)", c.Feature, c.Actual, c.Expected, 100*c.Share, ex.Method)
 }
