@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dagmm/dagmm/model"
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // Config configures a [Service]. The zero value is usable once defaults are
@@ -48,7 +49,7 @@ type Config struct {
 	StoreDir string
 
 	// Subject is the subject samples arrive on; wildcards allowed.
-	// Default "metrics.>".
+	// Default "metrics.>", or [DefaultTelegrafSubject] with Telegraf.
 	Subject string
 	// AnomalyPrefix is the subject prefix of anomaly events, published to
 	// "<AnomalyPrefix>.<host>". Default "anomalies".
@@ -63,11 +64,14 @@ type Config struct {
 	// Default "dagmm.deadletter".
 	DeadLetterSubject string
 	// QueueGroup is the core-NATS queue group the scorer joins, so that
-	// replicas share the subject. Default "dagmm".
+	// replicas share the subject. Default "dagmm". Not used with Telegraf,
+	// whose measurements must all reach the replica that assembles their
+	// host (see the package documentation).
 	QueueGroup string
 	// Workers is the number of scoring goroutines, each with its own
 	// subscription (core) or pull loop (JetStream) and workspace.
-	// Default GOMAXPROCS.
+	// Default GOMAXPROCS. With Telegraf, one goroutine decodes, assembles
+	// and scores in message order, and Workers is not used.
 	Workers int
 	// ExplainMethod is how anomalies are explained: one of
 	// [model.Methods], such as "repair" or "share"; empty means the
@@ -108,6 +112,27 @@ type Config struct {
 	// when it does not exist. Events are then published with JetStream
 	// acknowledgements and message ids for deduplication.
 	EventStream string
+
+	// Telegraf makes the NATS scorer take what Telegraf's outputs.nats
+	// plugin publishes on Subject (influx line protocol or JSON, one
+	// measurement per message or a batch) instead of dagmm samples, and
+	// join the measurements per host and collection interval into the
+	// model's vectors with an [ingest.Assembler] (see the package
+	// documentation). It needs NATS.
+	Telegraf bool
+	// TelegrafFormat is Telegraf's data_format: [ingest.FormatAuto] (the
+	// default: JSON when a message starts with '{'), [ingest.FormatInflux]
+	// or [ingest.FormatJSON].
+	TelegrafFormat ingest.Format
+	// TelegrafMapping says how each model feature is made from Telegraf's
+	// measurements, and sets the collection interval and the deadlines.
+	// Nil means [ingest.DefaultConfig], the mapping of the seed's four
+	// metrics. It must map every feature of the model.
+	TelegrafMapping *ingest.Config
+	// TelegrafFlush is how often intervals whose deadline passed are
+	// finalised, so that a host that stopped sending does not keep its last
+	// interval open. Default 1s.
+	TelegrafFlush time.Duration
 
 	// HTTPAddr is the HTTP listen address. Default ":8080"; port 0 picks
 	// a free port (see [Service.HTTPAddr]).
@@ -163,8 +188,13 @@ func DefaultConfig() Config {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
+		TelegrafFlush:     time.Second,
 	}
 }
+
+// DefaultTelegrafSubject is the default subject with Telegraf: the default
+// subject of Telegraf's outputs.nats plugin.
+const DefaultTelegrafSubject = "telegraf"
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -174,6 +204,9 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.NATSName, d.NATSName)
 	setDefault(&c.EmbeddedHost, d.EmbeddedHost)
 	setDefault(&c.EmbeddedPort, d.EmbeddedPort)
+	if c.Telegraf {
+		setDefault(&c.Subject, DefaultTelegrafSubject)
+	}
 	setDefault(&c.Subject, d.Subject)
 	setDefault(&c.AnomalyPrefix, d.AnomalyPrefix)
 	setDefault(&c.ScorePrefix, d.ScorePrefix)
@@ -196,6 +229,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
 	setDefault(&c.IdleTimeout, d.IdleTimeout)
 	setDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
+	setDefault(&c.TelegrafFlush, d.TelegrafFlush)
 	return c
 }
 
@@ -271,6 +305,22 @@ func (c *Config) Validate() error {
 			if c.JetStream && c.EventStream == c.Stream {
 				return bad("event stream", "%q is also the sample stream", c.EventStream)
 			}
+		}
+	}
+	if c.Telegraf {
+		if c.NoNATS {
+			return bad("telegraf", "Telegraf's messages come over NATS: it cannot be used without NATS")
+		}
+		if c.TelegrafFormat > ingest.FormatJSON {
+			return bad("telegraf format", "%d is not a format", c.TelegrafFormat)
+		}
+		if c.TelegrafMapping != nil {
+			if err := c.TelegrafMapping.Validate(); err != nil {
+				return bad("telegraf mapping", "%v", err)
+			}
+		}
+		if c.TelegrafFlush <= 0 {
+			return bad("telegraf flush", "%v: want a positive duration", c.TelegrafFlush)
 		}
 	}
 	for _, p := range []struct {

@@ -45,6 +45,58 @@
 // With no [Config.NATSURL] the service starts an embedded nats-server on
 // 127.0.0.1 (JetStream enabled), so that one machine works out of the box.
 //
+// # Telegraf
+//
+// With [Config.Telegraf] the scorer takes what Telegraf's outputs.nats
+// plugin publishes on [Config.Subject] (default "telegraf"): one message per
+// measurement (cpu, mem, diskio, net, ...) or a batch, in influx line
+// protocol or JSON ([Config.TelegrafFormat]). An [ingest.Assembler] joins
+// the measurements per host (the "host" tag) and collection interval into
+// the model's vectors, as [Config.TelegrafMapping] says (by default
+// [ingest.DefaultConfig]: cpu_usage, mem_usage, disk_busy and net_in_bps,
+// with the counters turned into rates); the vectors are scored like samples,
+// and anomalies go to "<AnomalyPrefix>.<host>". Their events have no
+// source: host and ts identify them (and, with an event stream, make their
+// message ids).
+//
+// One goroutine decodes and assembles the messages in the order they
+// arrive, so that each host's counters are seen in order, and scores and
+// publishes the vectors each message completes; another finalises every
+// [Config.TelegrafFlush] the intervals whose deadline passed, so that a host
+// that stopped sending never holds the others back. A message with a bad
+// metric goes to the dead-letter subject with the reason (naming the
+// metric, line and column), and its good metrics are still used. Intervals
+// finalised without a vector (a counter's first observation or reset, a
+// measurement that never came) and measurements that came too late are
+// counted in the dagmm_telegraf_* metrics and logged at debug level
+// (dagmm_nats_messages_total counts a message as scored once assembled). At
+// shutdown, once the subscription is drained, every open interval is
+// finalised and the events of its vectors are published.
+//
+// Durable mode with Telegraf acknowledges a message once it is assembled:
+// its measurements are in the assembler, its dead letter is published, and
+// so are the events of the vectors it completed. Acknowledging later, when
+// every interval a message touched is finalised, would hold about two
+// intervals of the whole fleet unacknowledged (beyond MaxAckPending for a
+// large one) and could not make a redelivery useful, since rates need the
+// counter history of the intervals before. So at-least-once means: every
+// message stored in the stream is assembled at least once, those published
+// while the scorer was down included (the durable consumer resumes where
+// it stopped; intervals are built from the measurements' timestamps). What
+// a crash loses is what was in memory: the intervals open at that moment
+// (at most the last Wait of each host) and the counter history, so each
+// host's first interval after a restart has no rate and gives no vector. A
+// message delivered twice does no harm: a measurement repeated in an open
+// interval replaces itself, and one for a finalised interval is late and
+// dropped.
+//
+// Replicas: all of a host's measurements must reach the same scorer, so
+// Telegraf mode subscribes without a queue group (and one durable consumer
+// must not be shared). To spread a fleet over several scorers, put the host
+// in the subject (Telegraf's subject template, e.g. 'telegraf.{{ .Tag "host" }}')
+// and give each scorer its own partition, for instance with NATS subject
+// mapping partition().
+//
 // # HTTP
 //
 // The Echo server answers:
@@ -73,8 +125,8 @@
 // # Stages
 //
 // Scoring is split in two stages: a decode stage that turns a message or a
-// request body into samples (today dagmm's JSON; Telegraf's formats through
-// package ingest's assembler later), and one scoring stage that scores
+// request body into samples (dagmm's JSON, or Telegraf's formats through
+// package ingest's assembler), and one scoring stage that scores
 // samples in batches with a per-worker [model.Workspace] and publishes the
 // events. A new input format adds a decode stage and reuses the rest.
 package serve

@@ -48,7 +48,10 @@ type Event struct {
 	// results as asked.
 	ExplanationMethod string               `json:"explanation_method,omitempty"`
 	Explanation       []FeatureExplanation `json:"explanation,omitempty"`
-	// Source identifies the message the sample came from (NATS only).
+	// Source identifies the message the sample came from (NATS only). It
+	// is absent from the events of vectors assembled from Telegraf's
+	// measurements, which come from several messages: Host and TS identify
+	// them.
 	Source *Source `json:"source,omitempty"`
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/model"
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // Headers of a dead letter. Its body is the original message, unchanged.
@@ -62,13 +63,17 @@ type natsSide struct {
 	subs     []*nats.Subscription
 	consume  []jetstream.ConsumeContext
 	lastWarn atomic.Int64 // unix nanos of the last async error logged
+	tg       *telegraf    // the Telegraf input, or nil
 }
 
 // startNATS starts the embedded server if needed, connects and starts
 // consuming.
 func (s *Service) startNATS(ctx context.Context) (n *natsSide, err error) {
 	cfg := s.cfg
-	n = &natsSide{s: s, url: cfg.NATSURL, closed: make(chan struct{})}
+	n = &natsSide{s: s, url: cfg.NATSURL, closed: make(chan struct{}), tg: s.tg}
+	if n.tg != nil {
+		n.tg.n = n // before any message comes in
+	}
 	defer func() {
 		if err != nil {
 			n.abort()
@@ -109,9 +114,12 @@ func (s *Service) startNATS(ctx context.Context) (n *natsSide, err error) {
 			return n, err
 		}
 	}
-	if cfg.JetStream {
+	switch {
+	case cfg.JetStream:
 		err = n.startDurable(ctx)
-	} else {
+	case n.tg != nil:
+		err = n.startTelegrafCore()
+	default:
 		err = n.startCore()
 	}
 	if err != nil {
@@ -119,6 +127,9 @@ func (s *Service) startNATS(ctx context.Context) (n *natsSide, err error) {
 	}
 	if err := n.nc.FlushTimeout(cfg.ShutdownTimeout); err != nil {
 		return n, fmt.Errorf("serve: nats flush: %w", err)
+	}
+	if n.tg != nil {
+		n.tg.start()
 	}
 	return n, nil
 }
@@ -245,11 +256,20 @@ func (n *natsSide) startDurable(ctx context.Context) error {
 		return fmt.Errorf("serve: consumer %s on stream %s: %w", cfg.Consumer, cfg.Stream, err)
 	}
 	// Each worker buffers up to 500 messages or 4 MiB, whichever is less,
-	// within the consumer's MaxAckPending.
+	// within the consumer's MaxAckPending. Telegraf's measurements are
+	// assembled in order by one pull loop.
+	workers := cfg.Workers
 	perWorker := max(1, min(500, cfg.MaxAckPending/cfg.Workers))
-	for range cfg.Workers {
+	if n.tg != nil {
+		workers, perWorker = 1, max(1, min(1000, cfg.MaxAckPending))
+	}
+	for range workers {
 		w := newWorker(cfg.Batch)
-		cc, err := cons.Consume(func(m jetstream.Msg) { n.handleDurable(w, m) },
+		handle := func(m jetstream.Msg) { n.handleDurable(w, m) }
+		if n.tg != nil {
+			handle = func(m jetstream.Msg) { n.tg.handleDurable(w, m) }
+		}
+		cc, err := cons.Consume(handle,
 			jetstream.PullMaxMessagesWithBytesLimit(perWorker, 4<<20),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				n.asyncError(nil, nil, err)
@@ -332,19 +352,41 @@ func (s *Service) scoreMessage(w *worker, st *modelState, data []byte, src *Sour
 	if err != nil {
 		return reasonDecode, err
 	}
+	if err := s.scoreSamples(w, st, samples, src); err != nil {
+		return reasonScore, err
+	}
+	return "", nil
+}
+
+// scoreSamples scores samples and leaves the events to publish in w. src
+// is the message the samples came from; it is nil for vectors assembled
+// from several messages (Telegraf), whose events then carry no source and
+// whose host is the sample's. On failure w holds no events.
+func (s *Service) scoreSamples(w *worker, st *modelState, samples []ingest.Sample, src *Source) error {
 	w.buf, w.msgs = w.buf[:0], w.msgs[:0]
 	cfg := &s.cfg
-	baseID := src.ID
-	withID := cfg.EventStream != "" && baseID != ""
+	baseID := ""
+	if src != nil {
+		baseID = src.ID
+	}
+	withID := cfg.EventStream != "" && (baseID != "" || src == nil)
 	anomalies := 0
-	err = w.score(st, samples, func(i int, r *model.Result) error {
+	err := w.score(st, samples, func(i int, r *model.Result) error {
 		if !r.Anomaly && !cfg.PublishScores {
 			return nil
 		}
-		host := hostOf(samples[i].Host, src.Subject)
-		src.Index = i
-		if baseID != "" {
-			src.ID = baseID + ":" + strconv.Itoa(i)
+		host := samples[i].Host
+		id := ""
+		if src != nil {
+			host = hostOf(host, src.Subject)
+			src.Index = i
+			if baseID != "" {
+				src.ID = baseID + ":" + strconv.Itoa(i)
+				id = src.ID
+			}
+		} else if withID {
+			// An assembled vector is one host's interval: that is its key.
+			id = hostToken(host) + ":" + strconv.FormatInt(samples[i].TS.UnixNano(), 10)
 		}
 		if r.Anomaly {
 			anomalies++
@@ -356,7 +398,7 @@ func (s *Service) scoreMessage(w *worker, st *modelState, data []byte, src *Sour
 			w.buf = st.appendScore(w.buf, host, samples[i].TS, r, true, ex, src)
 			om := outMsg{subject: w.subj.get(cfg.AnomalyPrefix, host), start: start, end: len(w.buf)}
 			if withID {
-				om.id = "a:" + src.ID
+				om.id = "a:" + id
 			}
 			w.msgs = append(w.msgs, om)
 		}
@@ -365,22 +407,24 @@ func (s *Service) scoreMessage(w *worker, st *modelState, data []byte, src *Sour
 			w.buf = st.appendScore(w.buf, host, samples[i].TS, r, true, nil, src)
 			om := outMsg{subject: w.subj.get(cfg.ScorePrefix, host), start: start, end: len(w.buf)}
 			if withID {
-				om.id = "s:" + src.ID
+				om.id = "s:" + id
 			}
 			w.msgs = append(w.msgs, om)
 		}
 		return nil
 	})
-	src.ID = baseID
+	if src != nil {
+		src.ID = baseID
+	}
 	if err != nil {
 		w.msgs = w.msgs[:0]
-		return reasonScore, err
+		return err
 	}
 	s.met.samplesNATS.Add(float64(len(samples)))
 	if anomalies > 0 {
 		s.met.anomaliesNATS.Add(float64(anomalies))
 	}
-	return "", nil
+	return nil
 }
 
 // publish sends the events waiting in w: plain publishes, or, with an
@@ -516,6 +560,12 @@ func (n *natsSide) drainConsumers(timeout time.Duration) error {
 		close(done)
 		<-all
 	}
+	if n.tg != nil {
+		// No message comes in any more: finalise the open intervals.
+		if err := n.tg.shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -541,6 +591,9 @@ func (n *natsSide) close(timeout time.Duration) error {
 
 // abort closes everything at once, without draining.
 func (n *natsSide) abort() {
+	if n.tg != nil {
+		n.tg.halt()
+	}
 	for _, cc := range n.consume {
 		cc.Stop()
 	}

@@ -44,6 +44,7 @@ type Service struct {
 	abortOnce sync.Once
 
 	nats *natsSide // set by Run when NATS is on
+	tg   *telegraf // the Telegraf input (Config.Telegraf), or nil
 }
 
 // Option configures a [Service] beyond its [Config].
@@ -105,6 +106,11 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	}
 	s.state.Store(st)
 	s.met.modelLoaded(l, st.d)
+	if cfg.Telegraf {
+		if s.tg, err = newTelegraf(s, st); err != nil {
+			return nil, err
+		}
+	}
 	s.workers.New = func() any { return newWorker(cfg.Batch) }
 	s.e = s.routes()
 	return s, nil
@@ -263,7 +269,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.met.ready.Set(1)
 	close(s.readyCh)
 	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream && !cfg.NoNATS,
-		"subject", cfg.Subject, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Workers)
+		"subject", cfg.Subject, "telegraf", cfg.Telegraf, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Workers)
 
 	var runErr error
 	aborted := false

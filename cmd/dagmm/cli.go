@@ -64,8 +64,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.Usage()
+	case errors.Is(err, flag.ErrHelp): // the FlagSet has printed its Usage
 		return flag.ErrHelp
 	case err != nil:
 		return usageError{err.Error()}

@@ -33,6 +33,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"gen", "generate the seed's synthetic host metrics (Parquet or CSV)", runGen},
+		{"collect", "record the live metrics of a fleet running Telegraf (NATS) to Parquet files, for train", runCollect},
 		{"train", "train a DAGMM model on a Parquet or CSV file", runTrain},
 		{"score", "score a Parquet or CSV file with a model", runScore},
 		{"inspect", "print a model's metadata", runInspect},

@@ -73,7 +73,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.StringVar(&cfg.EmbeddedHost, "nats-host", cfg.EmbeddedHost, "interface of the embedded NATS server")
 	fs.IntVar(&cfg.EmbeddedPort, "nats-port", cfg.EmbeddedPort, "client `port` of the embedded NATS server; -1 picks a free one")
 	fs.StringVar(&cfg.StoreDir, "nats-store", cfg.StoreDir, "JetStream store `directory` of the embedded server; empty uses a temporary one removed at exit")
-	fs.StringVar(&cfg.Subject, "subject", cfg.Subject, "NATS `subject` the samples arrive on (wildcards allowed)")
+	fs.StringVar(&cfg.Subject, "subject", cfg.Subject, "NATS `subject` the samples arrive on (wildcards allowed); with --telegraf the default is "+serve.DefaultTelegrafSubject)
 	fs.StringVar(&cfg.AnomalyPrefix, "anomaly-prefix", cfg.AnomalyPrefix, "anomaly events go to `prefix`.<host>")
 	fs.StringVar(&cfg.ScorePrefix, "score-prefix", cfg.ScorePrefix, "with --scores, every score goes to `prefix`.<host>")
 	fs.BoolVar(&cfg.PublishScores, "scores", cfg.PublishScores, "publish every sample's score, not only anomalies")
@@ -87,6 +87,9 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	}
 	fs.StringVar(&cfg.ExplainMethod, "explain", cfg.ExplainMethod, "explanation `method` of anomalies: "+strings.Join(methods, ", ")+" (default: the model's default)")
 
+	fs.BoolVar(&cfg.Telegraf, "telegraf", cfg.Telegraf, "take Telegraf's outputs.nats messages (one per measurement, influx or JSON) on --subject and join them per host and interval into the model's vectors (--mapping)")
+	fs.Var(formatFlag{&cfg.TelegrafFormat}, "telegraf-format", "with --telegraf, Telegraf's data_format, a `format`: auto (JSON when a message starts with '{'), influx or json")
+	fs.DurationVar(&cfg.TelegrafFlush, "telegraf-flush", cfg.TelegrafFlush, "with --telegraf, how often the intervals past their deadline are finalised")
 	fs.BoolVar(&cfg.JetStream, "jetstream", cfg.JetStream, "durable mode: consume through a JetStream pull consumer, at least once across restarts")
 	fs.StringVar(&cfg.Stream, "stream", cfg.Stream, "JetStream `stream` of the samples (created on --subject if missing)")
 	fs.DurationVar(&cfg.StreamMaxAge, "stream-max-age", cfg.StreamMaxAge, "how long a stream created by the service keeps messages")
@@ -98,6 +101,42 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.StringVar(&cfg.EventStream, "event-stream", cfg.EventStream, "JetStream `stream` that stores the events (created if missing); empty publishes them plainly")
 	logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	return poll, logLevel
+}
+
+// telegrafFlags are the flags of serve --telegraf that are not
+// serve.Config fields.
+type telegrafFlags struct {
+	mapping  string
+	interval time.Duration
+}
+
+func addTelegrafFlags(fs *flag.FlagSet) *telegrafFlags {
+	var tf telegrafFlags
+	fs.StringVar(&tf.mapping, "mapping", "", "with --telegraf, the mapping `file` (JSON) saying how features are made from measurements; empty: the default of the four seed metrics (dagmm collect --print-mapping)")
+	fs.DurationVar(&tf.interval, "interval", 0, "with --telegraf, Telegraf's agent interval; overrides the mapping's (10s by default), and the wait and host TTL then follow it")
+	return &tf
+}
+
+// applyTelegraf completes cfg for --telegraf: the mapping, and the subject
+// when none was given.
+func applyTelegraf(fs *flag.FlagSet, cfg *serve.Config, tf *telegrafFlags) error {
+	if !cfg.Telegraf {
+		for _, name := range []string{"mapping", "interval", "telegraf-format", "telegraf-flush"} {
+			if flagGiven(fs, name) {
+				return usagef("--%s needs --telegraf", name)
+			}
+		}
+		return nil
+	}
+	mapping, err := loadMapping(tf.mapping, tf.interval)
+	if err != nil {
+		return err
+	}
+	cfg.TelegrafMapping = &mapping
+	if !flagGiven(fs, "subject") {
+		cfg.Subject = serve.DefaultTelegrafSubject
+	}
+	return nil
 }
 
 // parseServeFlags parses args and the environment into cfg.
@@ -153,18 +192,35 @@ changes (--poll); a file that does not load leaves the old model serving.
 SIGINT or SIGTERM stops the service gracefully: it stops taking work,
 finishes what is in flight, then exits.
 
+Telegraf: with --telegraf the scorer takes what Telegraf's outputs.nats plugin
+publishes (default subject telegraf): one message per measurement (cpu, mem,
+diskio, net, ...) or a batch, in influx line protocol or JSON. It joins them
+per host and collection interval into the model's vectors as the mapping says
+(--mapping, the same as dagmm collect's), counters turned into rates, and
+scores each vector; anomalies go to anomalies.<host>. A host's first
+interval and an interval where a counter went down give no vector; an
+interval still incomplete one interval after its first measurement is
+dropped, and measurements later than that are dropped too (both counted in
+the dagmm_telegraf_* metrics, logged at debug level). With --jetstream a
+message is acknowledged once assembled.
+
 Every flag can also be set with an environment variable, shown in brackets:
 a flag on the command line wins over the environment, which wins over the
 default.`,
 		`  dagmm serve --model model.json
   dagmm serve --model model.json --http :9000 --nats-url nats://nats:4222 --jetstream
   DAGMM_MODEL=model.json DAGMM_ADMIN_TOKEN=s3cret dagmm serve --scores
+  dagmm serve --model model.json --telegraf --nats-url nats://nats:4222 --interval 10s
   nats pub metrics.web-1 '{"values":{"cpu_usage":97,"mem_usage":20,"disk_busy":3,"net_in_bps":1e5}}'
   nats sub 'anomalies.>'
   curl -s localhost:8080/v1/score -d '{"host":"web-1","values":{"cpu_usage":97,"mem_usage":20,"disk_busy":3,"net_in_bps":1e5}}'
   kill -HUP $(pidof dagmm)    # reload the model`)
 	poll, logLevel := serveFlags(fs, &cfg)
+	tf := addTelegrafFlags(fs)
 	if err := parseServeFlags(fs, &cfg, poll, args, os.LookupEnv); err != nil {
+		return err
+	}
+	if err := applyTelegraf(fs, &cfg, tf); err != nil {
 		return err
 	}
 	if cfg.ModelPath == "" {
