@@ -115,9 +115,6 @@ func autoLog(col, lg []float64, lo, hi float64) bool {
 	return sr > AutoLogSkew && math.Abs(skewness(lg)) < math.Abs(sr)
 }
 
-var autoOther = NormZScore
-var logMinMax = false
-
 // signedLog1p is sign(x)·log1p(|x|), the log transform's f.
 func signedLog1p(x float64) float64 {
 	if x < 0 {
