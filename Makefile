@@ -37,6 +37,16 @@ bench-explain:
 	$(GO) run ./internal/explainbench/cmd/explainbench
 	$(GO) test -run '^$$' -bench Explain -benchtime 1s ./model/
 
+## bench-paper: the DAGMM paper's Table 2 on ../shared/datasets, 10 seeds each (about 45 minutes on 2 cores); rewrites docs/benchmarks.md and notebooks/data/
+.PHONY: bench-paper notebooks
+bench-paper:
+	scripts/bench-paper.sh
+
+## notebooks: execute notebooks/*.ipynb headlessly with Debian's jupyter, saving their outputs in the files
+notebooks:
+	@test -x /usr/bin/jupyter || (echo 'notebooks: apt-get install jupyter-nbconvert python3-ipykernel python3-matplotlib python3-pandas' && exit 1)
+	for nb in notebooks/*.ipynb; do /usr/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; done
+
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo 'gofmt: files above need formatting' && exit 1)
 	$(GO) vet $(PKGS)
