@@ -146,6 +146,28 @@ func impliedLoad(f int, v float64) float64 {
 	return math.Log(v/1e5) / math.Log(1e3)
 }
 
+// brokenLoad returns the load whose value the b-th (from 0) broken feature of
+// a row of load takes, u in [0, 1) drawing the distance 0.45 to 0.6. The first
+// moves to the far side (up when the load is under 0.5, down otherwise),
+// clipped to [0.05, 0.95]; the second the other way, as far, where only the
+// metric's own range clips it (a CPU at 0% or 100%); a third as the first.
+func brokenLoad(load float64, b int, u float64) float64 {
+	d := 0.45 + 0.15*u
+	up := load < 0.5
+	if b%2 == 1 {
+		up = !up
+	}
+	switch {
+	case b%2 == 1 && up:
+		return load + d
+	case b%2 == 1:
+		return load - d
+	case up:
+		return min(0.95, load+d)
+	}
+	return max(0.05, load-d)
+}
+
 // Generate returns a table of synthetic host metrics: cfg.N rows of
 //
 //	timestamp   Time    Start, Start+Interval, ...
@@ -162,8 +184,10 @@ func impliedLoad(f int, v float64) float64 {
 // linear in the load (net_in_bps log-linear, so heavy-tailed) plus its own
 // noise, so that on normal rows they are strongly correlated. An anomaly keeps
 // the row's other metrics and sets each broken one to a value it would have
-// under a load at least 0.45 away (high if the load is low, low if it is
-// high): plausible for the metric alone, wrong for the row.
+// under a load 0.45 to 0.6 away: the first broken feature high if the load is
+// low and low if it is high (plausible for the metric alone, wrong for the
+// row), a second one the other way (a CPU pegged while the network drops), so
+// that two broken features disagree with each other as well as with the rest.
 //
 // The same configuration always gives the same table (math/rand/v2 PCG).
 func Generate(cfg GenConfig) (*Table, error) {
@@ -202,17 +226,12 @@ func Generate(cfg GenConfig) (*Table, error) {
 	span := cfg.MaxBroken - cfg.MinBroken + 1
 	for k, i := range rows {
 		broken := rng.Perm(len(genFeatures))[:cfg.MinBroken+k%span]
+		for b, f := range broken {
+			x[f][i] = metric(f, brokenLoad(loads[i], b, rng.Float64()), rng.NormFloat64())
+		}
 		slices.Sort(broken)
 		names := make([]string, len(broken))
 		for b, f := range broken {
-			load := loads[i]
-			var other float64
-			if load < 0.5 {
-				other = min(0.95, load+0.45+0.15*rng.Float64())
-			} else {
-				other = max(0.05, load-0.45-0.15*rng.Float64())
-			}
-			x[f][i] = metric(f, other, rng.NormFloat64())
 			names[b] = genFeatures[f]
 		}
 		labels[i] = 1

@@ -129,9 +129,14 @@ func TestGenerateRangesAndCorrelation(t *testing.T) {
 			t.Errorf("%s spans only [%v, %v]", GenFeatures()[f], lo, hi)
 		}
 	}
-	net := x[3]
+	var net []float64
+	for i, l := range label.Ints {
+		if l == 0 {
+			net = append(net, x[3][i])
+		}
+	}
 	if lo, hi := slices.Min(net), slices.Max(net); lo < 5e4 || hi > 3e8 {
-		t.Errorf("net_in_bps in [%v, %v], want about 1e5 to 1e8", lo, hi)
+		t.Errorf("net_in_bps in [%v, %v] on normal rows, want about 1e5 to 1e8", lo, hi)
 	}
 	if q05, q95 := quantile(net, 0.05), quantile(net, 0.95); q95/q05 < 100 {
 		t.Errorf("net_in_bps 5%%..95%% = %v..%v, want a heavy tail spanning two decades or more", q05, q95)
@@ -183,8 +188,9 @@ func TestGenerateAnomalies(t *testing.T) {
 	}{
 		{"default", DefaultGenConfig(), map[int]int{1: 2}, 1, 0.3},
 		{"one", GenConfig{N: 10000, Anomalies: 100, Seed: 5}, map[int]int{1: 100}, 0.95, 0.25},
-		{"two", GenConfig{N: 10000, Anomalies: 100, MinBroken: 2, Seed: 5}, map[int]int{2: 100}, 0.95, 0.25},
-		{"mix", GenConfig{N: 10000, Anomalies: 101, MinBroken: 1, MaxBroken: 2, Seed: 5}, map[int]int{1: 51, 2: 50}, 0.95, 0.25},
+		// A second broken feature goes towards the near end of the range, where 0% clips it.
+		{"two", GenConfig{N: 10000, Anomalies: 100, MinBroken: 2, Seed: 5}, map[int]int{2: 100}, 0.95, 0.2},
+		{"mix", GenConfig{N: 10000, Anomalies: 101, MinBroken: 1, MaxBroken: 2, Seed: 5}, map[int]int{1: 51, 2: 50}, 0.95, 0.2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,7 +200,7 @@ func TestGenerateAnomalies(t *testing.T) {
 			}
 			x, label, cause := genMetrics(t, tab)
 			broken := map[int]int{}
-			separated, anomalies, normalOff, normal := 0, 0, 0, 0
+			separated, anomalies, normalOff, normal, pairs, opposed := 0, 0, 0, 0, 0, 0
 			for i, l := range label.Ints {
 				if l == 0 {
 					normal++
@@ -218,6 +224,12 @@ func TestGenerateAnomalies(t *testing.T) {
 					t.Errorf("row %d: cause %q not in column order or repeated", i+1, cause.Strings[i])
 				}
 				broken[len(fs)]++
+				if len(fs) == 2 {
+					pairs++
+					if opposite(x, i, fs) {
+						opposed++
+					}
+				}
 				d := deviations(x, i, fs)
 				ok := true
 				for _, f := range fs {
@@ -234,11 +246,27 @@ func TestGenerateAnomalies(t *testing.T) {
 				t.Errorf("%d of %d anomalies have every broken feature off by %.2f load or more, want %.0f%%",
 					separated, anomalies, tt.minGap, 100*tt.minSeparated)
 			}
+			if opposed < pairs*95/100 {
+				t.Errorf("%d of %d two-feature anomalies break their features in opposite directions, want 95%%", opposed, pairs)
+			}
 			if share := float64(normalOff) / float64(normal); share > 0.01 {
 				t.Errorf("%d of %d normal rows have a feature off by more than 0.25 load, want under 1%%", normalOff, normal)
 			}
 		})
 	}
+}
+
+// opposite reports whether the two broken features fs of row i imply loads
+// on opposite sides of the mean implied load of the others.
+func opposite(x [4][]float64, i int, fs []int) bool {
+	var mean float64
+	for f := range 4 {
+		if !slices.Contains(fs, f) {
+			mean += impliedLoad(f, x[f][i]) / 2
+		}
+	}
+	a, b := impliedLoad(fs[0], x[fs[0]][i])-mean, impliedLoad(fs[1], x[fs[1]][i])-mean
+	return a*b < 0
 }
 
 func maps(a, b map[int]int) bool {

@@ -397,9 +397,13 @@ func (s *Scorer) expectedSample(ex *explainScratch, method Method, e0 float64) {
 			}
 		}
 		if top < 0 {
+			for j := range d {
+				s.clampToTraining(ex.expected, j)
+			}
 			return
 		}
 		ex.inSet[top] = true
+		s.clampToTraining(ex.expected, top)
 	}
 	copy(ex.xc, ex.xn)
 	for j := range d {
@@ -412,8 +416,15 @@ func (s *Scorer) expectedSample(ex *explainScratch, method Method, e0 float64) {
 	for j := range d {
 		if !ex.inSet[j] {
 			ex.expected[j] = r[j]
+			s.clampToTraining(ex.expected, j)
 		}
 	}
+}
+
+// clampToTraining keeps the normalised value x[j] within the values seen
+// in training, where they are known: a value outside is no normal value.
+func (s *Scorer) clampToTraining(x []float64, j int) {
+	x[j] = min(s.trainHi[j], max(s.trainLo[j], x[j]))
 }
 
 // secant returns the value at which the network would reconstruct feature

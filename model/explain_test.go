@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -518,5 +519,39 @@ func TestExplainNoAllocs(t *testing.T) {
 		}); allocs != 0 {
 			t.Errorf("Explain(%q): %v allocs per run", method, allocs)
 		}
+	}
+}
+
+// TestExplainExpectedWithinTrainingRange: the repaired value of the
+// top-ranked feature stays within the values seen in training, where the
+// transform records them (min-max and log), even for samples far outside.
+func TestExplainExpectedWithinTrainingRange(t *testing.T) {
+	s := metrics4(t)
+	norm := s.Model().Norm
+	rng := rand.New(rand.NewPCG(4, 5))
+	flagged := 0
+	for range 400 {
+		x := genSample(rng.Float64())
+		j := rng.IntN(4)
+		x[j] = []float64{0, 100, 3e8, 1}[rng.IntN(4)]
+		for _, method := range []model.Method{model.MethodRepair, model.MethodRepairGradient, model.MethodCounterfactual, model.MethodGradient} {
+			r, ex := explainOne(t, s, x, method)
+			if !r.Anomaly {
+				continue
+			}
+			flagged++
+			top := ex.Features[0]
+			tr := norm[top.Index]
+			if tr.Kind != model.NormMinMax && tr.Kind != model.NormLog {
+				continue
+			}
+			lo, hi := tr.Invert(0), tr.Invert(1)
+			if top.Expected < lo-1e-9*math.Abs(lo) || top.Expected > hi+1e-9*math.Abs(hi) {
+				t.Errorf("%s on %v: %s expected %v, outside the training range [%v, %v]", method, x, top.Feature, top.Expected, lo, hi)
+			}
+		}
+	}
+	if flagged < 400 {
+		t.Fatalf("only %d of 1600 explanations were of flagged samples", flagged)
 	}
 }

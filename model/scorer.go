@@ -32,6 +32,10 @@ type Scorer struct {
 	// searchLo and searchHi bound each feature's normal normalised values,
 	// for [MethodSearch].
 	searchLo, searchHi []float64
+	// trainLo and trainHi bound each feature's normalised values to the
+	// range seen in training where the transform keeps it ([0, 1] for
+	// min-max and log), and are infinite otherwise.
+	trainLo, trainHi []float64
 }
 
 // Result is one sample's score.
@@ -107,7 +111,21 @@ func NewScorer(m *Model) (*Scorer, error) {
 		s.width = max(s.width, l.Out)
 	}
 	s.searchLo, s.searchHi = s.normalRange()
+	s.trainLo, s.trainHi = trainingRange(m.Norm)
 	return s, nil
+}
+
+// trainingRange returns the normalised range of each feature's training
+// values, where the transforms keep it.
+func trainingRange(norm []Transform) (lo, hi []float64) {
+	lo, hi = make([]float64, len(norm)), make([]float64, len(norm))
+	for j, t := range norm {
+		lo[j], hi[j] = math.Inf(-1), math.Inf(1)
+		if t.Kind == NormMinMax || t.Kind == NormLog {
+			lo[j], hi[j] = 0, 1
+		}
+	}
+	return lo, hi
 }
 
 // Model returns a deep copy of the model the Scorer scores with.

@@ -11,7 +11,7 @@ import (
 )
 
 // TestRunSmall runs the benchmark on one small seed: the figures add up,
-// the default method names most single broken features, and the report
+// the default method names most single broken features and pairs, and the report
 // shows every method.
 func TestRunSmall(t *testing.T) {
 	cfg := DefaultConfig()
@@ -52,6 +52,13 @@ func TestRunSmall(t *testing.T) {
 	}
 	if o := rep.Oracle; o.Single == 0 || float64(o.Top1) < 0.9*float64(o.Single) {
 		t.Errorf("the oracle names %d of %d single broken features", o.Top1, o.Single)
+	}
+	// Two broken features go opposite ways, so the pair is identifiable.
+	if o := rep.Oracle; o.Double == 0 || float64(o.Top2) < 0.9*float64(o.Double) {
+		t.Errorf("the oracle names %d of %d broken pairs", o.Top2, o.Double)
+	}
+	if f := rep.Total[0]; f.Double == 0 || float64(f.Top2) < 0.7*float64(f.Double) {
+		t.Errorf("repair names %d of %d broken pairs", f.Top2, f.Double)
 	}
 	var b strings.Builder
 	if err := rep.Markdown(&b); err != nil {
