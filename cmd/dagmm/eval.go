@@ -178,7 +178,12 @@ auto picks one from the file name, default is the train command's defaults);
 every training flag overrides the preset. With normalisation other than
 none, feature columns constant on a run's training rows are dropped for that
 run. --untrained also scores each seed's untrained network (random weights,
-mixture fitted on the training rows) beside the trained one.`,
+mixture fitted on the training rows) beside the trained one.
+
+The training flags' defaults listed below are the train command's; a preset's
+own settings apply unless the flag is given. The presets:
+
+`+presetHelp(),
 		`  dagmm eval ../shared/datasets/thyroid.parquet
   dagmm eval --preset kddcup --runs 10 --untrained --json kdd.json ../shared/datasets/kddcup99.parquet
   dagmm eval --preset arrhythmia --epochs 500 --lr 1e-4 --csv runs.csv arrhythmia.parquet
@@ -243,14 +248,20 @@ mixture fitted on the training rows) beside the trained one.`,
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	rep.summarise()
-	for _, r := range rep.Runs {
-		for _, s := range []*evalScore{&r.Trained, r.Untrained} {
-			if s != nil && s.Status != "ok" {
-				env.log.Warn("run diverged", "run", r.Run, "seed", r.Seed, "err", s.Error)
-			}
-		}
-	}
 	return rep.write(env, *jsonOut, *csvOut, *mdOut)
+}
+
+// presetHelp describes each preset's settings, for --help.
+func presetHelp() string {
+	var b strings.Builder
+	for _, p := range train.Presets() {
+		c := p.Config
+		enc, est := intListFlag(c.Encoder), intListFlag(c.Estimator)
+		fmt.Fprintf(&b, "  %-11s encoder %s, estimator %s, K %d, %d epochs, batch %d, lr %g,\n              lambda1 %g, lambda2 %g, dropout %g, normalisation %s\n",
+			p.Name, enc.String(), est.String(), c.K, c.Epochs, c.BatchSize,
+			c.LearningRate, c.Lambda1, c.Lambda2, c.Dropout, c.Normalization)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
 
 // configure picks the preset and applies the training flags given on the
@@ -430,15 +441,22 @@ func (s *evalSetup) run(ctx context.Context, env *cliEnv, r int) (*evalRun, erro
 		u.Losses, u.LossEpochs = nil, nil
 		run.Untrained = &u
 	}
-	attrs := []any{"run", run.Run, "seed", seed, "status", run.Trained.Status,
-		"f1", round4(run.Trained.Ratio.F1), "f1_percentile", round4(run.Trained.Percentile.F1),
-		"auroc", round4(run.Trained.AUROC), "auprc", round4(run.Trained.AUPRC),
-		"final_loss", run.Trained.FinalLoss, "seconds", round4(run.Trained.Seconds)}
+	logRun(env, run, "trained", &run.Trained)
 	if run.Untrained != nil {
-		attrs = append(attrs, "untrained_f1", round4(run.Untrained.Ratio.F1), "untrained_auroc", round4(run.Untrained.AUROC))
+		logRun(env, run, "untrained", run.Untrained)
 	}
-	env.log.Info("run", attrs...)
 	return run, nil
+}
+
+// logRun logs one network's figures in one run, or its divergence.
+func logRun(env *cliEnv, run *evalRun, network string, s *evalScore) {
+	if s.Status != "ok" {
+		env.log.Warn("run diverged", "run", run.Run, "seed", run.Seed, "network", network, "err", s.Error)
+		return
+	}
+	env.log.Info("run", "run", run.Run, "seed", run.Seed, "network", network,
+		"f1", round4(s.Ratio.F1), "f1_percentile", round4(s.Percentile.F1), "auroc", round4(s.AUROC), "auprc", round4(s.AUPRC),
+		"final_loss", s.FinalLoss, "seconds", round4(s.Seconds))
 }
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }

@@ -212,6 +212,34 @@ func TestEvalPresetAndOverrides(t *testing.T) {
 	}
 }
 
+func TestEvalDivergedRunsReported(t *testing.T) {
+	// At a learning rate of 1000 the loss is NaN within two epochs.
+	in := labelledFile(t, "curve.csv", 200, 20)
+	err, stdout, stderr := evalCmd(t, "--runs", "2", "--epochs", "5", "--lr", "1000", "--json", "-", in)
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	var rep evalReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("--json -: %v\n%s", err, stdout)
+	}
+	for _, r := range rep.Runs {
+		if r.Trained.Status != "diverged" || !strings.Contains(r.Trained.Error, "diverged") {
+			t.Errorf("run %d: status %q, error %q; want diverged", r.Run, r.Trained.Status, r.Trained.Error)
+		}
+	}
+	if rep.Trained.Diverged != 2 || rep.Trained.Runs != 2 {
+		t.Errorf("summary: %d of %d runs diverged, want 2 of 2", rep.Trained.Diverged, rep.Trained.Runs)
+	}
+	if !strings.Contains(stderr, "run diverged") {
+		t.Errorf("no divergence in the log:\n%s", stderr)
+	}
+	err, stdout, _ = evalCmd(t, "--runs", "1", "--epochs", "5", "--lr", "1000", in)
+	if err != nil || !strings.Contains(stdout, "diverged") || !strings.Contains(stdout, "1 of 1 runs diverged") {
+		t.Errorf("table: err %v, output:\n%s", err, stdout)
+	}
+}
+
 func TestEvalErrors(t *testing.T) {
 	good := labelledFile(t, "curve.csv", 40, 4)
 	dir := t.TempDir()
