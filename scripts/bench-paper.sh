@@ -99,7 +99,7 @@ PY
 	echo "## Per data set"
 	echo
 	for s in $SETS; do
-		cat "$tmp/$s.md"
+		sed "s#$tmp/##g" "$tmp/$s.md"
 	done
 	cat <<'EOF'
 ## Regenerate, inspect
