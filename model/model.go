@@ -45,7 +45,8 @@ type Transform struct {
 
 // GMM is the Gaussian mixture over the estimation input z = [z_c, relative
 // Euclidean distance, cosine similarity], fitted on the whole training set with
-// dropout off once training ends.
+// dropout off once training ends, without the components whose weight fell
+// below the training's minimum (see Provenance.MinComponentWeight).
 type GMM struct {
 	K   int `json:"k"`   // number of components
 	Dim int `json:"dim"` // dimension of z: code size + 2
@@ -88,6 +89,11 @@ type Provenance struct {
 	DType          string    `json:"dtype"`  // float64 or float32, the training graph's type
 	Losses         []float64 `json:"losses"` // mean loss of each epoch
 	ProjectVersion string    `json:"project_version"`
+
+	// MinComponentWeight is the mixture weight below which a component was
+	// dropped after training, and ComponentsDropped how many were.
+	MinComponentWeight float64 `json:"min_component_weight,omitempty"`
+	ComponentsDropped  int     `json:"components_dropped,omitempty"`
 }
 
 // Model is a trained DAGMM model. The zero value is not usable; build one with
@@ -102,8 +108,10 @@ type Model struct {
 	Encoder []Layer `json:"encoder"`
 	// Decoder maps z_c back to the normalised input (last layer linear).
 	Decoder []Layer `json:"decoder"`
-	// Estimator maps z to the K mixture memberships (last layer softmax).
-	// The scorer does not need it; it is kept so that the model is complete.
+	// Estimator maps z to the mixture memberships (last layer softmax). Its
+	// outputs may outnumber GMM.K: training drops the components that end up
+	// with almost no weight (Provenance.ComponentsDropped). The scorer does
+	// not need it; it is kept so that the model is complete.
 	Estimator []Layer `json:"estimator"`
 	// GMM is the mixture the energy is computed from.
 	GMM GMM `json:"gmm"`

@@ -67,8 +67,8 @@ func (m *Model) Validate() error {
 	if err != nil {
 		return err
 	}
-	if k != m.GMM.K {
-		return invalid(fmt.Sprintf("estimator layer %d", len(m.Estimator)-1), "out is %d, want %d (gmm k)", k, m.GMM.K)
+	if k < m.GMM.K {
+		return invalid(fmt.Sprintf("estimator layer %d", len(m.Estimator)-1), "out is %d, want at least %d (gmm k)", k, m.GMM.K)
 	}
 	if _, err := m.GMM.factorize(); err != nil {
 		return err
@@ -244,6 +244,7 @@ func (p *Provenance) validate() error {
 		{"lambda2", p.Lambda2},
 		{"dropout", p.Dropout},
 		{"jitter", p.Jitter},
+		{"min_component_weight", p.MinComponentWeight},
 	} {
 		if !isFinite(f.v) {
 			return invalid("provenance "+f.name, "is %v, want a finite number", f.v)
@@ -254,8 +255,9 @@ func (p *Provenance) validate() error {
 			return invalid(fmt.Sprintf("provenance losses %d", i), "is %v, want a finite number", l)
 		}
 	}
-	if p.RowsUsed < 0 || p.RowsExcluded < 0 || p.Epochs < 0 || p.BatchSize < 0 {
-		return invalid("provenance", "negative count (rows_used %d, rows_excluded %d, epochs %d, batch_size %d)", p.RowsUsed, p.RowsExcluded, p.Epochs, p.BatchSize)
+	if p.RowsUsed < 0 || p.RowsExcluded < 0 || p.Epochs < 0 || p.BatchSize < 0 || p.ComponentsDropped < 0 {
+		return invalid("provenance", "negative count (rows_used %d, rows_excluded %d, epochs %d, batch_size %d, components_dropped %d)",
+			p.RowsUsed, p.RowsExcluded, p.Epochs, p.BatchSize, p.ComponentsDropped)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ var invalidCases = []struct {
 	{"gmm k zero", func(m *model.Model) { m.GMM.K = 0 }, "gmm", "k is 0"},
 	{"no estimator", func(m *model.Model) { m.Estimator = nil }, "estimator", "has no layers"},
 	{"estimator in", func(m *model.Model) { m.Estimator[0].In = 2; m.Estimator[0].W = make([]float64, 4) }, "estimator layer 0", "in is 2, want 3"},
-	{"estimator out", func(m *model.Model) { m.GMM.K = 3 }, "estimator layer 0", "out is 2, want 3 (gmm k)"},
+	{"estimator out", func(m *model.Model) { m.GMM.K = 3 }, "estimator layer 0", "out is 2, want at least 3 (gmm k)"},
 	{"estimator last tanh", func(m *model.Model) { m.Estimator[0].Activation = model.Tanh }, "estimator layer 0", `want "softmax" on the last layer`},
 	{"phi count", func(m *model.Model) { m.GMM.Phi = []float64{1} }, "gmm phi", "has 1 values, want 2 (k)"},
 	{"phi negative", func(m *model.Model) { m.GMM.Phi = []float64{1.5, -0.5} }, "gmm phi 1", "is -0.5, want a finite weight > 0"},
@@ -72,6 +72,8 @@ var invalidCases = []struct {
 	{"loss nan", func(m *model.Model) { m.Provenance.Losses[1] = math.NaN() }, "provenance losses 1", "is NaN"},
 	{"learning rate inf", func(m *model.Model) { m.Provenance.LearningRate = math.Inf(1) }, "provenance learning_rate", "is +Inf"},
 	{"negative rows", func(m *model.Model) { m.Provenance.RowsUsed = -1 }, "provenance", "negative count"},
+	{"negative components dropped", func(m *model.Model) { m.Provenance.ComponentsDropped = -1 }, "provenance", "components_dropped -1"},
+	{"min component weight nan", func(m *model.Model) { m.Provenance.MinComponentWeight = math.NaN() }, "provenance min_component_weight", "is NaN"},
 }
 
 func TestValidate(t *testing.T) {
@@ -80,6 +82,15 @@ func TestValidate(t *testing.T) {
 			t.Errorf("valid model: %v", err)
 		}
 	}
+	t.Run("fewer components than estimator outputs", func(t *testing.T) {
+		m := tinyModel()
+		g := &m.GMM
+		g.K, g.Phi, g.Mu, g.Sigma = 1, []float64{1}, g.Mu[:g.Dim], g.Sigma[:g.Dim*g.Dim]
+		m.Provenance.MinComponentWeight, m.Provenance.ComponentsDropped = 0.001, 1
+		if err := m.Validate(); err != nil {
+			t.Errorf("a mixture with a dropped component: %v", err)
+		}
+	})
 	for _, tc := range invalidCases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tinyModel()

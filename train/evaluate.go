@@ -20,7 +20,8 @@ type Outputs struct {
 	Recon []float64
 	// Z holds the estimation inputs [z_c, rel, cos], n×(code+2).
 	Z []float64
-	// Gamma holds the estimation network's memberships, n×K.
+	// Gamma holds the estimation network's memberships, n×(its outputs),
+	// which can be more than the mixture's K (Config.MinComponentWeight).
 	Gamma []float64
 	// Energy holds the sample energies under the model's mixture.
 	Energy []float64
@@ -70,7 +71,7 @@ func forwardNormalised(m *model.Model, gmm *model.GMM, xn []float64, n int) (*Ou
 		return nil, err
 	}
 	defer eg.vm.Close()
-	dim, k := gmm.Dim, gmm.K
+	dim, k := gmm.Dim, m.Estimator[len(m.Estimator)-1].Out
 	out := &Outputs{
 		Recon:  make([]float64, n*d),
 		Z:      make([]float64, n*dim),
@@ -182,8 +183,9 @@ func buildEvalGraph(m *model.Model, gmm *model.GMM, chunk int) (*evalGraph, erro
 }
 
 // calibrate fits m's mixture on all normalised training rows xn (dropout
-// off), computes their energies under it and sets the threshold.
-func calibrate(m *model.Model, xn []float64, jitter, percentile float64, rep *Report) error {
+// off), drops the components lighter than cfg.MinComponentWeight, computes
+// the rows' energies under what is left and sets the threshold.
+func calibrate(m *model.Model, xn []float64, cfg *Config, rep *Report) error {
 	d := len(m.Features)
 	n := len(xn) / d
 	k := m.Estimator[len(m.Estimator)-1].Out
@@ -201,19 +203,72 @@ func calibrate(m *model.Model, xn []float64, jitter, percentile float64, rep *Re
 		return err
 	}
 	var st gmmState
-	st.setup(n, dim, k, jitter)
+	st.setup(n, dim, k, cfg.Jitter)
 	copy(st.z, out.Z)
 	copy(st.gamma, out.Gamma)
 	if err := st.forward(); err != nil {
 		return fmt.Errorf("%w after the last epoch: the mixture fitted on all rows is degenerate (%w): try a larger jitter", ErrDiverged, err)
 	}
-	m.GMM = model.GMM{K: k, Dim: dim, Phi: slices.Clone(st.phi), Mu: slices.Clone(st.mu), Sigma: slices.Clone(st.sigma)}
+	full := model.GMM{K: k, Dim: dim, Phi: slices.Clone(st.phi), Mu: slices.Clone(st.mu), Sigma: slices.Clone(st.sigma)}
+	var dropped int
+	m.GMM, dropped = dropLightComponents(full, cfg.MinComponentWeight)
+	m.Provenance.MinComponentWeight = cfg.MinComponentWeight
+	m.Provenance.ComponentsDropped = dropped
 	energies := slices.Clone(st.energy)
-	cal, err := model.Calibrate(energies, percentile)
+	if dropped > 0 {
+		if energies, err = mixtureEnergies(m.GMM, out.Z, n); err != nil {
+			return err
+		}
+	}
+	cal, err := model.Calibrate(energies, cfg.Percentile)
 	if err != nil {
 		return fmt.Errorf("train: calibrate the threshold: %w", err)
 	}
 	m.Calibration = cal
 	rep.Energies = energies
 	return nil
+}
+
+// dropLightComponents returns g without the components whose weight is below
+// minWeight (the heaviest is always kept), the others' weights renormalised,
+// and how many it dropped.
+func dropLightComponents(g model.GMM, minWeight float64) (model.GMM, int) {
+	heaviest := 0
+	for c, p := range g.Phi {
+		if p > g.Phi[heaviest] {
+			heaviest = c
+		}
+	}
+	out := model.GMM{Dim: g.Dim}
+	dd := g.Dim * g.Dim
+	total := 0.0
+	for c, p := range g.Phi {
+		if p < minWeight && c != heaviest {
+			continue
+		}
+		out.K++
+		out.Phi = append(out.Phi, p)
+		out.Mu = append(out.Mu, g.Mu[c*g.Dim:(c+1)*g.Dim]...)
+		out.Sigma = append(out.Sigma, g.Sigma[c*dd:(c+1)*dd]...)
+		total += p
+	}
+	for c := range out.Phi {
+		out.Phi[c] /= total
+	}
+	return out, g.K - out.K
+}
+
+// mixtureEnergies returns the energy of each of the n rows of z under g.
+func mixtureEnergies(g model.GMM, z []float64, n int) ([]float64, error) {
+	mx, err := model.NewMixture(g)
+	if err != nil {
+		return nil, fmt.Errorf("train: the mixture without its light components: %w", err)
+	}
+	e := make([]float64, n)
+	for i := range e {
+		if e[i], err = mx.Energy(z[i*g.Dim : (i+1)*g.Dim]); err != nil {
+			return nil, fmt.Errorf("train: energy of row %d: %w", i, err)
+		}
+	}
+	return e, nil
 }

@@ -141,7 +141,7 @@ func Train(ctx context.Context, features []string, x []float64, cfg Config, prog
 	for _, e := range rep.Epochs {
 		m.Provenance.Losses = append(m.Provenance.Losses, e.Loss)
 	}
-	if err := calibrate(m, xn, cfg.Jitter, cfg.Percentile, rep); err != nil {
+	if err := calibrate(m, xn, &cfg, rep); err != nil {
 		return nil, nil, err
 	}
 	if err := m.Validate(); err != nil {

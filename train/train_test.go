@@ -6,9 +6,13 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/floats/scalar"
 
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/internal/modeltest"
@@ -258,6 +262,8 @@ func TestConfigValidate(t *testing.T) {
 		{"lambda1", func(c *Config) { c.Lambda1 = -1 }},
 		{"lambda2", func(c *Config) { c.Lambda2 = math.NaN() }},
 		{"jitter", func(c *Config) { c.Jitter = 0 }},
+		{"min component weight", func(c *Config) { c.MinComponentWeight = -0.1 }},
+		{"min component weight", func(c *Config) { c.MinComponentWeight = 1 }},
 		{"percentile", func(c *Config) { c.Percentile = 0 }},
 		{"percentile", func(c *Config) { c.Percentile = 101 }},
 		{"normalization", func(c *Config) { c.Normalization = "robust" }},
@@ -468,5 +474,91 @@ func TestTrainConcurrent(t *testing.T) {
 	wg.Wait()
 	if len(out[0]) == 0 || !bytes.Equal(out[0], out[1]) {
 		t.Errorf("two concurrent trainings with the same seed wrote different artifacts (%d and %d bytes)", len(out[0]), len(out[1]))
+	}
+}
+
+func TestDropLightComponents(t *testing.T) {
+	// Three components over z of dimension 1: Mu c, Sigma c+1.
+	g := model.GMM{K: 3, Dim: 1, Phi: []float64{0.6, 0.3995, 0.0005}, Mu: []float64{0, 1, 2}, Sigma: []float64{1, 2, 3}}
+	cases := []struct {
+		name      string
+		min       float64
+		wantPhi   []float64
+		wantMu    []float64
+		wantDrops int
+	}{
+		{"keep all", 0, []float64{0.6, 0.3995, 0.0005}, []float64{0, 1, 2}, 0},
+		{"drop the lightest", 1e-3, []float64{0.6 / 0.9995, 0.3995 / 0.9995}, []float64{0, 1}, 1},
+		{"keep the heaviest", 0.9, []float64{1}, []float64{0}, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, drops := dropLightComponents(g, c.min)
+			if drops != c.wantDrops || got.K != len(c.wantPhi) || !floats.EqualApprox(got.Phi, c.wantPhi, 1e-12) || !slices.Equal(got.Mu, c.wantMu) {
+				t.Fatalf("got %+v, %d dropped; want phi %v, mu %v, %d dropped", got, drops, c.wantPhi, c.wantMu, c.wantDrops)
+			}
+			for i, m := range got.Mu {
+				if got.Sigma[i] != m+1 {
+					t.Errorf("component %d: sigma %v, want %v (its own)", i, got.Sigma[i], m+1)
+				}
+			}
+			if _, err := model.NewMixture(got); err != nil {
+				t.Errorf("not a valid mixture: %v", err)
+			}
+		})
+	}
+	if g.K != 3 || len(g.Phi) != 3 || g.Phi[2] != 0.0005 {
+		t.Errorf("the input was changed: %+v", g)
+	}
+}
+
+// TestTrainDropsLightComponents trains with a minimum weight that leaves
+// some components out: the model stays valid, says what it dropped, and the
+// report's energies are the scorer's under the smaller mixture.
+func TestTrainDropsLightComponents(t *testing.T) {
+	feats, x, _ := seedData(t, 2)
+	cfg := quickConfig()
+	cfg.MinComponentWeight = 0
+	full, _, err := Train(context.Background(), feats, x, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.GMM.K != cfg.K || full.Provenance.ComponentsDropped != 0 {
+		t.Fatalf("minimum weight 0: K %d, %d dropped; want %d, 0", full.GMM.K, full.Provenance.ComponentsDropped, cfg.K)
+	}
+	// A minimum just above the second-lightest weight drops two components.
+	phi := slices.Sorted(slices.Values(full.GMM.Phi))
+	cfg.MinComponentWeight = phi[1] * 1.0001
+	m, rep, err := Train(context.Background(), feats, x, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Provenance
+	if m.GMM.K != cfg.K-2 || p.ComponentsDropped != 2 || p.MinComponentWeight != cfg.MinComponentWeight {
+		t.Fatalf("K %d, provenance %d dropped below %v; want K %d, 2 dropped below %v", m.GMM.K, p.ComponentsDropped, p.MinComponentWeight, cfg.K-2, cfg.MinComponentWeight)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := model.NewScorer(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := len(feats)
+	for i, e := range rep.Energies {
+		r, err := s.Score(x[i*d : (i+1)*d])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !scalar.EqualWithinAbsOrRel(r.Energy, e, 1e-9, 1e-9) {
+			t.Fatalf("row %d: report energy %v, scorer %v", i, e, r.Energy)
+		}
+	}
+	graph, err := Energies(m, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !floats.EqualApprox(graph, rep.Energies, 1e-9) {
+		t.Error("the Gorgonia forward pass disagrees with the report's energies")
 	}
 }

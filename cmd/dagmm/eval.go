@@ -76,6 +76,9 @@ type evalScore struct {
 	// (training, then scoring the test rows).
 	TrainSeconds float64 `json:"train_seconds"`
 	Seconds      float64 `json:"seconds"`
+	// Components is the number of mixture components the model kept
+	// (train.Config.MinComponentWeight).
+	Components int `json:"components,omitempty"`
 
 	trainEnergies, testEnergies []float64
 }
@@ -310,6 +313,8 @@ func (s *evalSetup) configure(fs *flag.FlagSet, tf *trainFlags, name string) err
 			c.Lambda2 = flagCfg.Lambda2
 		case "jitter":
 			c.Jitter = flagCfg.Jitter
+		case "min-component-weight":
+			c.MinComponentWeight = flagCfg.MinComponentWeight
 		case "seed":
 			c.Seed = flagCfg.Seed
 		case "percentile":
@@ -456,7 +461,7 @@ func logRun(env *cliEnv, run *evalRun, network string, s *evalScore) {
 	}
 	env.log.Info("run", "run", run.Run, "seed", run.Seed, "network", network,
 		"f1", round4(s.Ratio.F1), "f1_percentile", round4(s.Percentile.F1), "auroc", round4(s.AUROC), "auprc", round4(s.AUPRC),
-		"final_loss", s.FinalLoss, "seconds", round4(s.Seconds))
+		"final_loss", s.FinalLoss, "components", s.Components, "seconds", round4(s.Seconds))
 }
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
@@ -472,7 +477,7 @@ func (s *evalSetup) evaluate(ctx context.Context, cfg train.Config, features []s
 	if err != nil {
 		return evalScore{}, err
 	}
-	sc := evalScore{Status: "ok", TrainSeconds: rep.Duration.Seconds(), trainEnergies: rep.Energies}
+	sc := evalScore{Status: "ok", TrainSeconds: rep.Duration.Seconds(), Components: m.GMM.K, trainEnergies: rep.Energies}
 	n := len(rep.Epochs)
 	every := (n + maxLossPoints - 1) / maxLossPoints
 	for i, e := range rep.Epochs {
@@ -858,9 +863,9 @@ func describeConfig(d int, c train.Config) string {
 		est = append(est, fmt.Sprint(s))
 	}
 	est = append(est, fmt.Sprint(c.K))
-	return fmt.Sprintf("compression %s (and mirror), estimation %s (dropout %g), K %d, %d epochs, batch %d, Adam lr %g, λ1 %g, λ2 %g, jitter %g, normalisation %s",
+	return fmt.Sprintf("compression %s (and mirror), estimation %s (dropout %g), K %d, %d epochs, batch %d, Adam lr %g, λ1 %g, λ2 %g, jitter %g, components below weight %g dropped, normalisation %s",
 		strings.Join(enc, "-"), strings.Join(est, "-"), c.Dropout, c.K, c.Epochs, c.BatchSize, c.LearningRate,
-		c.Lambda1, c.Lambda2, c.Jitter, c.Normalization)
+		c.Lambda1, c.Lambda2, c.Jitter, c.MinComponentWeight, c.Normalization)
 }
 
 // cpuModel returns the CPU's model name from /proc/cpuinfo, or "".

@@ -195,9 +195,9 @@ func TestEvalPresetAndOverrides(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a small network")
 	}
-	// The file name picks the thyroid preset; the flags override two settings.
+	// The file name picks the thyroid preset; the flags override three settings.
 	in := labelledFile(t, "my-thyroid-sample.csv", 200, 20)
-	err, stdout, stderr := evalCmd(t, "--runs", "1", "--epochs", "7", "--lr", "0.01", "--json", "-", in)
+	err, stdout, stderr := evalCmd(t, "--runs", "1", "--epochs", "7", "--lr", "0.01", "--min-component-weight", "0.9", "--json", "-", in)
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
@@ -209,6 +209,10 @@ func TestEvalPresetAndOverrides(t *testing.T) {
 	if rep.Preset != "thyroid" || rep.Paper == nil || c.Epochs != 7 || c.LearningRate != 0.01 || fmt.Sprint(c.Encoder) != "[12 4 1]" {
 		t.Errorf("preset %q, paper %v, epochs %d, lr %v, encoder %v; want thyroid's with 7 epochs at 0.01",
 			rep.Preset, rep.Paper != nil, c.Epochs, c.LearningRate, c.Encoder)
+	}
+	// A minimum weight of 0.9 leaves only the heaviest component.
+	if c.MinComponentWeight != 0.9 || len(rep.Runs) != 1 || rep.Runs[0].Trained.Components != 1 {
+		t.Errorf("min component weight %v, runs %+v; want 0.9 and one component kept", c.MinComponentWeight, rep.Runs)
 	}
 }
 

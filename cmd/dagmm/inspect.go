@@ -48,6 +48,9 @@ func describeModel(w io.Writer, path string, m *model.Model) {
 	fmt.Fprintf(w, "compression:  %s (code size %d)\n", layerSizes(m.Encoder, m.Decoder), m.CodeSize())
 	fmt.Fprintf(w, "estimation:   %s\n", layerSizes(m.Estimator, nil))
 	fmt.Fprintf(w, "mixture:      K=%d over z of dimension %d, phi %s\n", m.GMM.K, m.GMM.Dim, floats(m.GMM.Phi))
+	if p.ComponentsDropped > 0 {
+		fmt.Fprintf(w, "              %d component(s) dropped after training, weight below %g\n", p.ComponentsDropped, p.MinComponentWeight)
+	}
 	c := m.Calibration
 	fmt.Fprintf(w, "threshold:    %.6g (%gth percentile of the training energies; median %.6g)\n", c.Threshold, c.Percentile, c.Quantiles[50])
 	fmt.Fprintf(w, "trained on:   %s (sha256 %s)\n", orDash(p.Input), orDash(p.InputSHA256))

@@ -48,6 +48,7 @@ func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
 	fs.Float64Var(&c.Lambda1, "lambda1", c.Lambda1, "weight of the mean sample energy in the loss")
 	fs.Float64Var(&c.Lambda2, "lambda2", c.Lambda2, "weight of the covariance penalty sum(1/diag Sigma) in the loss")
 	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "added to every covariance diagonal against singular matrices")
+	fs.Float64Var(&c.MinComponentWeight, "min-component-weight", c.MinComponentWeight, "after training, drop the mixture components whose weight is below this (0 keeps all)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed: the same data, flags and seed write the same model")
 	fs.Float64Var(&c.Percentile, "percentile", c.Percentile, "percentile of the training energies at which the anomaly threshold is set")
 	fs.StringVar(&c.Normalization, "norm", c.Normalization, "input normalisation: auto (log for heavy-tailed rates, min-max otherwise), zscore, log, minmax or none")
