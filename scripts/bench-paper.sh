@@ -6,7 +6,7 @@
 #
 # Environment:
 #   DATA      directory of the data sets (default: ../shared/datasets from the repository)
-#   RUNS      runs (seeds) per data set (default 10)
+#   RUNS      runs (seeds) per data set (default 20)
 #   SETS      data sets, in order (default "thyroid arrhythmia kddcup")
 #   BIN       where to build the dagmm binary (default bin/dagmm)
 #   EXTRA     more flags for every `dagmm eval`, e.g. "--epochs 50"
@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 DATA=${DATA:-../shared/datasets}
-RUNS=${RUNS:-10}
+RUNS=${RUNS:-20}
 SETS=${SETS:-thyroid arrhythmia kddcup}
 BIN=${BIN:-bin/dagmm}
 EXTRA=${EXTRA:-}

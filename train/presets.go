@@ -85,16 +85,21 @@ func LookupPreset(name string) (Preset, error) {
 func kddcupPreset() Preset {
 	paper := paperConfig([]int{60, 30, 10, 1}, []int{10}, 4, 200, 1024)
 	c := paper.clone()
-	c.Epochs, c.LearningRate, c.Dropout = 60, 1e-3, 0
+	c.Epochs, c.LearningRate, c.Dropout, c.Lambda1 = 60, 1e-3, 0, 0.03
 	return Preset{
 		Name:   "kddcup",
 		File:   "kddcup99.parquet",
 		Config: c,
 		Paper:  Paper{Precision: 0.9297, Recall: 0.9442, F1: 0.9369, AnomalyRatio: 0.2, Config: paper},
-		Why: "60 epochs at learning rate 1e-3 instead of 200 at 1e-4, to fit a run in about 100 s here (over 3 seeds " +
-			"3e-4 for 60 epochs gave F1 0.905, 1e-4 for 20 epochs 0.842); dropout 0 in the estimation network: over " +
-			"3 seeds mean F1 0.945 against 0.934 with 0.5. Over 10 seeds K = 6 with dropout 0.5 and 100 epochs gave " +
-			"0.932 against 0.938 here",
+		Why: "lambda1 0.03 instead of 0.1: at 0.1 the energy term holds half the seeds on a plateau where the " +
+			"autoencoder reconstructs only the two dominant attack types (reconstruction error about 0.6 against 0.25), " +
+			"and F1 swung from 0.81 to 0.97 (seeds 1 to 17: 0.928 ± 0.041, light components dropped); at 0.03 " +
+			"(chosen on seeds 11, 12, 14 and 15) 16 of 20 seeds leave the plateau and F1 over seeds 1 to 20 is " +
+			"0.945 ± 0.010, lowest 0.920. Light mixture components dropped: at lambda1 0.03, F1 0.945 against 0.912 " +
+			"with them (14 seeds). 60 epochs at learning rate 1e-3 instead of 200 at 1e-4, to fit a run " +
+			"in about 100 s here (most seeds reach their final reconstruction error between epochs 20 and 50; over 3 " +
+			"seeds 3e-4 for 60 epochs gave F1 0.905, 1e-4 for 20 epochs 0.842); dropout 0 in the estimation network: " +
+			"over 3 seeds mean F1 0.945 against 0.934 with 0.5",
 	}
 }
 

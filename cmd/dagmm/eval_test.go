@@ -206,7 +206,7 @@ func TestEvalPresetAndOverrides(t *testing.T) {
 		t.Fatalf("--json -: %v\n%s", err, stdout)
 	}
 	c := rep.Config
-	if rep.Preset != "thyroid" || rep.Paper == nil || c.Epochs != 7 || c.LearningRate != 0.01 || fmt.Sprint(c.Encoder) != "[12 4 1]" {
+	if rep.Preset != "thyroid" || rep.Paper == nil || !strings.Contains(rep.Why, "normalisation") || c.Epochs != 7 || c.LearningRate != 0.01 || fmt.Sprint(c.Encoder) != "[12 4 1]" {
 		t.Errorf("preset %q, paper %v, epochs %d, lr %v, encoder %v; want thyroid's with 7 epochs at 0.01",
 			rep.Preset, rep.Paper != nil, c.Epochs, c.LearningRate, c.Encoder)
 	}
