@@ -37,7 +37,7 @@ bench-explain:
 	$(GO) run ./internal/explainbench/cmd/explainbench
 	$(GO) test -run '^$$' -bench Explain -benchtime 1s ./model/
 
-## bench-paper: the DAGMM paper's Table 2 on ../shared/datasets, 20 seeds each (about 35 minutes on 2 cores); rewrites docs/benchmarks.md and notebooks/data/
+## bench-paper: the DAGMM paper's Table 2 on ../shared/datasets, 20 seeds each (about 22 minutes on 2 cores); rewrites docs/benchmarks.md and notebooks/data/
 .PHONY: bench-paper notebooks
 bench-paper:
 	scripts/bench-paper.sh
