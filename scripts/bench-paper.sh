@@ -71,8 +71,7 @@ tests on the other half plus every anomaly. The paper averages 20 runs and repor
   and only the mixture fitted to the training rows: what training adds.
 - **Seconds per run**: training plus scoring the test rows, wall time.
 
-Machine: $(nproc) cores (${cpu:-unknown CPU}), $(go version | cut -d' ' -f3), shared with other work
-while it ran. Total duration: $((elapsed / 60)) min $((elapsed % 60)) s. Command:
+Machine: $(nproc) cores (${cpu:-unknown CPU}), $(go version | cut -d' ' -f3). Total duration: $((elapsed / 60)) min $((elapsed % 60)) s. Command:
 
 \`\`\`
 make bench-paper    # RUNS=$RUNS SETS="$SETS"${EXTRA:+ EXTRA="$EXTRA"}
