@@ -2,6 +2,8 @@
 GO       ?= go
 BIN      := bin/dagmm
 PKGS     := ./...
+# RACE_PKGS: the packages with goroutines of their own, tested again under the race detector.
+RACE_PKGS := ./serve/... ./model/ ./datasets/
 BENCHTIME ?= 2s
 
 .PHONY: all build test test-race demo bench bench-train bench-score bench-explain lint fmt clean
@@ -11,11 +13,14 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/dagmm
 
-## test: unit and integration tests (what CI runs)
+## test: vet, staticcheck, every test, and the concurrent packages again under the race detector (what CI runs)
 test:
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
+## test-race: every package under the race detector (slower than make test's subset)
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 

@@ -18,12 +18,12 @@ import (
 	"github.com/dagmm/dagmm/datasets"
 )
 
-// evalCmd runs dagmm eval in-process and returns its error and output.
-func evalCmd(t *testing.T, args ...string) (err error, stdout, stderr string) {
+// evalCmd runs dagmm eval in-process and returns its output and error.
+func evalCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err = runEval(context.Background(), newCLIEnv(&out, &errOut), args)
-	return err, out.String(), errOut.String()
+	return out.String(), errOut.String(), err
 }
 
 // labelledFile writes a CSV file of normal rows on a curve in three
@@ -54,7 +54,7 @@ func TestEval(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, csvPath := filepath.Join(dir, "eval.json"), filepath.Join(dir, "eval.csv")
 	mdPath, energyPath := filepath.Join(dir, "eval.md"), filepath.Join(dir, "energies.csv")
-	err, stdout, stderr := evalCmd(t, "--preset", "default", "--runs", "2", "--seed", "5", "--epochs", "40", "--untrained",
+	stdout, stderr, err := evalCmd(t, "--preset", "default", "--runs", "2", "--seed", "5", "--epochs", "40", "--untrained",
 		"--json", jsonPath, "--csv", csvPath, "--markdown", mdPath, "--energies-out", energyPath, "--energies-run", "2", in)
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
@@ -174,7 +174,7 @@ func TestEvalSameSeedSameFigures(t *testing.T) {
 	in := labelledFile(t, "curve.csv", 200, 20)
 	var figures [2]string
 	for i := range figures {
-		err, stdout, stderr := evalCmd(t, "--runs", "1", "--epochs", "10", "--csv", "-", in)
+		stdout, stderr, err := evalCmd(t, "--runs", "1", "--epochs", "10", "--csv", "-", in)
 		if err != nil {
 			t.Fatalf("eval: %v\n%s", err, stderr)
 		}
@@ -197,7 +197,7 @@ func TestEvalPresetAndOverrides(t *testing.T) {
 	}
 	// The file name picks the thyroid preset; the flags override three settings.
 	in := labelledFile(t, "my-thyroid-sample.csv", 200, 20)
-	err, stdout, stderr := evalCmd(t, "--runs", "1", "--epochs", "7", "--lr", "0.01", "--min-component-weight", "0.9", "--json", "-", in)
+	stdout, stderr, err := evalCmd(t, "--runs", "1", "--epochs", "7", "--lr", "0.01", "--min-component-weight", "0.9", "--json", "-", in)
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
@@ -219,7 +219,7 @@ func TestEvalPresetAndOverrides(t *testing.T) {
 func TestEvalDivergedRunsReported(t *testing.T) {
 	// At a learning rate of 1000 the loss is NaN within two epochs.
 	in := labelledFile(t, "curve.csv", 200, 20)
-	err, stdout, stderr := evalCmd(t, "--runs", "2", "--epochs", "5", "--lr", "1000", "--json", "-", in)
+	stdout, stderr, err := evalCmd(t, "--runs", "2", "--epochs", "5", "--lr", "1000", "--json", "-", in)
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
@@ -238,7 +238,7 @@ func TestEvalDivergedRunsReported(t *testing.T) {
 	if !strings.Contains(stderr, "run diverged") {
 		t.Errorf("no divergence in the log:\n%s", stderr)
 	}
-	err, stdout, _ = evalCmd(t, "--runs", "1", "--epochs", "5", "--lr", "1000", in)
+	stdout, _, err = evalCmd(t, "--runs", "1", "--epochs", "5", "--lr", "1000", in)
 	if err != nil || !strings.Contains(stdout, "diverged") || !strings.Contains(stdout, "1 of 1 runs diverged") {
 		t.Errorf("table: err %v, output:\n%s", err, stdout)
 	}
@@ -271,7 +271,7 @@ func TestEvalErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, _, _ := evalCmd(t, tt.args...)
+			_, _, err := evalCmd(t, tt.args...)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -283,7 +283,7 @@ func TestEvalErrors(t *testing.T) {
 			}
 		})
 	}
-	if err, stdout, _ := evalCmd(t, "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stdout, "Examples:") {
+	if stdout, _, err := evalCmd(t, "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stdout, "Examples:") {
 		t.Errorf("--help: err %v, output:\n%s", err, stdout)
 	}
 }
