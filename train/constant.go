@@ -9,10 +9,11 @@ import "github.com/dagmm/dagmm/model"
 // model.Model.Constant. Such a column carries nothing to learn from and
 // min-max or z-score normalisation cannot scale it, so [Train] refuses it:
 // callers that take whatever columns a file has train on the varying ones and
-// record the rest in the model. With no rows every feature counts as varying.
+// record the rest in the model. With fewer than two rows every feature counts
+// as varying, so that Train reports the rows.
 func SplitConstant(features []string, x []float64) (varying []string, xv []float64, constant []model.ConstantFeature) {
 	d := len(features)
-	if d == 0 || len(x) < d {
+	if d == 0 || len(x) < 2*d {
 		return features, x, nil
 	}
 	n := len(x) / d
