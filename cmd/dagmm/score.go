@@ -35,7 +35,7 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	modelPath := fs.String("model", "", "model `file` written by dagmm train; required")
 	out := fs.String("o", "", "output `file` (.parquet or .csv); required")
 	top := fs.Int("top", 5, "list this many of the highest-energy rows in the summary")
-	methodName := fs.String("explain", "", "explanation `method`: "+methodList()+" (default: the model's default)")
+	methodName := fs.String("explain", "", "explanation `method`: "+methodList()+" (default: "+defaultMethodHelp()+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -193,6 +193,12 @@ func addScoreColumns(t *datasets.Table, res []scored) error {
 		}
 	}
 	return nil
+}
+
+// defaultMethodHelp says which method explains anomalies when none is
+// named, as model.Scorer.DefaultMethod chooses it.
+func defaultMethodHelp() string {
+	return fmt.Sprintf("%s for a model of at most %d features, %s for a wider one", model.MethodRepair, model.RepairMaxFeatures, model.MethodRepairGradient)
 }
 
 func methodList() string {
