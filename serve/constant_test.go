@@ -86,6 +86,11 @@ func TestScoreConstantFeatures(t *testing.T) {
 		t.Errorf("an unknown name: status %d, %s; want 400 naming it", code, body)
 	}
 
+	var info ModelInfo
+	if code, body := r.get(t, "/v1/model"); code != http.StatusOK || json.Unmarshal(body, &info) != nil || len(info.Constant) != 3 {
+		t.Errorf("GET /v1/model: status %d, constant %v; want the three constant features", code, info.Constant)
+	}
+
 	nc := connect(t, srv.ClientURL())
 	events := collect(t, nc, "anomalies.>")
 	for i, extra := range []string{`"raid_errors":0`, `"raid_errors":5`} {

@@ -77,12 +77,15 @@ type ModelInfo struct {
 	LoadedAt      time.Time         `json:"loaded_at"`
 	Features      []string          `json:"features"`
 	Normalisation []model.Transform `json:"normalisation"`
-	Threshold     Float             `json:"threshold"`
-	Percentile    float64           `json:"percentile"` // of the training energies, where the threshold is
-	Encoder       []int             `json:"encoder"`
-	Estimator     []int             `json:"estimator"`
-	Components    int               `json:"components"`
-	Provenance    model.Provenance  `json:"provenance"`
+	// Constant lists the features constant in training: samples may carry
+	// them, and one that departs from its value is an anomaly.
+	Constant   []model.ConstantFeature `json:"constant,omitempty"`
+	Threshold  Float                   `json:"threshold"`
+	Percentile float64                 `json:"percentile"` // of the training energies, where the threshold is
+	Encoder    []int                   `json:"encoder"`
+	Estimator  []int                   `json:"estimator"`
+	Components int                     `json:"components"`
+	Provenance model.Provenance        `json:"provenance"`
 }
 
 func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
@@ -103,6 +106,7 @@ func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
 		LoadedAt:      l.LoadedAt.UTC(),
 		Features:      m.Features,
 		Normalisation: m.Norm,
+		Constant:      m.Constant,
 		Threshold:     Float(m.Calibration.Threshold),
 		Percentile:    m.Calibration.Percentile,
 		Encoder:       sizes(m.Encoder),
