@@ -104,6 +104,9 @@ type Model struct {
 	Features []string `json:"features"`
 	// Norm holds one Transform per feature.
 	Norm []Transform `json:"norm"`
+	// Constant holds the input columns that were constant in training, left
+	// out of the network (absent from models trained before it existed).
+	Constant []ConstantFeature `json:"constant,omitempty"`
 	// Encoder maps the normalised input to the code z_c (last layer linear).
 	Encoder []Layer `json:"encoder"`
 	// Decoder maps z_c back to the normalised input (last layer linear).

@@ -29,7 +29,8 @@ func invalid(field, format string, args ...any) *ValidationError {
 
 // Validate reports the first inconsistency in m as a [*ValidationError]
 // (which matches [ErrInvalid]), or nil. It checks that the feature names are
-// non-empty and unique; that there is one valid [Transform] per feature; that
+// non-empty and unique, and so are the constant features' names, whose
+// values are finite; that there is one valid [Transform] per feature; that
 // the layer shapes chain (encoder in = number of features, decoder in = code
 // size, decoder out = number of features, GMM.Dim = code size + 2, estimator
 // in = Dim and out = K), each layer has In×Out weights and Out biases, all
@@ -43,6 +44,9 @@ func (m *Model) Validate() error {
 		return invalid("model", "is nil")
 	}
 	if err := m.validateFeatures(); err != nil {
+		return err
+	}
+	if err := m.validateConstant(); err != nil {
 		return err
 	}
 	d := len(m.Features)
@@ -276,6 +280,7 @@ func (m *Model) Clone() *Model {
 	c := *m
 	c.Features = slices.Clone(m.Features)
 	c.Norm = slices.Clone(m.Norm)
+	c.Constant = slices.Clone(m.Constant)
 	c.Encoder = cloneLayers(m.Encoder)
 	c.Decoder = cloneLayers(m.Decoder)
 	c.Estimator = cloneLayers(m.Estimator)

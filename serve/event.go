@@ -34,7 +34,9 @@ type Event struct {
 	Energy Float `json:"energy"`
 	// Threshold is the model's anomaly threshold.
 	Threshold Float `json:"threshold,omitzero"`
-	// Anomaly reports Energy > Threshold.
+	// Anomaly reports Energy > Threshold, or a value of a feature that was
+	// constant in training other than that constant
+	// ([model.Model.Departures]), which the explanation then names first.
 	Anomaly bool `json:"anomaly"`
 	// Severity places the energy among the training energies on a scale
 	// of 0 to 100, above 50 exactly for an anomaly, and Band names its

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dagmm/dagmm/model"
@@ -14,11 +15,15 @@ import (
 // need: the sample decoder for its features and pre-encoded JSON pieces.
 // It is immutable and shared by all workers.
 type modelState struct {
-	l           *Loaded
-	dec         *ingest.SampleDecoder
-	d           int
-	features    []string
-	featJSON    [][]byte // each feature name as a JSON string
+	l        *Loaded
+	dec      *ingest.SampleDecoder
+	d        int
+	features []string
+	featJSON [][]byte // each feature name, then each constant one, as a JSON string
+	// constant is the model when it has constant features (nil otherwise),
+	// and depSeverity its departure severity: see [model.Model.Departures].
+	constant    *model.Model
+	depSeverity float64
 	threshold   float64
 	nameJSON    []byte
 	versionJSON []byte
@@ -30,12 +35,16 @@ type modelState struct {
 // message or request.
 func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
 	s := l.Scorer
-	dec, err := ingest.NewSampleDecoder(s.Features())
+	m := s.Model()
+	constant := make([]string, len(m.Constant))
+	for i, c := range m.Constant {
+		constant[i] = c.Name
+	}
+	dec, err := ingest.NewSampleDecoderOptional(s.Features(), constant)
 	if err != nil {
 		return nil, fmt.Errorf("serve: model %s: %w", l.Version, err)
 	}
 	dec.MaxSamples = maxSamples
-	m := s.Model()
 	st := &modelState{
 		l:           l,
 		dec:         dec,
@@ -45,8 +54,11 @@ func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
 		nameJSON:    appendString(nil, l.Name),
 		versionJSON: appendString(nil, l.Version),
 	}
-	for _, f := range st.features {
+	for _, f := range slices.Concat(st.features, constant) {
 		st.featJSON = append(st.featJSON, appendString(nil, f))
+	}
+	if len(m.Constant) > 0 {
+		st.constant, st.depSeverity = m, m.DepartureSeverity()
 	}
 	if st.info, err = modelInfo(l, m); err != nil {
 		return nil, err
@@ -65,12 +77,15 @@ type ModelInfo struct {
 	LoadedAt      time.Time         `json:"loaded_at"`
 	Features      []string          `json:"features"`
 	Normalisation []model.Transform `json:"normalisation"`
-	Threshold     Float             `json:"threshold"`
-	Percentile    float64           `json:"percentile"` // of the training energies, where the threshold is
-	Encoder       []int             `json:"encoder"`
-	Estimator     []int             `json:"estimator"`
-	Components    int               `json:"components"`
-	Provenance    model.Provenance  `json:"provenance"`
+	// Constant lists the features constant in training: samples may carry
+	// them, and one that departs from its value is an anomaly.
+	Constant   []model.ConstantFeature `json:"constant,omitempty"`
+	Threshold  Float                   `json:"threshold"`
+	Percentile float64                 `json:"percentile"` // of the training energies, where the threshold is
+	Encoder    []int                   `json:"encoder"`
+	Estimator  []int                   `json:"estimator"`
+	Components int                     `json:"components"`
+	Provenance model.Provenance        `json:"provenance"`
 }
 
 func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
@@ -91,6 +106,7 @@ func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
 		LoadedAt:      l.LoadedAt.UTC(),
 		Features:      m.Features,
 		Normalisation: m.Norm,
+		Constant:      m.Constant,
 		Threshold:     Float(m.Calibration.Threshold),
 		Percentile:    m.Calibration.Percentile,
 		Encoder:       sizes(m.Encoder),
@@ -199,10 +215,11 @@ type worker struct {
 	ws    *model.Workspace
 	x     []float64
 	out   []model.Result
-	lo    int               // index of out[0] in the samples being scored
-	ex    model.Explanation // reused by explain
-	buf   []byte            // encoded events of the current message
-	msgs  []outMsg          // their subjects and spans in buf
+	lo    int                 // index of out[0] in the samples being scored
+	deps  [][]model.Departure // each sample's departures from constant features, like out
+	ex    model.Explanation   // reused by explain
+	buf   []byte              // encoded events of the current message
+	msgs  []outMsg            // their subjects and spans in buf
 	subj  subjectCache
 
 	// Inference endpoint buffers.
@@ -229,6 +246,7 @@ func (w *worker) use(st *modelState) {
 	w.ws = st.l.Scorer.NewWorkspace(w.batch)
 	w.x = make([]float64, w.batch*st.d)
 	w.out = make([]model.Result, w.batch)
+	w.deps = make([][]model.Departure, w.batch)
 }
 
 // explain explains sample i of the samples being scored (valid only inside
@@ -236,6 +254,9 @@ func (w *worker) use(st *modelState) {
 func (w *worker) explain(st *modelState, i int, method model.Method) (*model.Explanation, error) {
 	if err := st.l.Scorer.Explain(w.ws, i-w.lo, method, &w.ex); err != nil {
 		return nil, fmt.Errorf("%w: explain sample %d: %w", errScore, i, err)
+	}
+	if st.constant != nil {
+		st.constant.AddDepartures(&w.ex, w.deps[i-w.lo])
 	}
 	return &w.ex, nil
 }
@@ -271,6 +292,9 @@ func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r
 			}
 			return fmt.Errorf("%w: %w", errScore, err)
 		}
+		if st.constant != nil {
+			w.departures(st, samples[lo:hi], out)
+		}
 		for i := range out {
 			if err := fn(lo+i, &out[i]); err != nil {
 				return err
@@ -278,6 +302,28 @@ func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r
 		}
 	}
 	return nil
+}
+
+// departures flags the samples that depart from a constant feature of the
+// model (st.constant not nil): each becomes an anomaly with at least the
+// model's departure severity, and w.explain names the departed features.
+func (w *worker) departures(st *modelState, samples []ingest.Sample, out []model.Result) {
+	for i := range out {
+		w.deps[i] = w.deps[i][:0]
+		vals := st.dec.Optional(&samples[i])
+		if vals == nil {
+			continue
+		}
+		w.deps[i] = st.constant.Departures(w.deps[i], vals)
+		if len(w.deps[i]) == 0 {
+			continue
+		}
+		r := &out[i]
+		r.Anomaly = true
+		if r.Severity < st.depSeverity {
+			r.Severity, r.Band = st.depSeverity, model.BandOf(st.depSeverity)
+		}
+	}
 }
 
 // subjectCache maps hosts to their event subjects, so that a busy host

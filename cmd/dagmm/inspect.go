@@ -45,6 +45,12 @@ func describeModel(w io.Writer, path string, m *model.Model) {
 		t := m.Norm[i]
 		fmt.Fprintf(w, "  %-20s %-7s offset %.6g scale %.6g\n", f, t.Kind, t.Offset, t.Scale)
 	}
+	if len(m.Constant) > 0 {
+		fmt.Fprintf(w, "constant:     %d (left out of the network; a sample departing from one is an anomaly)\n", len(m.Constant))
+		for _, c := range m.Constant {
+			fmt.Fprintf(w, "  %-20s %.6g in every training row\n", c.Name, c.Value)
+		}
+	}
 	fmt.Fprintf(w, "compression:  %s (code size %d)\n", layerSizes(m.Encoder, m.Decoder), m.CodeSize())
 	fmt.Fprintf(w, "estimation:   %s\n", layerSizes(m.Estimator, nil))
 	fmt.Fprintf(w, "mixture:      K=%d over z of dimension %d, phi %s\n", m.GMM.K, m.GMM.Dim, floats(m.GMM.Phi))

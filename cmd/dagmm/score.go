@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -25,14 +26,16 @@ explanation: a JSON array of the features ranked by their share of the
 anomaly, each with its actual and expected value — the same explanation the
 service gives over HTTP and NATS. The input must
 have a numeric column for each of the model's features, by name; other
-columns are carried through unchanged. A summary with the most unusual rows
+columns are carried through unchanged. A column the model recorded as
+constant in training may be present: a row whose value differs from the
+training constant is an anomaly, and its explanation names that column first. A summary with the most unusual rows
 and the feature each one's reconstruction error points to goes to stdout.`,
 		`  dagmm score --model model.json -o scored.parquet metrics.parquet
   dagmm score --model model.json --top 10 -o scored.csv metrics.csv`)
 	modelPath := fs.String("model", "", "model `file` written by dagmm train; required")
 	out := fs.String("o", "", "output `file` (.parquet or .csv); required")
 	top := fs.Int("top", 5, "list this many of the highest-energy rows in the summary")
-	methodName := fs.String("explain", "", "explanation `method`: "+methodList()+" (default: the model's default)")
+	methodName := fs.String("explain", "", "explanation `method`: "+methodList()+" (default: "+defaultMethodHelp()+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -68,7 +71,11 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in, err)
 	}
-	res, err := scoreAll(ctx, s, x, method)
+	deps, err := departures(t, m)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", in, err)
+	}
+	res, err := scoreAll(ctx, s, x, method, deps)
 	if err != nil {
 		return fmt.Errorf("score %s: %w", in, err)
 	}
@@ -91,11 +98,18 @@ type scored struct {
 	band     model.Band
 	anomaly  bool
 	ex       *model.Explanation // nil for a normal row
+	// departed holds the constant features the row departs from.
+	departed []model.Departure
 }
 
 // scoreAll scores x (row-major, model feature order) on every core and
-// explains each anomaly with method.
-func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Method) ([]scored, error) {
+// explains each anomaly with method. deps, when not nil, holds each row's
+// departures from the model's constant features: such a row is an anomaly
+// with at least the model's departure severity, and its explanation names
+// them first (model.Model.AddDepartures).
+func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Method, deps [][]model.Departure) ([]scored, error) {
+	m := s.Model()
+	depSev := m.DepartureSeverity()
 	d := s.NumFeatures()
 	n := len(x) / d
 	wss := make([]*model.Workspace, runtime.GOMAXPROCS(0))
@@ -115,11 +129,18 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Me
 		}
 		for i, r := range out[:hi-lo] {
 			sc := scored{row: lo + i, energy: r.Energy, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
-			if r.Anomaly {
+			if deps != nil && len(deps[lo+i]) > 0 {
+				sc.departed, sc.anomaly = deps[lo+i], true
+				if sc.severity < depSev {
+					sc.severity, sc.band = depSev, model.BandOf(depSev)
+				}
+			}
+			if sc.anomaly {
 				sc.ex = new(model.Explanation)
 				if err := s.ExplainParallel(wss, i, method, sc.ex); err != nil {
 					return nil, fmt.Errorf("explain row %d: %w", lo+i+1, err)
 				}
+				m.AddDepartures(sc.ex, sc.departed)
 			}
 			res[lo+i] = sc
 		}
@@ -174,6 +195,12 @@ func addScoreColumns(t *datasets.Table, res []scored) error {
 	return nil
 }
 
+// defaultMethodHelp says which method explains anomalies when none is
+// named, as model.Scorer.DefaultMethod chooses it.
+func defaultMethodHelp() string {
+	return fmt.Sprintf("%s for a model of at most %d features, %s for a wider one", model.MethodRepair, model.RepairMaxFeatures, model.MethodRepairGradient)
+}
+
 func methodList() string {
 	var names []string
 	for _, m := range model.Methods() {
@@ -193,21 +220,30 @@ func shiftSample(err error, offset int) error {
 }
 
 func summarize(w io.Writer, in, out string, m *model.Model, t *datasets.Table, res []scored, top int) {
-	flagged := 0
+	flagged, departed := 0, 0
 	for _, r := range res {
 		if r.anomaly {
 			flagged++
 		}
+		if len(r.departed) > 0 {
+			departed++
+		}
 	}
-	fmt.Fprintf(w, "scored %d rows of %s: %d anomalies (%.2f%%) above threshold %.4g; wrote %s\n",
-		len(res), in, flagged, 100*float64(flagged)/float64(max(len(res), 1)), m.Calibration.Threshold, out)
+	why := fmt.Sprintf("above threshold %.4g", m.Calibration.Threshold)
+	if departed > 0 {
+		why += fmt.Sprintf(" or departing from a feature constant in training (%d rows)", departed)
+	}
+	fmt.Fprintf(w, "scored %d rows of %s: %d anomalies (%.2f%%) %s; wrote %s\n",
+		len(res), in, flagged, 100*float64(flagged)/float64(max(len(res), 1)), why, out)
 	byEnergy := slices.Clone(res)
-	slices.SortStableFunc(byEnergy, func(a, b scored) int { return cmp.Compare(b.energy, a.energy) })
+	slices.SortStableFunc(byEnergy, func(a, b scored) int {
+		return cmp.Or(cmp.Compare(len(b.departed), len(a.departed)), cmp.Compare(b.energy, a.energy))
+	})
 	for _, r := range byEnergy[:min(top, len(byEnergy))] {
 		if !r.anomaly {
 			break
 		}
-		fmt.Fprintf(w, "  row %d%s: energy %.4g, severity %.0f (%s) — %s\n", r.row+1, rowLabel(t, r.row), r.energy, r.severity, r.band, explain(r.ex))
+		fmt.Fprintf(w, "  row %d%s: energy %.4g, severity %.0f (%s) — %s\n", r.row+1, rowLabel(t, r.row), r.energy, r.severity, r.band, explain(r))
 	}
 }
 
@@ -225,8 +261,49 @@ func rowLabel(t *datasets.Table, i int) string {
 	return " (" + strings.Join(parts, " ") + ")"
 }
 
+// departures reads the model's constant features from t where t has them
+// and returns each row's departures from their training value, or nil when
+// t has none of them. A constant feature's column must be numeric; a
+// missing value is no departure.
+func departures(t *datasets.Table, m *model.Model) ([][]model.Departure, error) {
+	cols := make([]*datasets.Column, len(m.Constant))
+	found := false
+	for i, c := range m.Constant {
+		col, ok := t.Column(c.Name)
+		if !ok {
+			continue
+		}
+		if !col.Type.Numeric() {
+			return nil, fmt.Errorf("column %q holds %v values; the model recorded it as a number constant in training (%v)", c.Name, col.Type, c.Value)
+		}
+		cols[i], found = col, true
+	}
+	if !found {
+		return nil, nil
+	}
+	out := make([][]model.Departure, t.Len())
+	vals := make([]float64, len(cols))
+	for i := range out {
+		for j, col := range cols {
+			vals[j] = math.NaN()
+			if col != nil {
+				if v, ok := col.Float64(i); ok {
+					vals[j] = v
+				}
+			}
+		}
+		out[i] = m.Departures(nil, vals)
+	}
+	return out, nil
+}
+
 // explain reads the top of an explanation as a sentence.
-func explain(ex *model.Explanation) string {
+func explain(r scored) string {
+	if len(r.departed) > 0 {
+		d := r.departed[0]
+		return fmt.Sprintf("%s is %.4g, %.4g in every training row (a departure from a constant feature)", d.Name, d.Actual, d.Value)
+	}
+	ex := r.ex
 	if ex == nil || len(ex.Features) == 0 {
 		return ""
 	}

@@ -85,7 +85,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	for _, m := range model.Methods() {
 		methods = append(methods, string(m))
 	}
-	fs.StringVar(&cfg.ExplainMethod, "explain", cfg.ExplainMethod, "explanation `method` of anomalies: "+strings.Join(methods, ", ")+" (default: the model's default)")
+	fs.StringVar(&cfg.ExplainMethod, "explain", cfg.ExplainMethod, "explanation `method` of anomalies: "+strings.Join(methods, ", ")+" (default: "+defaultMethodHelp()+")")
 
 	fs.BoolVar(&cfg.Telegraf, "telegraf", cfg.Telegraf, "take Telegraf's outputs.nats messages (one per measurement, influx or JSON) on --subject and join them per host and interval into the model's vectors (--mapping)")
 	fs.Var(formatFlag{&cfg.TelegrafFormat}, "telegraf-format", "with --telegraf, Telegraf's data_format, a `format`: auto (JSON when a message starts with '{'), influx or json")

@@ -26,17 +26,20 @@ type trainFlags struct {
 	est      intListFlag
 	features listFlag
 	exclude  listFlag
-	event    string
+	// noDefaultExclude: --exclude replaces datasets.DefaultExclude instead
+	// of adding to it.
+	noDefaultExclude bool
+	event            string
 }
 
 func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
 	tf.cfg = train.DefaultConfig()
 	tf.encoder = intListFlag(tf.cfg.Encoder)
 	tf.est = intListFlag(tf.cfg.Estimator)
-	tf.exclude = listFlag(datasets.DefaultExclude())
 	c := &tf.cfg
 	fs.Var(&tf.features, "features", "comma-separated feature `columns` (default: every numeric column not excluded)")
-	fs.Var(&tf.exclude, "exclude", "comma-separated `columns` never used as features when --features is not given")
+	fs.Var(&tf.exclude, "exclude", "comma-separated `columns` never used as features when --features is not given, added to the default exclusions ("+strings.Join(datasets.DefaultExclude(), ", ")+")")
+	fs.BoolVar(&tf.noDefaultExclude, "no-default-exclude", false, "use the columns "+strings.Join(datasets.DefaultExclude(), ", ")+" as features too when they are numeric (--exclude still applies)")
 	fs.StringVar(&tf.event, "event", datasets.DefaultEventColumn, "`column` in which the existing monitoring flags rows; flagged rows are not trained on (ignored when absent)")
 	fs.Var(&tf.encoder, "encoder", "compression network layer `sizes` after the input, the last being the code size; the decoder mirrors it")
 	fs.Var(&tf.est, "estimator", "estimation network hidden layer `sizes`")
@@ -68,9 +71,12 @@ func runTrain(ctx context.Context, env *cliEnv, args []string) error {
 		`Train learns what normal looks like from a Parquet or CSV file of metrics and
 writes a model file. Rows flagged in the event column are removed first, so
 the model learns from normal data. Features are the numeric columns by name
-(--features), by default every numeric column except timestamp, host, label
-and event. The anomaly threshold is set at --percentile of the training
-energies.
+(--features), by default every numeric column except timestamp, ts, time,
+host, label, event and those named by --exclude. A column that holds one
+value in every training row is left out of the network and recorded in the
+model, so that inputs may still carry it. Every run states on stderr the
+columns it uses and those it skips, with the reason. The anomaly threshold
+is set at --percentile of the training energies.
 
 Beside the model it writes a training report (a directory named after the
 model with "-report"): the loss curve, the energy histogram with the
@@ -96,11 +102,19 @@ terminal, log lines otherwise.`,
 	case *format != "png" && *format != "svg":
 		return usagef("--report-format %q: want png or svg", *format)
 	}
+	dir := *reportDir
+	if dir == "" {
+		dir = strings.TrimSuffix(*out, filepath.Ext(*out)) + "-report"
+	}
+	if err := checkOutputs(*out, dir); err != nil {
+		return err
+	}
 	in := fs.Arg(0)
 	data, err := loadTrainingData(env, in, &tf)
 	if err != nil {
 		return err
 	}
+	logColumns(env, data)
 	cfg := tf.config()
 	env.log.Info("training", "input", in, "rows", data.rows, "excluded", data.excluded, "features", data.features,
 		"encoder", cfg.Encoder, "k", cfg.K, "epochs", cfg.Epochs, "batch", cfg.BatchSize, "seed", cfg.Seed)
@@ -108,6 +122,7 @@ terminal, log lines otherwise.`,
 	if err != nil {
 		return fmt.Errorf("train on %s: %w", in, err)
 	}
+	m.Constant = data.constant
 	m.Provenance.Input = filepath.Base(in)
 	m.Provenance.InputSHA256 = data.digest
 	m.Provenance.RowsExcluded = data.excluded
@@ -118,10 +133,6 @@ terminal, log lines otherwise.`,
 	fmt.Fprintf(env.stdout, "wrote %s: %d features, %d rows used, %d excluded by events, threshold %.4g (%gth percentile), %d training rows above it; %s at %.0f samples/s\n",
 		*out, len(m.Features), data.rows, data.excluded, m.Calibration.Threshold, m.Calibration.Percentile, flagged,
 		rep.Duration.Round(time.Millisecond), rep.SamplesPerSec)
-	dir := *reportDir
-	if dir == "" {
-		dir = strings.TrimSuffix(*out, filepath.Ext(*out)) + "-report"
-	}
 	if dir == "-" {
 		return nil
 	}
@@ -140,6 +151,10 @@ type trainingData struct {
 	rows     int
 	excluded int
 	digest   string // hex SHA-256 of the input file
+	// constant holds the feature columns left out for holding one value in
+	// every row, and skipped every column not used, with the reason.
+	constant []model.ConstantFeature
+	skipped  []report.SkippedColumn
 }
 
 func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, error) {
@@ -158,7 +173,8 @@ func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, 
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	features, err := datasets.SelectFeatures(t, tf.features, tf.exclude)
+	choice := columnChoice{features: tf.features, exclude: tf.exclude, defaults: !tf.noDefaultExclude, event: tf.event}
+	features, skipped, err := choice.choose(t)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -166,7 +182,35 @@ func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &trainingData{features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest}, nil
+	all := features
+	features, x, constant := train.SplitConstant(features, x)
+	skipped = append(skipped, constantColumns(constant)...)
+	if len(features) == 0 {
+		return nil, fmt.Errorf("%s: every feature column is constant (%s): nothing to learn from", path, strings.Join(all, ", "))
+	}
+	return &trainingData{features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest,
+		constant: constant, skipped: skipped}, nil
+}
+
+// logColumns states the columns a training run uses and those it skips,
+// with the reason; constant and text columns get a warning.
+func logColumns(env *cliEnv, data *trainingData) {
+	env.log.Info("columns used", "features", strings.Join(data.features, ","))
+	var constant []string
+	for _, s := range data.skipped {
+		switch {
+		case s.Value != nil:
+			constant = append(constant, fmt.Sprintf("%s=%v", s.Name, *s.Value))
+		case strings.HasPrefix(s.Reason, reasonNotNumeric):
+			env.log.Warn("column skipped: not numeric", "column", s.Name, "reason", s.Reason)
+		default:
+			env.log.Info("column skipped", "column", s.Name, "reason", s.Reason)
+		}
+	}
+	if len(constant) > 0 {
+		env.log.Warn("columns left out of the network: constant in every training row; the model records them, inputs may carry them, and a sample departing from one is an anomaly",
+			"columns", strings.Join(constant, ","))
+	}
 }
 
 func fileDigest(path string) (string, error) {
@@ -226,6 +270,7 @@ func reportInput(m *model.Model, rep *train.Report, data *trainingData, format s
 		Threshold:  m.Calibration.Threshold,
 		Percentile: m.Calibration.Percentile,
 		Features:   data.features,
+		Skipped:    data.skipped,
 		X:          data.x,
 		Duration:   rep.Duration,
 		Throughput: rep.SamplesPerSec,

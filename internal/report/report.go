@@ -44,6 +44,8 @@ type Input struct {
 	Scored []float64
 	// Features names the columns of X, in order.
 	Features []string
+	// Skipped lists the input columns that are not features, with the reason.
+	Skipped []SkippedColumn
 	// X holds the training samples as raw (not normalised) values, row-major:
 	// row i is X[i*len(Features):(i+1)*len(Features)].
 	X []float64
@@ -60,6 +62,16 @@ type Input struct {
 	// Throughput is the training speed in samples per second. When zero it
 	// is derived as len(Energies) × epochs / Duration.
 	Throughput float64
+}
+
+// SkippedColumn is an input column that training did not use as a feature.
+type SkippedColumn struct {
+	Name string `json:"name"`
+	// Reason says why, e.g. "excluded by default", "not numeric (string)",
+	// "constant (every row is 0)".
+	Reason string `json:"reason"`
+	// Value is the column's value in every row, for a constant column.
+	Value *float64 `json:"value,omitempty"`
 }
 
 // Summary is the content of report.json: the numbers behind the pictures.
@@ -87,8 +99,9 @@ type Summary struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	Throughput      float64 `json:"throughput_samples_per_second"`
 
-	Features      []string `json:"features"`
-	FeaturesShown []string `json:"features_shown"` // on the scatter matrix
+	Features      []string        `json:"features"`
+	Skipped       []SkippedColumn `json:"skipped_columns"`
+	FeaturesShown []string        `json:"features_shown"` // on the scatter matrix
 	// Pictures holds the file names of the pictures, relative to the report
 	// directory.
 	Pictures []string `json:"pictures"`
@@ -199,6 +212,10 @@ func summarize(in Input) (Summary, []bool, error) {
 		DurationSeconds: in.Duration.Seconds(),
 		Throughput:      in.Throughput,
 		Features:        in.Features,
+		Skipped:         in.Skipped,
+	}
+	if s.Skipped == nil {
+		s.Skipped = []SkippedColumn{}
 	}
 	for i, f := range flagged {
 		if !f {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -101,6 +102,7 @@ type SampleDecoder struct {
 	MaxSamples int
 
 	features []string
+	names    []string // features, then the optional names
 	index    map[string]int
 }
 
@@ -108,14 +110,24 @@ type SampleDecoder struct {
 // Sample.Values will hold them. It refuses an empty list, an empty name or
 // a duplicate.
 func NewSampleDecoder(features []string) (*SampleDecoder, error) {
+	return NewSampleDecoderOptional(features, nil)
+}
+
+// NewSampleDecoderOptional is [NewSampleDecoder] with names a sample may
+// carry besides the features, such as the columns a model found constant
+// in training: their values, checked as feature values are, are read with
+// [SampleDecoder.Optional], NaN standing for one the sample does not carry.
+func NewSampleDecoderOptional(features, optional []string) (*SampleDecoder, error) {
 	if len(features) == 0 {
 		return nil, errors.New("ingest: sample decoder: no features")
 	}
+	names := slices.Concat(features, optional)
 	d := &SampleDecoder{
-		features: append([]string(nil), features...),
-		index:    make(map[string]int, len(features)),
+		features: names[:len(features):len(features)],
+		names:    names,
+		index:    make(map[string]int, len(names)),
 	}
-	for i, f := range features {
+	for i, f := range names {
 		if f == "" {
 			return nil, fmt.Errorf("ingest: sample decoder: feature %d has an empty name", i)
 		}
@@ -126,6 +138,30 @@ func NewSampleDecoder(features []string) (*SampleDecoder, error) {
 	}
 	return d, nil
 }
+
+// Optional returns the values of the decoder's optional names in smp, a
+// sample this decoder returned, in the order they were given to
+// [NewSampleDecoderOptional] (NaN for one the sample does not carry), or
+// nil when there are none or smp was not decoded with optional names. They
+// sit in smp.Values' spare capacity, followed by a NaN with a payload of its
+// own that marks them, so they are valid as long as smp.Values is and
+// nothing appends to it.
+func (d *SampleDecoder) Optional(smp *Sample) []float64 {
+	nf, nt := len(d.features), len(d.names)
+	if nt == nf || cap(smp.Values) <= nt || len(smp.Values) != nf {
+		return nil
+	}
+	all := smp.Values[:nt+1]
+	if math.Float64bits(all[nt]) != optionalMark {
+		return nil
+	}
+	return all[nf:nt:nt]
+}
+
+// optionalMark is the bits of the value that follows the optional values of
+// a sample: a NaN whose payload no finite value, and no NaN that Go or JSON
+// produces, has.
+const optionalMark = 0x7ff8_0000_da63_0001
 
 // Features returns the feature names in Values order. The caller must not
 // modify the slice.
@@ -387,20 +423,29 @@ func unixSeconds(f float64) (time.Time, bool) {
 // values reads the "values" object into smp.Values.
 func (dd *sampleDecoding) values(smp *Sample, index int) error {
 	s := &dd.s
-	nf := len(dd.d.features)
+	nf, nt := len(dd.d.features), len(dd.d.names)
+	if nt > nf {
+		nt++ // the optional values, then the optionalMark NaN
+	}
 	if s.peek() != '{' {
 		return dd.wrongKind(index, "", ErrInvalidSample, `"values"`, "an object of feature values")
 	}
-	if len(dd.arena) < nf {
+	if len(dd.arena) < nt {
 		// Chunks of 1, 8, then 64 samples: a single sample allocates only
 		// its own values.
 		dd.chunk = min(max(dd.chunk*8, 1), 64)
-		dd.arena = make([]float64, dd.chunk*nf)
+		dd.arena = make([]float64, dd.chunk*nt)
 	}
-	vals := dd.arena[:nf:nf]
-	dd.arena = dd.arena[nf:]
-	smp.Values = vals
-	words := (nf + 63) / 64
+	vals := dd.arena[:nt:nt]
+	dd.arena = dd.arena[nt:]
+	smp.Values = vals[:nf:nt]
+	if nt > nf {
+		for i := nf; i < nt-1; i++ {
+			vals[i] = math.NaN()
+		}
+		vals[nt-1] = math.Float64frombits(optionalMark)
+	}
+	words := (nt + 63) / 64
 	if cap(dd.seen) < words {
 		dd.seen = make([]uint64, words)
 	}
@@ -426,7 +471,7 @@ func (dd *sampleDecoding) values(smp *Sample, index int) error {
 			}
 		} else {
 			if seen[fi/64]&(1<<(fi%64)) != 0 {
-				return dd.failAt(keyOff, index, dd.d.features[fi], ErrDuplicateFeature)
+				return dd.failAt(keyOff, index, dd.d.names[fi], ErrDuplicateFeature)
 			}
 			seen[fi/64] |= 1 << (fi % 64)
 			v, err := dd.value(index, fi)
@@ -450,7 +495,7 @@ func (dd *sampleDecoding) values(smp *Sample, index int) error {
 // value reads one feature value.
 func (dd *sampleDecoding) value(index, fi int) (float64, error) {
 	s := &dd.s
-	name := dd.d.features[fi]
+	name := dd.d.names[fi]
 	c := s.peek()
 	off := s.pos
 	switch {
