@@ -1,0 +1,190 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dagmm/dagmm/model"
+)
+
+// hostileSample is one sample for the four-metric model with any host,
+// JSON-encoded whatever bytes it holds. An empty host leaves "host" out.
+func hostileSample(host string, ts time.Time, features []string, x []float64) []byte {
+	v := map[string]any{"ts": ts.UTC().Format(time.RFC3339Nano)}
+	if host != "" {
+		v["host"] = host
+	}
+	vals := map[string]float64{}
+	for j, f := range features {
+		vals[f] = x[j]
+	}
+	v["values"] = vals
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// badHostCases are samples whose host cannot be put in a subject token, the
+// subject they arrive on and what the dead letter's reason must say.
+var badHostCases = []struct {
+	name, host, subject, reason string
+}{
+	{"5000-byte host", strings.Repeat("h", 5000), "metrics.x", "longer than 255 bytes"},
+	{"4100-byte host (the report)", strings.Repeat("a", 4100), "metrics.x", "longer than 255 bytes"},
+	{"white space and CR LF", "web 1\r\nPUB x 1", "metrics.x", "white space or a control character"},
+	{"wildcards", "web-*>", "metrics.x", `'*' or '>'`},
+	{"control byte", "web\x01", "metrics.x", "white space or a control character"},
+	{"no host, long subject token", "", "metrics." + strings.Repeat("s", 3000), "longer than 255 bytes"},
+}
+
+// publishPoisonThenValid publishes every bad-host sample of badHostCases,
+// then n valid samples from host "ok"; pub publishes one message. It
+// returns the bad samples' payloads, by case.
+func publishPoisonThenValid(t *testing.T, m *model.Model, n int, pub func(subject string, data []byte) error) []string {
+	t.Helper()
+	normal, _ := testData(t, m, n, 0, 11)
+	d := len(m.Features)
+	ts := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	var payloads []string
+	for i, tc := range badHostCases {
+		p := hostileSample(tc.host, ts.Add(-time.Duration(i+1)*time.Second), m.Features, normal[:d])
+		if err := pub(tc.subject, p); err != nil {
+			t.Fatalf("%s: publish: %v", tc.name, err)
+		}
+		payloads = append(payloads, string(p))
+	}
+	for i := range n {
+		if err := pub("metrics.ok", hostileSample("ok", ts.Add(time.Duration(i)*time.Second), m.Features, normal[i*d:(i+1)*d])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return payloads
+}
+
+// checkPoisonHandled waits for one dead letter per bad-host case, with
+// its reason and payload, and for the n scores of the valid samples.
+func checkPoisonHandled(t *testing.T, dead, scores *collector, payloads []string, n int) {
+	t.Helper()
+	byPayload := map[string]*nats.Msg{}
+	for _, g := range dead.wait(t, len(badHostCases), 20*time.Second) {
+		byPayload[string(g.Data)] = g
+	}
+	for i, tc := range badHostCases {
+		g := byPayload[payloads[i]]
+		if g == nil {
+			t.Errorf("%s: no dead letter with the sample as payload", tc.name)
+			continue
+		}
+		reason := g.Header.Get(HeaderReason)
+		if g.Header.Get(HeaderSubject) != tc.subject || !strings.Contains(reason, "host") || !strings.Contains(reason, tc.reason) ||
+			g.Header.Get(HeaderReasonKind) != reasonDecode {
+			t.Errorf("%s: dead letter from %.40s…, kind %q, reason %q; want the reason to say %q",
+				tc.name, g.Header.Get(HeaderSubject), g.Header.Get(HeaderReasonKind), reason, tc.reason)
+		}
+	}
+	for i, s := range scores.wait(t, n, 20*time.Second) {
+		if e := decodeEvent(t, s.Data); e.Host != "ok" || s.Subject != "scores.ok" {
+			t.Errorf("score %d: host %q on %s", i, e.Host, s.Subject)
+		}
+	}
+	if extra := dead.quiet(200 * time.Millisecond); len(extra) > 0 {
+		t.Errorf("%d more dead letters, the first: %q", len(extra), extra[0].Header.Get(HeaderReason))
+	}
+}
+
+// TestBadHostDeadLettered: a host that cannot go in a subject gives a dead
+// letter naming the problem, and the scorer goes on scoring, in core and
+// in durable mode.
+func TestBadHostDeadLettered(t *testing.T) {
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jetstream=%v", durable), func(t *testing.T) {
+			srv := runNATS(t)
+			path, m := writeModel(t, t.TempDir(), 1)
+			cfg := testConfig(path)
+			cfg.NATSURL = srv.ClientURL()
+			cfg.JetStream = durable
+			cfg.PublishScores = true
+			r := start(t, cfg)
+			nc := connect(t, srv.ClientURL())
+			dead := collect(t, nc, "dagmm.deadletter")
+			scores := collect(t, nc, "scores.>")
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := func(subject string, data []byte) error { return nc.Publish(subject, data) }
+			if durable {
+				pub = func(subject string, data []byte) error {
+					_, err := js.Publish(context.Background(), subject, data)
+					return err
+				}
+			}
+			const n = 100
+			payloads := publishPoisonThenValid(t, m, n, pub)
+			checkPoisonHandled(t, dead, scores, payloads, n)
+			if got := gaugeValue(t, r.Registry(), "dagmm_nats_connected", nil); got != 1 {
+				t.Errorf("dagmm_nats_connected %v after the bad hosts", got)
+			}
+			if durable {
+				checkConsumerDone(t, js, cfg)
+			}
+		})
+	}
+}
+
+// TestDurableRestartOnPoison: a durable scorer started on a stream that
+// already holds messages with bad hosts dead-letters them and scores every
+// message after them.
+func TestDurableRestartOnPoison(t *testing.T) {
+	checkNoLeak(t)
+	srv := runNATS(t)
+	path, m := writeModel(t, t.TempDir(), 1)
+	cfg := testConfig(path)
+	cfg.NATSURL = srv.ClientURL()
+	cfg.JetStream = true
+	cfg.PublishScores = true
+	first := start(t, cfg) // creates the stream and the consumer
+	first.stop(t)
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	payloads := publishPoisonThenValid(t, m, n, func(subject string, data []byte) error {
+		_, err := js.Publish(context.Background(), subject, data)
+		return err
+	})
+	dead := collect(t, nc, "dagmm.deadletter")
+	scores := collect(t, nc, "scores.>")
+	start(t, cfg)
+	checkPoisonHandled(t, dead, scores, payloads, n)
+	checkConsumerDone(t, js, cfg)
+}
+
+// checkConsumerDone waits until the durable consumer has nothing pending
+// or unacknowledged.
+func checkConsumerDone(t *testing.T, js jetstream.JetStream, cfg Config) {
+	t.Helper()
+	cfg = cfg.WithDefaults()
+	cons, err := js.Consumer(context.Background(), cfg.Stream, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 || info.NumPending != 0 {
+			return fmt.Errorf("consumer: %d pending, %d unacknowledged", info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
+}
