@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -187,4 +191,148 @@ func checkConsumerDone(t *testing.T, js jetstream.JetStream, cfg Config) {
 		}
 		return nil
 	})
+}
+
+// runNATSAt starts an in-process nats-server with JetStream on port (-1
+// for a free one) and store dir, and returns it; cleanup shuts it down.
+func runNATSAt(t *testing.T, port int, dir string) *server.Server {
+	t.Helper()
+	opts := natstest.DefaultTestOptions
+	opts.Port, opts.JetStream, opts.StoreDir = port, true, dir
+	opts.MaxPayload = 8 << 20
+	srv := natstest.RunServer(&opts)
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}
+
+// scorerCID returns the server's id of the scorer's client connection.
+func scorerCID(t *testing.T, srv *server.Server) uint64 {
+	t.Helper()
+	var cid uint64
+	waitFor(t, 5*time.Second, func() error {
+		cz, err := srv.Connz(&server.ConnzOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range cz.Conns {
+			if c.Name == "dagmm-serve" {
+				cid = c.Cid
+				return nil
+			}
+		}
+		return fmt.Errorf("no dagmm-serve client among %d connections", len(cz.Conns))
+	})
+	return cid
+}
+
+// checkReady waits until /v2/health/ready, dagmm_ready and
+// dagmm_nats_connected all say ready (or all say not ready).
+func checkReady(t *testing.T, r *running, ready bool, timeout time.Duration) {
+	t.Helper()
+	wantCode, want := http.StatusServiceUnavailable, 0.0
+	if ready {
+		wantCode, want = http.StatusOK, 1
+	}
+	waitFor(t, timeout, func() error {
+		code, body := r.get(t, "/v2/health/ready")
+		g := gaugeValue(t, r.Registry(), "dagmm_ready", nil)
+		c := gaugeValue(t, r.Registry(), "dagmm_nats_connected", nil)
+		if code != wantCode || g != want || c != want {
+			return fmt.Errorf("ready: /v2/health/ready %d %s, dagmm_ready %v, dagmm_nats_connected %v; want %d and %v", code, body, g, c, wantCode, want)
+		}
+		return nil
+	})
+}
+
+// TestNATSConnectionLoss: however the scorer's connection is lost — the
+// server kicks the client, the server restarts, the client closes the
+// connection for good after a server error — the service reports not
+// ready and why, gets a connection back, reports ready and scores again.
+func TestNATSConnectionLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		reason string // the dagmm_nats_disconnects_total reason it counts
+		// cut breaks the connection; it reports whether the service stays
+		// not ready until restore is called.
+		cut     func(t *testing.T, srv *server.Server, r *running) bool
+		restore func(t *testing.T, port int, dir string) *server.Server
+	}{
+		{"server kicks the client", disconnectLost, func(t *testing.T, srv *server.Server, r *running) bool {
+			if err := srv.DisconnectClientByID(scorerCID(t, srv)); err != nil {
+				t.Fatal(err)
+			}
+			return false
+		}, nil},
+		{"server restarts", disconnectLost, func(t *testing.T, srv *server.Server, r *running) bool {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return true
+		}, func(t *testing.T, port int, dir string) *server.Server { return runNATSAt(t, port, dir) }},
+		{"client closes on a server error", disconnectClosed, func(t *testing.T, srv *server.Server, r *running) bool {
+			// What a 4,100-byte host did: a protocol line over the
+			// server's limit, which nats.go answers by closing for good.
+			nc := r.nats.conn.NC()
+			if err := nc.Publish("anomalies."+strings.Repeat("x", 5000), []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, func() error {
+				if !nc.IsClosed() {
+					return fmt.Errorf("the client did not close its connection: %v", nc.Status())
+				}
+				return nil
+			})
+			return false
+		}, nil},
+	} {
+		for _, durable := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/jetstream=%v", tc.name, durable), func(t *testing.T) {
+				checkNoLeak(t)
+				dir := t.TempDir()
+				srv := runNATSAt(t, -1, dir)
+				port := srv.Addr().(*net.TCPAddr).Port
+				path, m := writeModel(t, t.TempDir(), 1)
+				cfg := testConfig(path)
+				cfg.NATSURL = srv.ClientURL()
+				cfg.JetStream = durable
+				cfg.PublishScores = true
+				r := start(t, cfg)
+				checkReady(t, r, true, 5*time.Second)
+				if tc.cut(t, srv, r) {
+					checkReady(t, r, false, 5*time.Second)
+					time.Sleep(300 * time.Millisecond) // and it stays so
+					checkReady(t, r, false, time.Second)
+					srv = tc.restore(t, port, dir)
+				}
+				checkReady(t, r, true, 10*time.Second)
+				if got := counterValue(t, r.Registry(), "dagmm_nats_disconnects_total", map[string]string{"reason": tc.reason}); got < 1 {
+					t.Errorf("dagmm_nats_disconnects_total{reason=%q} = %v, want at least 1", tc.reason, got)
+				}
+
+				// It scores again.
+				nc := connect(t, srv.ClientURL())
+				scores := collect(t, nc, "scores.>")
+				normal, _ := testData(t, m, 10, 0, 3)
+				d := len(m.Features)
+				js, err := jetstream.New(nc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range 10 {
+					p := []byte(sampleJSON("after", time.Now(), m.Features, normal[i*d:(i+1)*d]))
+					if durable {
+						_, err = js.Publish(context.Background(), "metrics.after", p)
+					} else {
+						err = nc.Publish("metrics.after", p)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				scores.wait(t, 10, 15*time.Second)
+			})
+		}
+	}
 }
