@@ -118,6 +118,7 @@ func TestBadHostDeadLettered(t *testing.T) {
 			nc := connect(t, srv.ClientURL())
 			dead := collect(t, nc, "dagmm.deadletter")
 			scores := collect(t, nc, "scores.>")
+			terminated := collect(t, nc, server.JSAdvisoryConsumerMsgTerminatedPre+".>")
 			js, err := jetstream.New(nc)
 			if err != nil {
 				t.Fatal(err)
@@ -136,6 +137,8 @@ func TestBadHostDeadLettered(t *testing.T) {
 				t.Errorf("dagmm_nats_connected %v after the bad hosts", got)
 			}
 			if durable {
+				// Terminated, not acknowledged: the server says so.
+				terminated.wait(t, len(badHostCases), 5*time.Second)
 				checkConsumerDone(t, js, cfg)
 			}
 		})
@@ -334,5 +337,80 @@ func TestNATSConnectionLoss(t *testing.T) {
 				scores.wait(t, 10, 15*time.Second)
 			})
 		}
+	}
+}
+
+// TestDurableMaxDeliver: a message whose events keep failing to publish is
+// delivered again with a backoff, MaxDeliver times in all, then
+// dead-lettered and terminated; the messages behind it are not held back.
+func TestDurableMaxDeliver(t *testing.T) {
+	srv := runNATS(t)
+	path, m := writeModel(t, t.TempDir(), 1)
+	cfg := testConfig(path)
+	cfg.NATSURL = srv.ClientURL()
+	cfg.JetStream = true
+	cfg.MaxDeliver = 3
+	cfg.EventStream = "EVENTS"
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// An event stream that takes one message per subject and refuses the
+	// next: the second anomaly of a host cannot be stored.
+	events, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "EVENTS", Subjects: []string{"anomalies.>", "dagmm.deadletter"},
+		MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, cfg)
+	normal, anomalies := testData(t, m, 20, 3, 7)
+	d := len(m.Features)
+	now := time.Now()
+	pub := func(host string, x []float64) {
+		t.Helper()
+		if _, err := js.Publish(ctx, "metrics."+host, []byte(sampleJSON(host, now, m.Features, x))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("h", anomalies[:d])    // seq 1: stored on anomalies.h
+	pub("h", anomalies[d:2*d]) // seq 2: its event is refused, every time
+	for i := range 20 {        // seq 3-22: normal, no events
+		pub("n", normal[i*d:(i+1)*d])
+	}
+	pub("h2", anomalies[2*d:3*d]) // seq 23: stored on anomalies.h2
+
+	// The messages behind seq 2 are done long before its retries end.
+	waitFor(t, 3*time.Second, func() error {
+		if _, err := events.GetLastMsgForSubject(ctx, "anomalies.h2"); err != nil {
+			return fmt.Errorf("the anomaly behind the failing message: %w", err)
+		}
+		return nil
+	})
+	var dl *jetstream.RawStreamMsg
+	waitFor(t, 15*time.Second, func() error {
+		dl, err = events.GetLastMsgForSubject(ctx, "dagmm.deadletter")
+		return err
+	})
+	reason := dl.Header.Get(HeaderReason)
+	if dl.Header.Get(HeaderReasonKind) != reasonPublish || dl.Header.Get(HeaderStreamSeq) != "2" ||
+		!strings.Contains(reason, "delivery 3") || !strings.Contains(reason, "publish events") {
+		t.Errorf("dead letter of seq %s, kind %q, reason %q; want seq 2, publish, on delivery 3",
+			dl.Header.Get(HeaderStreamSeq), dl.Header.Get(HeaderReasonKind), reason)
+	}
+	checkConsumerDone(t, js, cfg)
+	cons, err := js.Consumer(ctx, cfg.WithDefaults().Stream, cfg.WithDefaults().Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxDeliver != 3 || info.NumRedelivered != 0 || info.AckFloor.Stream != 23 {
+		t.Errorf("consumer: max deliver %d, %d redelivered, ack floor %d; want 3, 0, 23", info.Config.MaxDeliver, info.NumRedelivered, info.AckFloor.Stream)
 	}
 }
