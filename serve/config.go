@@ -275,6 +275,9 @@ func (c *Config) Validate() error {
 			if err := checkSubject(p.v, false); err != nil {
 				return bad(p.name, "%q: %v", p.v, err)
 			}
+			if len(p.v) > maxPrefixLen {
+				return bad(p.name, "%d bytes long, longer than %d: with a host a subject must stay well under the 4,096-byte protocol line a NATS server accepts", len(p.v), maxPrefixLen)
+			}
 		}
 		if subjectsOverlap(c.Subject, c.DeadLetterSubject) || subjectsOverlap(c.Subject, c.AnomalyPrefix+".x") ||
 			(c.PublishScores && subjectsOverlap(c.Subject, c.ScorePrefix+".x")) {
@@ -368,6 +371,11 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// maxPrefixLen bounds the event subject prefixes and the dead-letter
+// subject: with a host of at most [ingest.MaxHostLen] bytes and a
+// JetStream reply subject, a protocol line stays under 1,500 bytes.
+const maxPrefixLen = 1024
 
 // checkToken checks a name that must be one subject token without
 // wildcards: a stream, consumer, queue group or model name.

@@ -414,3 +414,27 @@ func TestDurableMaxDeliver(t *testing.T) {
 		t.Errorf("consumer: max deliver %d, %d redelivered, ack floor %d; want 3, 0, 23", info.Config.MaxDeliver, info.NumRedelivered, info.AckFloor.Stream)
 	}
 }
+
+// TestHTTPBadHost: the HTTP endpoint takes the same samples as NATS and
+// refuses the same hosts, with a 400 naming the problem.
+func TestHTTPBadHost(t *testing.T) {
+	path, m := writeModel(t, t.TempDir(), 1)
+	cfg := testConfig(path)
+	cfg.NoNATS = true
+	r := start(t, cfg)
+	x := []float64{1, 2, 3, 4}
+	for _, tc := range badHostCases {
+		if tc.host == "" {
+			continue // over HTTP a sample without host has no host
+		}
+		code, body := r.post(t, "/v1/score", string(hostileSample(tc.host, time.Now(), m.Features, x)))
+		var e struct{ Error string }
+		if err := json.Unmarshal(body, &e); err != nil || code != http.StatusBadRequest ||
+			!strings.Contains(e.Error, "invalid host") || !strings.Contains(e.Error, tc.reason) {
+			t.Errorf("%s: %d %.200s; want 400 saying %q", tc.name, code, body, tc.reason)
+		}
+	}
+	if code, body := r.post(t, "/v1/score", string(hostileSample("web-1.example.com", time.Now(), m.Features, x))); code != http.StatusOK {
+		t.Errorf("a fully qualified host: %d %s", code, body)
+	}
+}
