@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestCheckHost(t *testing.T) {
@@ -99,4 +100,24 @@ func TestAssemblerBadHost(t *testing.T) {
 	if _, err := a.AddMessage(jsonMsg, FormatJSON, ts); !errors.Is(err, ErrInvalidHost) || !strings.Contains(err.Error(), "byte 0x20") {
 		t.Errorf("JSON AddMessage: %v", err)
 	}
+}
+
+// FuzzCheckHost: a host CheckHost accepts can be put in a NATS subject
+// token (after '.' becomes '_'), and one it refuses says why.
+func FuzzCheckHost(f *testing.F) {
+	for _, s := range []string{"web-1", "db.example.com", "", "a b", "x\r\ny", "*", ">", "\xff", "é", strings.Repeat("a", 256)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		err := CheckHost(h)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidHost) || !strings.HasPrefix(err.Error(), "ingest: invalid host: ") {
+				t.Fatalf("CheckHost(%q) = %v", h, err)
+			}
+			return
+		}
+		if h == "" || len(h) > MaxHostLen || !utf8.ValidString(h) || strings.ContainsAny(h, " \t\r\n\x00*>\x7f") {
+			t.Fatalf("CheckHost(%q) accepted a host a subject token cannot hold", h)
+		}
+	})
 }
