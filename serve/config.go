@@ -101,8 +101,15 @@ type Config struct {
 	// AckWait is how long the server waits for an acknowledgement before
 	// it delivers a message again. Default 30s.
 	AckWait time.Duration
-	// MaxDeliver bounds deliveries of one message (when publishing its
-	// events keeps failing). Default 10.
+	// MaxDeliver bounds the deliveries of one message whose events (or
+	// dead letter) cannot be published, a failure that may pass (the
+	// connection, the event stream). The waits between deliveries grow
+	// from 1s, doubling, to 30s; on the last delivery the message goes to
+	// the dead-letter subject (reason kind "publish") and is terminated.
+	// A message that fails for a reason that will not change (it cannot be
+	// decoded, its host cannot go in a subject, the model refuses a value)
+	// is dead-lettered and terminated on its first delivery. Default 10,
+	// about 2.5 minutes of retries; -1 for no limit.
 	MaxDeliver int
 	// MaxAckPending bounds the messages delivered and not yet
 	// acknowledged. Default 20000.
@@ -268,6 +275,9 @@ func (c *Config) Validate() error {
 			if err := checkSubject(p.v, false); err != nil {
 				return bad(p.name, "%q: %v", p.v, err)
 			}
+			if len(p.v) > maxPrefixLen {
+				return bad(p.name, "%d bytes long, longer than %d: with a host a subject must stay well under the 4,096-byte protocol line a NATS server accepts", len(p.v), maxPrefixLen)
+			}
 		}
 		if subjectsOverlap(c.Subject, c.DeadLetterSubject) || subjectsOverlap(c.Subject, c.AnomalyPrefix+".x") ||
 			(c.PublishScores && subjectsOverlap(c.Subject, c.ScorePrefix+".x")) {
@@ -361,6 +371,11 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// maxPrefixLen bounds the event subject prefixes and the dead-letter
+// subject: with a host of at most [ingest.MaxHostLen] bytes and a
+// JetStream reply subject, a protocol line stays under 1,500 bytes.
+const maxPrefixLen = 1024
 
 // checkToken checks a name that must be one subject token without
 // wildcards: a stream, consumer, queue group or model name.

@@ -38,6 +38,7 @@ func TestConfigValidate(t *testing.T) {
 		{"gt not last", func(c *Config) { c.Subject = "metrics.>.x" }, "last token"},
 		{"mixed wildcard", func(c *Config) { c.Subject = "metrics.a*" }, "mixes"},
 		{"wildcard prefix", func(c *Config) { c.AnomalyPrefix = "anomalies.*" }, "anomaly prefix"},
+		{"long prefix", func(c *Config) { c.ScorePrefix = strings.Repeat("s", 1025) }, "score prefix"},
 		{"loop", func(c *Config) { c.Subject = ">" }, "own events"},
 		{"score loop", func(c *Config) { c.Subject = "scores.>"; c.PublishScores = true }, "own events"},
 		{"dead letter loop", func(c *Config) { c.Subject = "dagmm.*" }, "own events"},

@@ -23,19 +23,34 @@
 // ([model.Scorer.Explain], method [Config.ExplainMethod]); with
 // [Config.PublishScores] every sample's score goes to "<ScorePrefix>.<host>"
 // too. The host is the sample's "host" member, or else the last token of
-// the message subject; characters a subject token cannot hold become '_'.
+// the message subject; a '.' (fully qualified names) becomes '_' in the
+// subject. A host that cannot be a subject token ([ingest.CheckHost]: more
+// than 255 bytes, white space or control characters, '*' or '>', invalid
+// UTF-8) makes the message a dead letter.
 //
-// A message that cannot be decoded or scored goes to
-// [Config.DeadLetterSubject] unchanged, with the reason in the
-// [HeaderReason] header (and others); bad input never stops the
+// A message that cannot be decoded or scored, or whose events cannot be
+// published, goes to [Config.DeadLetterSubject] unchanged, with the reason
+// in the [HeaderReason] header (and others); bad input never stops the
 // scorer.
+//
+// The connection is kept up: the client reconnects without limit, with
+// backoff, and when it closes a connection for good (nats.go does on some
+// server errors) the service dials a new one and subscribes again. While
+// the connection is lost the service is not ready (/v2/health/ready
+// answers 503, dagmm_ready is 0) and dagmm_nats_connected is 0;
+// dagmm_nats_disconnects_total counts the losses by reason.
 //
 // In core mode the scorer's subscriptions join the queue group
 // [Config.QueueGroup], so that replicas share the subject. In durable mode
 // ([Config.JetStream]) it creates or binds the stream [Config.Stream] and
 // the durable pull consumer [Config.Consumer], and acknowledges a message
 // only after its events are published: a scorer killed mid-stream and
-// restarted scores every sample at least once. Events then carry the source
+// restarted scores every sample at least once. A message that fails for a
+// reason that will not change (it cannot be decoded, a host is invalid,
+// the model refuses a value) is dead-lettered and terminated on its first
+// delivery; one whose events cannot be published is delivered again after
+// a growing wait, up to [Config.MaxDeliver] times, then dead-lettered and
+// terminated. Neither holds back the messages behind it. Events then carry the source
 // message's stream sequence ([Source]) so that a consumer can drop
 // duplicates. Events go out on the same connection, and so reach the
 // server, before the acknowledgement; with [Config.EventStream] they are

@@ -24,6 +24,10 @@ type metrics struct {
 	deadLetters  *prometheus.CounterVec // reason
 	natsMessages *prometheus.CounterVec // result
 	natsErrors   prometheus.Counter
+	// natsConnected is 1 while the NATS connection is up; natsDisconnects
+	// counts its losses by reason.
+	natsConnected   prometheus.Gauge
+	natsDisconnects *prometheus.CounterVec // reason
 
 	modelInfo       *prometheus.GaugeVec // name, version
 	modelThreshold  prometheus.Gauge
@@ -50,7 +54,10 @@ const (
 
 	resultScored     = "scored"
 	resultDeadLetter = "dead_letter"
-	resultFailed     = "failed" // events could not be published; redelivered in durable mode
+	resultFailed     = "failed" // neither the events nor the dead letter could be published; redelivered in durable mode
+
+	disconnectLost   = "link_lost"     // the link dropped; the client reconnects by itself
+	disconnectClosed = "client_closed" // the client closed the connection for good; the service dialled a new one
 )
 
 // latencyBuckets run from 50 µs to about 1.6 s, in seconds.
@@ -87,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"source"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dagmm_dead_letters_total",
-			Help: "Messages sent to the dead-letter subject, by reason (decode or score).",
+			Help: "Messages sent to the dead-letter subject, by reason (decode, score or publish).",
 		}, []string{"reason"}),
 		natsMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dagmm_nats_messages_total",
@@ -97,6 +104,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "dagmm_nats_errors_total",
 			Help: "Asynchronous NATS errors, such as a slow consumer dropping messages.",
 		}),
+		natsConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dagmm_nats_connected",
+			Help: "1 while the NATS connection is up, 0 while it is lost and being repaired (the service is then not ready).",
+		}),
+		natsDisconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dagmm_nats_disconnects_total",
+			Help: "Losses of the NATS connection, by reason: link_lost (the link dropped; the client reconnects by itself) or client_closed (the client gave the connection up, e.g. on a server error; the service dialled a new one).",
+		}, []string{"reason"}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dagmm_model_info",
 			Help: "The model serving now: 1 for its name and version.",
@@ -123,7 +138,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dagmm_ready",
-			Help: "1 when the service is ready to score, 0 while starting or shutting down.",
+			Help: "1 when the service is ready to score, 0 while starting, shutting down or while its NATS connection is lost.",
 		}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -140,6 +155,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f(m.deadLetters)
 	f(m.natsMessages)
 	f(m.natsErrors)
+	f(m.natsConnected)
+	f(m.natsDisconnects)
 	f(m.modelInfo)
 	f(m.modelThreshold)
 	f(m.modelFeatures)
@@ -161,8 +178,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"changed", "unchanged", "failed"} {
 		m.reloads.WithLabelValues(r)
 	}
-	for _, r := range []string{reasonDecode, reasonScore} {
+	for _, r := range []string{reasonDecode, reasonScore, reasonPublish} {
 		m.deadLetters.WithLabelValues(r)
+	}
+	for _, r := range []string{disconnectLost, disconnectClosed} {
+		m.natsDisconnects.WithLabelValues(r)
 	}
 	m.lastReloadOK.Set(1)
 	return m

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dagmm/dagmm/internal/natsconn"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -23,12 +23,14 @@ import (
 const (
 	// HeaderReason holds why the message could not be scored, e.g.
 	// `ingest: sample 3 (offset 412): feature "disk_busy": value is not a number: got a string`.
-	HeaderReason = "Dagmm-Reason"
+	HeaderReason = natsconn.HeaderReason
 	// HeaderReasonKind is "decode" (the message is not valid samples for
-	// the model) or "score" (the model refused a value).
-	HeaderReasonKind = "Dagmm-Reason-Kind"
+	// the model, a host that cannot go in a subject among them), "score"
+	// (the model refused a value) or "publish" (its events could not be
+	// published: in durable mode, on every delivery up to MaxDeliver).
+	HeaderReasonKind = natsconn.HeaderReasonKind
 	// HeaderSubject is the subject the message arrived on.
-	HeaderSubject = "Dagmm-Subject"
+	HeaderSubject = natsconn.HeaderSubject
 	// HeaderStream and HeaderStreamSeq identify the message in its
 	// JetStream stream (durable mode only).
 	HeaderStream    = "Dagmm-Stream"
@@ -37,14 +39,15 @@ const (
 	HeaderModelVersion = "Dagmm-Model-Version"
 	// HeaderTruncated is set, to the original size in bytes, when the
 	// payload had to be cut to leave room for the headers.
-	HeaderTruncated = "Dagmm-Truncated"
+	HeaderTruncated = natsconn.HeaderTruncated
 )
 
 // Dead-letter reason kinds (the HeaderReasonKind values and the reason
 // label of dagmm_dead_letters_total).
 const (
-	reasonDecode = "decode"
-	reasonScore  = "score"
+	reasonDecode  = "decode"
+	reasonScore   = "score"
+	reasonPublish = "publish"
 )
 
 // embeddedMaxPayload is the embedded server's largest message: room for a
@@ -57,20 +60,31 @@ type natsSide struct {
 	srv      *server.Server // embedded server, or nil
 	storeTmp string         // temporary store to remove, or ""
 	url      string
-	nc       *nats.Conn
-	closed   chan struct{} // closed when nc is closed
-	js       jetstream.JetStream
-	subs     []*nats.Subscription
-	consume  []jetstream.ConsumeContext
-	lastWarn atomic.Int64 // unix nanos of the last async error logged
-	tg       *telegraf    // the Telegraf input, or nil
+	conn     *natsconn.Conn           // redials when the client closes a connection
+	cur      atomic.Pointer[natsLink] // the connection in use
+	lastWarn atomic.Int64             // unix nanos of the last async error logged
+	tg       *telegraf                // the Telegraf input, or nil
+
+	// The subscriptions or pull loops of the connection in use: replaced
+	// by setup on a new connection, read at shutdown once conn.Stop has
+	// returned.
+	subs    []*nats.Subscription
+	consume []jetstream.ConsumeContext
+}
+
+// natsLink is one connection and its JetStream context (nil when neither
+// durable mode nor an event stream needs one).
+type natsLink struct {
+	nc *nats.Conn
+	js jetstream.JetStream
 }
 
 // startNATS starts the embedded server if needed, connects and starts
-// consuming.
-func (s *Service) startNATS(ctx context.Context) (n *natsSide, err error) {
+// consuming. The connection is kept up: see [natsconn.Conn] and
+// [natsSide.setup].
+func (s *Service) startNATS() (n *natsSide, err error) {
 	cfg := s.cfg
-	n = &natsSide{s: s, url: cfg.NATSURL, closed: make(chan struct{}), tg: s.tg}
+	n = &natsSide{s: s, url: cfg.NATSURL, tg: s.tg}
 	if n.tg != nil {
 		n.tg.n = n // before any message comes in
 	}
@@ -81,16 +95,7 @@ func (s *Service) startNATS(ctx context.Context) (n *natsSide, err error) {
 	}()
 	opts := []nats.Option{
 		nats.Name(cfg.NATSName),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
 		nats.ErrorHandler(n.asyncError),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				s.log.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
-		nats.ClosedHandler(func(*nats.Conn) { close(n.closed) }),
 	}
 	if cfg.NATSURL == "" {
 		if err := n.startEmbedded(); err != nil {
@@ -99,39 +104,62 @@ func (s *Service) startNATS(ctx context.Context) (n *natsSide, err error) {
 		n.url = n.srv.ClientURL()
 		opts = append(opts, nats.InProcessServer(n.srv))
 	}
-	n.nc, err = nats.Connect(n.url, opts...)
+	n.conn, err = natsconn.Dial(natsconn.Options{
+		URL:      n.url,
+		NATS:     opts,
+		Setup:    n.setup,
+		OnChange: s.natsChanged,
+		Log:      s.log,
+	})
 	if err != nil {
-		close(n.closed)
-		return n, fmt.Errorf("serve: nats connect %s: %w", n.url, err)
-	}
-	if cfg.JetStream || cfg.EventStream != "" {
-		if n.js, err = jetstream.New(n.nc); err != nil {
-			return n, fmt.Errorf("serve: jetstream: %w", err)
-		}
-	}
-	if cfg.EventStream != "" {
-		if err := n.bindEventStream(ctx); err != nil {
-			return n, err
-		}
-	}
-	switch {
-	case cfg.JetStream:
-		err = n.startDurable(ctx)
-	case n.tg != nil:
-		err = n.startTelegrafCore()
-	default:
-		err = n.startCore()
-	}
-	if err != nil {
-		return n, err
-	}
-	if err := n.nc.FlushTimeout(cfg.ShutdownTimeout); err != nil {
-		return n, fmt.Errorf("serve: nats flush: %w", err)
+		return n, fmt.Errorf("serve: %w", err)
 	}
 	if n.tg != nil {
 		n.tg.start()
 	}
 	return n, nil
+}
+
+// setup prepares a new connection, the first or one dialled after the
+// client closed the previous: the event stream, and the subscriptions or
+// pull loops, which replace those of the previous connection.
+func (n *natsSide) setup(nc *nats.Conn) error {
+	cfg := n.s.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	for _, cc := range n.consume {
+		cc.Stop()
+	}
+	n.subs, n.consume = nil, nil
+	link := &natsLink{nc: nc}
+	if cfg.JetStream || cfg.EventStream != "" {
+		var err error
+		if link.js, err = jetstream.New(nc); err != nil {
+			return fmt.Errorf("serve: jetstream: %w", err)
+		}
+	}
+	n.cur.Store(link)
+	if cfg.EventStream != "" {
+		if err := n.bindEventStream(ctx, link.js); err != nil {
+			return err
+		}
+	}
+	var err error
+	switch {
+	case cfg.JetStream:
+		err = n.startDurable(ctx, link.js)
+	case n.tg != nil:
+		err = n.startTelegrafCore(nc)
+	default:
+		err = n.startCore(nc)
+	}
+	if err != nil {
+		return err
+	}
+	if err := nc.FlushTimeout(cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("serve: nats flush: %w", err)
+	}
+	return nil
 }
 
 // startEmbedded runs a nats-server with JetStream inside the process.
@@ -182,11 +210,11 @@ func (n *natsSide) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 }
 
 // startCore subscribes each worker in the queue group.
-func (n *natsSide) startCore() error {
+func (n *natsSide) startCore(nc *nats.Conn) error {
 	cfg := n.s.cfg
 	for range cfg.Workers {
 		w := newWorker(cfg.Batch)
-		sub, err := n.nc.QueueSubscribe(cfg.Subject, cfg.QueueGroup, func(m *nats.Msg) { n.handleCore(w, m) })
+		sub, err := nc.QueueSubscribe(cfg.Subject, cfg.QueueGroup, func(m *nats.Msg) { n.handleCore(w, m) })
 		if err != nil {
 			return fmt.Errorf("serve: subscribe %s: %w", cfg.Subject, err)
 		}
@@ -203,15 +231,15 @@ func (n *natsSide) startCore() error {
 }
 
 // bindEventStream creates or binds the stream that stores events.
-func (n *natsSide) bindEventStream(ctx context.Context) error {
+func (n *natsSide) bindEventStream(ctx context.Context, js jetstream.JetStream) error {
 	cfg := n.s.cfg
-	_, err := n.js.Stream(ctx, cfg.EventStream)
+	_, err := js.Stream(ctx, cfg.EventStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		subjects := []string{cfg.AnomalyPrefix + ".>", cfg.DeadLetterSubject}
 		if cfg.PublishScores {
 			subjects = append(subjects, cfg.ScorePrefix+".>")
 		}
-		_, err = n.js.CreateStream(ctx, jetstream.StreamConfig{
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:     cfg.EventStream,
 			Subjects: subjects,
 			Storage:  jetstream.FileStorage,
@@ -227,11 +255,11 @@ func (n *natsSide) bindEventStream(ctx context.Context) error {
 
 // startDurable creates or binds the sample stream and the durable pull
 // consumer, and starts one pull loop per worker.
-func (n *natsSide) startDurable(ctx context.Context) error {
+func (n *natsSide) startDurable(ctx context.Context, js jetstream.JetStream) error {
 	cfg := n.s.cfg
-	stream, err := n.js.Stream(ctx, cfg.Stream)
+	stream, err := js.Stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = n.js.CreateStream(ctx, jetstream.StreamConfig{
+		stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:     cfg.Stream,
 			Subjects: []string{cfg.Subject},
 			Storage:  jetstream.FileStorage,
@@ -282,7 +310,9 @@ func (n *natsSide) startDurable(ctx context.Context) error {
 	return nil
 }
 
-// handleCore scores one core-NATS message.
+// handleCore scores one core-NATS message. A message that cannot be
+// decoded or scored, or whose events cannot be published, goes to the
+// dead-letter subject.
 func (n *natsSide) handleCore(w *worker, m *nats.Msg) {
 	start := time.Now()
 	src := Source{Subject: m.Subject}
@@ -290,58 +320,105 @@ func (n *natsSide) handleCore(w *worker, m *nats.Msg) {
 		src.ID = m.Header.Get(nats.MsgIdHdr)
 	}
 	st := n.s.model()
-	reason, err := n.s.scoreMessage(w, st, m.Data, &src, start)
-	if err != nil {
-		if perr := n.deadLetter(st, m.Data, &src, reason, err); perr != nil {
-			n.s.met.msgFailed.Inc()
+	kind, err := n.s.scoreMessage(w, st, m.Data, &src, start)
+	if err == nil {
+		if err = n.publish(w); err == nil {
+			n.s.met.msgScored.Inc()
+			n.s.met.scoreNATS.Observe(since(start))
 			return
 		}
-		n.s.met.msgDeadLettered.Inc()
-		return
+		kind, err = reasonPublish, fmt.Errorf("serve: publish events: %w", err)
 	}
-	if err := n.publish(w); err != nil {
+	if perr := n.deadLetter(st, m.Data, &src, kind, err); perr != nil {
 		n.s.met.msgFailed.Inc()
-		n.asyncError(nil, nil, fmt.Errorf("publish events: %w", err))
+		n.asyncError(nil, nil, fmt.Errorf("publish dead letter: %w", perr))
 		return
 	}
-	n.s.met.msgScored.Inc()
-	n.s.met.scoreNATS.Observe(since(start))
+	n.s.met.msgDeadLettered.Inc()
 }
 
 // handleDurable scores one JetStream message and acknowledges it once its
-// events (or its dead letter) are published. When publishing fails the
-// message is negatively acknowledged, to be delivered again.
+// events are published. A message that fails for a reason that will not
+// change (it cannot be decoded, a host cannot go in a subject, the model
+// refuses a value) is dead-lettered and terminated at once. When
+// publishing its events fails, the message is negatively acknowledged, to
+// be delivered again after a backoff, up to MaxDeliver deliveries; on the
+// last it is dead-lettered and terminated. Either way it never holds back
+// the messages behind it.
 func (n *natsSide) handleDurable(w *worker, m jetstream.Msg) {
 	start := time.Now()
 	src := Source{Subject: m.Subject()}
+	delivered := uint64(1)
 	if meta, err := m.Metadata(); err == nil {
 		src.Stream, src.Seq = meta.Stream, meta.Sequence.Stream
 		src.ID = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		delivered = meta.NumDelivered
 	}
 	st := n.s.model()
-	reason, err := n.s.scoreMessage(w, st, m.Data(), &src, start)
-	if err != nil {
-		if perr := n.deadLetter(st, m.Data(), &src, reason, err); perr != nil {
-			n.s.met.msgFailed.Inc()
-			n.asyncError(nil, nil, fmt.Errorf("publish dead letter: %w", perr))
-			_ = m.NakWithDelay(time.Second)
+	kind, err := n.s.scoreMessage(w, st, m.Data(), &src, start)
+	if err == nil {
+		perr := n.publish(w)
+		if perr == nil {
+			// Events went out on this connection before the ack, so the
+			// server has them before it sees the ack.
+			_ = m.Ack()
+			n.s.met.msgScored.Inc()
+			n.s.met.scoreNATS.Observe(since(start))
 			return
 		}
-		n.s.met.msgDeadLettered.Inc()
-		_ = m.Ack()
-		return
+		if !n.lastDelivery(delivered) && !permanentPublishError(perr) {
+			n.s.met.msgFailed.Inc()
+			n.asyncError(nil, nil, fmt.Errorf("publish events (delivery %d): %w", delivered, perr))
+			_ = m.NakWithDelay(redeliveryDelay(delivered))
+			return
+		}
+		kind, err = reasonPublish, fmt.Errorf("serve: publish events (delivery %d): %w", delivered, perr)
 	}
-	if err := n.publish(w); err != nil {
+	n.deadLetterDurable(st, m, &src, kind, err, delivered)
+}
+
+// deadLetterDurable sends a JetStream message that will not be scored to
+// the dead-letter subject and terminates it. When the dead letter cannot
+// be published the message is delivered again after a backoff, unless
+// this was its last delivery.
+func (n *natsSide) deadLetterDurable(st *modelState, m jetstream.Msg, src *Source, kind string, cause error, delivered uint64) {
+	if perr := n.deadLetter(st, m.Data(), src, kind, cause); perr != nil {
 		n.s.met.msgFailed.Inc()
-		n.asyncError(nil, nil, fmt.Errorf("publish events: %w", err))
-		_ = m.NakWithDelay(time.Second)
+		if n.lastDelivery(delivered) {
+			n.s.log.Error("message given up: its dead letter could not be published on its last delivery",
+				"stream", src.Stream, "seq", src.Seq, "reason", cause, "err", perr)
+			_ = m.TermWithReason("dagmm: dead letter not published")
+			return
+		}
+		n.asyncError(nil, nil, fmt.Errorf("publish dead letter (delivery %d): %w", delivered, perr))
+		_ = m.NakWithDelay(redeliveryDelay(delivered))
 		return
 	}
-	// Events went out on this connection before the ack, so the server
-	// has them before it sees the ack.
-	_ = m.Ack()
-	n.s.met.msgScored.Inc()
-	n.s.met.scoreNATS.Observe(since(start))
+	n.s.met.msgDeadLettered.Inc()
+	_ = m.TermWithReason("dagmm: dead-lettered: " + kind)
+}
+
+// lastDelivery reports whether the consumer's MaxDeliver allows no more
+// deliveries after the given one.
+func (n *natsSide) lastDelivery(delivered uint64) bool {
+	max := n.s.cfg.MaxDeliver
+	return max > 0 && delivered >= uint64(max)
+}
+
+// redeliveryDelay is the wait before delivering a message again after its
+// given delivery failed: 1s, doubling, at most 30s.
+func redeliveryDelay(delivered uint64) time.Duration {
+	if delivered < 1 {
+		delivered = 1
+	}
+	return min(time.Second<<min(delivered-1, 5), 30*time.Second)
+}
+
+// permanentPublishError reports whether a publish failed for a reason a
+// later attempt would meet again: the message, not the connection or the
+// stream, is at fault.
+func permanentPublishError(err error) bool {
+	return errors.Is(err, nats.ErrBadSubject) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrHeadersNotSupported)
 }
 
 // scoreMessage decodes one message and scores its samples, leaving the
@@ -351,6 +428,16 @@ func (s *Service) scoreMessage(w *worker, st *modelState, data []byte, src *Sour
 	samples, err := st.dec.Decode(data, received)
 	if err != nil {
 		return reasonDecode, err
+	}
+	// The decoder checked the hosts the samples give; one taken from the
+	// subject goes into event subjects too.
+	for i := range samples {
+		if samples[i].Host == "" {
+			if err := ingest.CheckHost(hostOf("", src.Subject)); err != nil {
+				return reasonDecode, fmt.Errorf("serve: sample %d has no host, and the subject's last token cannot stand for one: %w", i, err)
+			}
+			break
+		}
 	}
 	if err := s.scoreSamples(w, st, samples, src); err != nil {
 		return reasonScore, err
@@ -433,9 +520,10 @@ func (n *natsSide) publish(w *worker) error {
 	if len(w.msgs) == 0 {
 		return nil
 	}
+	link := n.cur.Load()
 	if n.s.cfg.EventStream == "" {
 		for _, om := range w.msgs {
-			if err := n.nc.Publish(om.subject, w.buf[om.start:om.end]); err != nil {
+			if err := link.nc.Publish(om.subject, w.buf[om.start:om.end]); err != nil {
 				return err
 			}
 		}
@@ -447,7 +535,7 @@ func (n *natsSide) publish(w *worker) error {
 		if om.id != "" {
 			m.Header = nats.Header{nats.MsgIdHdr: []string{om.id}}
 		}
-		f, err := n.js.PublishMsgAsync(m)
+		f, err := link.js.PublishMsgAsync(m)
 		if err != nil {
 			return err
 		}
@@ -480,51 +568,31 @@ func waitAcks(futures []jetstream.PubAckFuture, timeout time.Duration) error {
 // with the reason in its headers.
 func (n *natsSide) deadLetter(st *modelState, data []byte, src *Source, kind string, cause error) error {
 	cfg := &n.s.cfg
-	h := nats.Header{}
-	h.Set(HeaderReason, headerValue(cause.Error()))
-	h.Set(HeaderReasonKind, kind)
-	h.Set(HeaderSubject, src.Subject)
-	h.Set(HeaderModelVersion, st.l.Version)
+	link := n.cur.Load()
+	m := natsconn.DeadLetter(cfg.DeadLetterSubject, data, link.nc.MaxPayload(), src.Subject, kind, cause)
+	m.Header.Set(HeaderModelVersion, st.l.Version)
 	if src.Stream != "" {
-		h.Set(HeaderStream, src.Stream)
-		h.Set(HeaderStreamSeq, strconv.FormatUint(src.Seq, 10))
+		m.Header.Set(HeaderStream, src.Stream)
+		m.Header.Set(HeaderStreamSeq, strconv.FormatUint(src.Seq, 10))
 	}
-	// Leave room for the headers in a message as large as the server takes.
-	if room := int(n.nc.MaxPayload()) - 8<<10; len(data) > room && room > 0 {
-		h.Set(HeaderTruncated, strconv.Itoa(len(data)))
-		data = data[:room]
-	}
-	m := &nats.Msg{Subject: cfg.DeadLetterSubject, Data: data, Header: h}
 	n.s.met.deadLetters.WithLabelValues(kind).Inc()
 	if cfg.EventStream == "" {
-		return n.nc.PublishMsg(m)
+		return link.nc.PublishMsg(m)
 	}
 	if src.ID != "" {
-		h.Set(nats.MsgIdHdr, "d:"+src.ID)
+		m.Header.Set(nats.MsgIdHdr, "d:"+src.ID)
 	}
-	f, err := n.js.PublishMsgAsync(m)
+	f, err := link.js.PublishMsgAsync(m)
 	if err != nil {
 		return err
 	}
 	return waitAcks([]jetstream.PubAckFuture{f}, cfg.ShutdownTimeout)
 }
 
-// headerValue makes s safe for a NATS header value: one line, at most 1 KiB.
-func headerValue(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 1024 {
-		s = s[:1021] + "..."
-	}
-	return s
-}
-
-// drainConsumers stops taking messages and finishes those in flight.
+// drainConsumers stops taking messages and finishes those in flight. No
+// new connection is dialled after it.
 func (n *natsSide) drainConsumers(timeout time.Duration) error {
+	n.conn.Stop()
 	deadline := time.After(timeout)
 	var errs []error
 	var wg sync.WaitGroup
@@ -572,21 +640,14 @@ func (n *natsSide) drainConsumers(timeout time.Duration) error {
 // close drains the connection (flushing what is buffered), then stops the
 // embedded server.
 func (n *natsSide) close(timeout time.Duration) error {
-	var errs []error
-	if n.nc != nil && !n.nc.IsClosed() {
-		if err := n.nc.Drain(); err != nil {
-			errs = append(errs, fmt.Errorf("serve: nats drain: %w", err))
-			n.nc.Close()
-		}
-		select {
-		case <-n.closed:
-		case <-time.After(timeout):
-			errs = append(errs, fmt.Errorf("serve: nats connection not drained within %v", timeout))
-			n.nc.Close()
+	var err error
+	if n.conn != nil {
+		if err = n.conn.Drain(timeout); err != nil {
+			err = fmt.Errorf("serve: %w", err)
 		}
 	}
 	n.stopServer()
-	return errors.Join(errs...)
+	return err
 }
 
 // abort closes everything at once, without draining.
@@ -594,11 +655,14 @@ func (n *natsSide) abort() {
 	if n.tg != nil {
 		n.tg.halt()
 	}
+	if n.conn != nil {
+		n.conn.Stop()
+	}
 	for _, cc := range n.consume {
 		cc.Stop()
 	}
-	if n.nc != nil {
-		n.nc.Close()
+	if n.conn != nil {
+		n.conn.Close()
 	}
 	n.stopServer()
 }

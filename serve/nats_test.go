@@ -290,7 +290,9 @@ func TestJetStreamRestart(t *testing.T) {
 			j := i % 40
 			payload = sampleJSON("h", time.Unix(int64(i), 0), m.Features, normal[j*d:(j+1)*d])
 		}
-		if _, err := js.PublishAsync("metrics.h", []byte(payload)); err != nil {
+		// A long stall wait: under the race detector the server acks
+		// slower than the default 200 ms allows for 4,000 in flight.
+		if _, err := js.PublishAsync("metrics.h", []byte(payload), jetstream.WithStallWait(10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		if i%1000 == 999 { // stay under the client's limit on acks outstanding, even on a loaded machine

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dagmm/dagmm/internal/natsconn"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -35,8 +36,11 @@ type Service struct {
 	bodies  sync.Pool // *bytes.Buffer for request bodies
 
 	started  atomic.Bool
-	ready    atomic.Bool
+	ready    atomic.Bool // running and, with NATS, connected: see setReady
 	readyCh  chan struct{}
+	readyMu  sync.Mutex // guards running and natsDown, serialises setReady
+	running  bool       // Run is serving: started, not shutting down
+	natsDown bool       // the NATS connection is lost, and not back yet
 	httpAddr atomic.Pointer[string]
 	natsURL  atomic.Pointer[string]
 
@@ -226,7 +230,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 
 	if !cfg.NoNATS {
-		n, err := s.startNATS(ctx)
+		n, err := s.startNATS()
 		if err != nil {
 			ln.Close()
 			return err
@@ -265,8 +269,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 
-	s.ready.Store(true)
-	s.met.ready.Set(1)
+	s.setReady(func() { s.running = true })
 	close(s.readyCh)
 	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream && !cfg.NoNATS,
 		"subject", cfg.Subject, "telegraf", cfg.Telegraf, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Workers)
@@ -281,8 +284,7 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-s.abortCh:
 		aborted = true
 	}
-	s.ready.Store(false)
-	s.met.ready.Set(0)
+	s.setReady(func() { s.running = false })
 	stopWatch()
 	wg.Wait()
 
@@ -320,6 +322,40 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return runErr
+}
+
+// setReady applies change to the state readiness depends on, then
+// publishes readiness (/v2/health/ready and dagmm_ready): ready while Run
+// serves and, with NATS, the connection is up.
+func (s *Service) setReady(change func()) {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	change()
+	ready := s.running && !s.natsDown
+	s.ready.Store(ready)
+	if ready {
+		s.met.ready.Set(1)
+	} else {
+		s.met.ready.Set(0)
+	}
+}
+
+// natsChanged records a change of the NATS connection's state in the
+// metrics and readiness: not ready from the moment the connection is lost
+// until the client reconnects (or a new connection is set up).
+func (s *Service) natsChanged(st natsconn.State, _ error) {
+	switch st {
+	case natsconn.Disconnected:
+		s.met.natsDisconnects.WithLabelValues(disconnectLost).Inc()
+	case natsconn.Closed:
+		s.met.natsDisconnects.WithLabelValues(disconnectClosed).Inc()
+	}
+	if st.Up() {
+		s.met.natsConnected.Set(1)
+	} else {
+		s.met.natsConnected.Set(0)
+	}
+	s.setReady(func() { s.natsDown = !st.Up() })
 }
 
 // abort stops a running service at once, without draining: what a crash

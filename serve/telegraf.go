@@ -145,10 +145,10 @@ func (t *telegraf) stats() ingest.Stats {
 // subscription: its messages are handled one at a time, in order. No queue
 // group: replicas sharing the subject at random would each see only part
 // of a host's measurements.
-func (n *natsSide) startTelegrafCore() error {
+func (n *natsSide) startTelegrafCore(nc *nats.Conn) error {
 	cfg := n.s.cfg
 	w := newWorker(cfg.Batch)
-	sub, err := n.nc.Subscribe(cfg.Subject, func(m *nats.Msg) { n.tg.handleCore(w, m) })
+	sub, err := nc.Subscribe(cfg.Subject, func(m *nats.Msg) { n.tg.handleCore(w, m) })
 	if err != nil {
 		return fmt.Errorf("serve: subscribe %s: %w", cfg.Subject, err)
 	}
@@ -235,20 +235,28 @@ func (t *telegraf) handleCore(w *worker, m *nats.Msg) {
 // handleDurable handles one JetStream message and acknowledges it once it
 // is assembled: its measurements are in the assembler, its dead letter (if
 // any) is published, and so are the events of the vectors it completed.
-// The message is delivered again only when its dead letter could not be
-// published. See the package documentation for what at-least-once means
-// with assembly.
+// The message is delivered again, after a backoff, only when its dead
+// letter could not be published, and at most MaxDeliver times. See the
+// package documentation for what at-least-once means with assembly.
 func (t *telegraf) handleDurable(w *worker, m jetstream.Msg) {
 	src := Source{Subject: m.Subject()}
+	delivered := uint64(1)
 	if meta, err := m.Metadata(); err == nil {
 		src.Stream, src.Seq = meta.Stream, meta.Sequence.Stream
 		src.ID = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		delivered = meta.NumDelivered
 	}
-	if t.handle(w, m.Data(), &src) {
-		_ = m.NakWithDelay(time.Second)
+	if !t.handle(w, m.Data(), &src) {
+		_ = m.Ack()
 		return
 	}
-	_ = m.Ack()
+	if t.n.lastDelivery(delivered) {
+		t.s.log.Error("message given up: its dead letter could not be published on its last delivery",
+			"stream", src.Stream, "seq", src.Seq)
+		_ = m.TermWithReason("dagmm: dead letter not published")
+		return
+	}
+	_ = m.NakWithDelay(redeliveryDelay(delivered))
 }
 
 // handle decodes and assembles one message, sends it to the dead-letter
@@ -318,8 +326,8 @@ func (t *telegraf) logDropped(asm *ingest.Assembler, before ingest.Stats, src *S
 }
 
 // publishVectors scores vs with st and publishes their events. A vector
-// the model cannot score goes to the dead-letter subject as a dagmm JSON
-// sample, with the reason.
+// the model cannot score, or whose events cannot be published, goes to the
+// dead-letter subject as a dagmm JSON sample, with the reason.
 func (t *telegraf) publishVectors(w *worker, st *modelState, vs []ingest.Vector) error {
 	samples := w.samples[:0]
 	for _, v := range vs {
@@ -329,19 +337,20 @@ func (t *telegraf) publishVectors(w *worker, st *modelState, vs []ingest.Vector)
 	if err := t.s.scoreSamples(w, st, samples, nil); err == nil {
 		return t.n.publish(w)
 	}
-	// Some vector cannot be scored: one at a time, then.
+	// Some vector cannot be scored, or published: one at a time, then.
 	var errs []error
 	for i := range samples {
-		if err := t.s.scoreSamples(w, st, samples[i:i+1], nil); err != nil {
-			body := appendSample(nil, st, &samples[i])
-			src := &Source{Subject: t.s.cfg.Subject}
-			if perr := t.n.deadLetter(st, body, src, reasonScore, err); perr != nil {
-				errs = append(errs, perr)
+		kind, err := reasonScore, t.s.scoreSamples(w, st, samples[i:i+1], nil)
+		if err == nil {
+			if err = t.n.publish(w); err == nil {
+				continue
 			}
-			continue
+			kind, err = reasonPublish, fmt.Errorf("serve: publish events: %w", err)
 		}
-		if err := t.n.publish(w); err != nil {
-			errs = append(errs, err)
+		body := appendSample(nil, st, &samples[i])
+		src := &Source{Subject: t.s.cfg.Subject}
+		if perr := t.n.deadLetter(st, body, src, kind, err); perr != nil {
+			errs = append(errs, perr)
 		}
 	}
 	return errors.Join(errs...)

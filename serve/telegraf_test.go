@@ -578,10 +578,11 @@ func TestTelegrafOutOfOrder(t *testing.T) {
 }
 
 func TestTelegrafDeadLetter(t *testing.T) {
-	// A batch with a malformed line, and a JSON batch with a bad metric, go
-	// to the dead-letter subject unchanged with the reason naming the
-	// metric; their good metrics are still used, so the intervals they
-	// belong to still make vectors.
+	// A batch with a malformed line, a JSON batch with a bad metric, and a
+	// metric whose host cannot go in a subject go to the dead-letter
+	// subject unchanged with the reason naming the metric; the good
+	// metrics are still used, so the intervals they belong to still make
+	// vectors.
 	tms := tgTemplates(t)
 	path, m := writeModel(t, t.TempDir(), 1)
 	s, _ := model.NewScorer(m)
@@ -598,15 +599,18 @@ func TestTelegrafDeadLetter(t *testing.T) {
 	badInflux := batchOf(ingest.FormatInflux, [][]byte{a2[0], a2[1], []byte("diskio,host=a,name=vdb io_time=12x 1795546170000000000\n"), a2[2], a2[3]})
 	b2 := points["b"][2].messages(tms, ingest.FormatJSON)
 	badJSON := batchOf(ingest.FormatJSON, [][]byte{b2[0], b2[1], b2[2], []byte(`{"fields":{"bytes_recv":1},"tags":{"host":"b"},"timestamp":1795546170}`), b2[3]})
-	tgPublish(t, nc, "telegraf", badInflux, badJSON)
+	// A host that cannot go in a subject: dead-lettered, the others go on.
+	badHost := []byte("mem,host=" + strings.Repeat("h", 5000) + " used_percent=1 1795546170000000000\n")
+	tgPublish(t, nc, "telegraf", badInflux, badJSON, badHost)
 	checkScores(t, scores, s, tgExpect(points), 0)
-	got := dead.wait(t, 2, 5*time.Second)
+	got := dead.wait(t, 3, 5*time.Second)
 	for i, c := range []struct {
 		payload []byte
 		reason  string
 	}{
 		{badInflux, "ingest: influx metric 2 (line 3, column"},
 		{badJSON, "ingest: json metric 3"},
+		{badHost, `ingest: measurement "mem", tag "host": invalid host: 5000 bytes long`},
 	} {
 		g := got[i]
 		reason := g.Header.Get(HeaderReason)
@@ -622,9 +626,9 @@ func TestTelegrafDeadLetter(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"dagmm_dead_letters_total", map[string]string{"reason": "decode"}, 2},
-		{"dagmm_telegraf_decode_errors_total", nil, 2},
-		{"dagmm_nats_messages_total", map[string]string{"result": "dead_letter"}, 2},
+		{"dagmm_dead_letters_total", map[string]string{"reason": "decode"}, 3},
+		{"dagmm_telegraf_decode_errors_total", nil, 3},
+		{"dagmm_nats_messages_total", map[string]string{"result": "dead_letter"}, 3},
 	} {
 		if got := counterValue(t, reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

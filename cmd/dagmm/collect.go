@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/internal/natsconn"
 	"github.com/dagmm/dagmm/serve"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -216,8 +217,9 @@ type collector struct {
 	o          *collectOptions
 	asm        *ingest.Assembler
 	rw         *datasets.RollingWriter
-	nc         *nats.Conn
-	hosts      sync.Map // host names seen, for the summary
+	conn       *natsconn.Conn     // redials when the client closes a connection
+	sub        *nats.Subscription // of the connection in use
+	hosts      sync.Map           // host names seen, for the summary
 	nhosts     atomic.Int64
 	vectors    atomic.Int64
 	deadLetter atomic.Int64
@@ -257,14 +259,6 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 	url := o.natsURL
 	opts := []nats.Option{
 		nats.Name("dagmm-collect"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				logger.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { logger.Warn("nats error", "err", err) }),
 	}
 	var srv *server.Server
@@ -286,33 +280,16 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 		url = srv.ClientURL()
 		opts = append(opts, nats.InProcessServer(srv))
 	}
-	closed := make(chan struct{})
-	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	c.nc, err = nats.Connect(url, opts...)
-	if err != nil {
-		return fmt.Errorf("nats connect %s: %w", url, err)
-	}
-	defer func() {
-		if !c.nc.IsClosed() {
-			c.nc.Close()
-		}
-	}()
-
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.fail = cancel
-	// One subscription: its messages are assembled one at a time, in
-	// order, so that each host's counters are seen in order.
-	sub, err := c.nc.Subscribe(o.subject, c.handle)
+	// Reconnects without limit, and a new connection, subscribed again,
+	// when the client closes one.
+	c.conn, err = natsconn.Dial(natsconn.Options{URL: url, NATS: opts, Setup: c.subscribe, Log: logger})
 	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", o.subject, err)
+		return err
 	}
-	if err := sub.SetPendingLimits(512<<10, 256<<20); err != nil {
-		return fmt.Errorf("subscribe %s: %w", o.subject, err)
-	}
-	if err := c.nc.Flush(); err != nil {
-		return fmt.Errorf("subscribe %s: %w", o.subject, err)
-	}
+	defer c.conn.Close()
 	logger.Info("collecting", "nats", url, "subject", o.subject, "format", o.format, "interval", mapping.Interval,
 		"features", strings.Join(features, ","), "dir", o.out, "roll_rows", o.rollRows, "roll_every", o.rollEvery)
 
@@ -325,6 +302,8 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 	// Stop taking messages, finish those delivered, then finalise every
 	// open interval and complete the last file.
 	var errs []error
+	c.conn.Stop() // no new connection, so c.sub is the last
+	sub := c.sub
 	subClosed := sub.StatusChanged(nats.SubscriptionClosed)
 	if err := sub.Drain(); err != nil {
 		errs = append(errs, fmt.Errorf("drain subscription: %w", err))
@@ -341,11 +320,8 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 	if err := c.rw.Close(); err != nil && c.failure.Load() == nil {
 		errs = append(errs, err)
 	}
-	if err := c.nc.Drain(); err == nil {
-		select {
-		case <-closed:
-		case <-time.After(10 * time.Second):
-		}
+	if err := c.conn.Drain(10 * time.Second); err != nil {
+		logger.Warn("nats connection not drained", "err", err)
 	}
 	if p := c.failure.Load(); p != nil {
 		errs = append([]error{*p}, errs...)
@@ -360,6 +336,25 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 	return errors.Join(errs...)
 }
 
+// subscribe subscribes on a new connection (the first, or one dialled
+// after the client closed the previous). One subscription: its messages
+// are assembled one at a time, in order, so that each host's counters are
+// seen in order.
+func (c *collector) subscribe(nc *nats.Conn) error {
+	sub, err := nc.Subscribe(c.o.subject, c.handle)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", c.o.subject, err)
+	}
+	if err := sub.SetPendingLimits(512<<10, 256<<20); err != nil {
+		return fmt.Errorf("subscribe %s: %w", c.o.subject, err)
+	}
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("subscribe %s: %w", c.o.subject, err)
+	}
+	c.sub = sub
+	return nil
+}
+
 // handle assembles one message and records the vectors it completed.
 func (c *collector) handle(m *nats.Msg) {
 	vs, err := c.asm.AddMessage(m.Data, c.o.format, time.Now())
@@ -367,11 +362,9 @@ func (c *collector) handle(m *nats.Msg) {
 		c.deadLetter.Add(1)
 		c.log.Debug("telegraf message with bad metrics", "subject", m.Subject, "err", err)
 		if c.o.deadLetter != "-" {
-			dl := &nats.Msg{Subject: c.o.deadLetter, Data: m.Data, Header: nats.Header{}}
-			dl.Header.Set(serve.HeaderReason, oneLine(err.Error()))
-			dl.Header.Set(serve.HeaderReasonKind, "decode")
-			dl.Header.Set(serve.HeaderSubject, m.Subject)
-			if perr := c.nc.PublishMsg(dl); perr != nil {
+			nc := c.conn.NC()
+			dl := natsconn.DeadLetter(c.o.deadLetter, m.Data, nc.MaxPayload(), m.Subject, "decode", err)
+			if perr := nc.PublishMsg(dl); perr != nil {
 				c.log.Warn("dead letter not published", "err", perr)
 			}
 		}
@@ -441,18 +434,4 @@ func (c *collector) incomplete(inc ingest.Incomplete) {
 		parts[i] = m.Feature + ": " + m.Reason
 	}
 	c.log.Debug("interval incomplete", "host", inc.Host, "ts", inc.TS, "missing", strings.Join(parts, "; "))
-}
-
-// oneLine makes s fit a NATS header value: one line, at most 1 KiB.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 1024 {
-		s = s[:1021] + "..."
-	}
-	return s
 }

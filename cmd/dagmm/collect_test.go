@@ -297,13 +297,23 @@ func TestCollectTrainServe(t *testing.T) {
 	if err := nc.Publish("telegraf", bad); err != nil {
 		t.Fatal(err)
 	}
-	rows = append(rows, fleet(t, nc, hosts[5:], 0, 41, rng)...)
-	dl, err := dead.NextMsg(5 * time.Second)
-	if err != nil {
+	// A host too long for a subject token is refused as in serve.
+	badHost := []byte("mem,host=" + strings.Repeat("h", 5000) + " used_percent=1 1795546170000000000\n")
+	if err := nc.Publish("telegraf", badHost); err != nil {
 		t.Fatal(err)
 	}
-	if reason := dl.Header.Get(serve.HeaderReason); !strings.Contains(reason, "ingest: influx metric 0 (line 1, column") || string(dl.Data) != string(bad) {
-		t.Errorf("dead letter %q: %s", reason, dl.Data)
+	rows = append(rows, fleet(t, nc, hosts[5:], 0, 41, rng)...)
+	for _, want := range []struct {
+		data   []byte
+		reason string
+	}{{bad, "ingest: influx metric 0 (line 1, column"}, {badHost, `measurement "mem", tag "host": invalid host: 5000 bytes long`}} {
+		dl, err := dead.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reason := dl.Header.Get(serve.HeaderReason); !strings.Contains(reason, want.reason) || string(dl.Data) != string(want.data) {
+			t.Errorf("dead letter %q: %.80s, want %q", reason, dl.Data, want.reason)
+		}
 	}
 	// Every row published reaches a file: SIGTERM drains the subscription
 	// and completes the last file.
@@ -315,7 +325,7 @@ func TestCollectTrainServe(t *testing.T) {
 	if !strings.HasPrefix(out, "collected 400 vectors from 10 hosts into 3 files") || len(files) != 3 {
 		t.Fatalf("collect printed:\n%s", out)
 	}
-	if !strings.Contains(out, "(10 intervals incomplete, 0 measurements late, 1 dead letters)") {
+	if !strings.Contains(out, "(10 intervals incomplete, 0 measurements late, 2 dead letters)") {
 		t.Errorf("collect summary:\n%s", out)
 	}
 	checkCollected(t, readCollected(t, files), rows)

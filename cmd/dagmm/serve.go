@@ -96,7 +96,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", cfg.StreamMaxBytes, "largest size of a stream created by the service, in `bytes` (oldest discarded); -1 for no limit")
 	fs.StringVar(&cfg.Consumer, "consumer", cfg.Consumer, "durable consumer `name`")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "redeliver a message not acknowledged within this time")
-	fs.IntVar(&cfg.MaxDeliver, "max-deliver", cfg.MaxDeliver, "most deliveries of one message; -1 for no limit")
+	fs.IntVar(&cfg.MaxDeliver, "max-deliver", cfg.MaxDeliver, "most deliveries of a message whose events cannot be published (waits 1s, 2s, 4s... 30s between), after which it is dead-lettered; -1 for no limit")
 	fs.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "most messages delivered and not yet acknowledged")
 	fs.StringVar(&cfg.EventStream, "event-stream", cfg.EventStream, "JetStream `stream` that stores the events (created if missing); empty publishes them plainly")
 	logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn or error")

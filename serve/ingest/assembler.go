@@ -366,11 +366,14 @@ func (a *Assembler) Config() Config { return a.cfg }
 
 // Add adds one measurement received at now and returns the vectors that
 // became ready: its host's, and any other host's whose deadline has passed.
-// The result is nil when there are none. m is not retained.
+// The result is nil when there are none. m is not retained. A measurement
+// whose host [CheckHost] refuses is dropped and counted in
+// Stats.DecodeErrors.
 func (a *Assembler) Add(m Measurement, now time.Time) []Vector {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.out = nil
+	a.errs = errorList{}
 	a.expire(now)
 	a.add(&m, now)
 	a.expire(now)
@@ -379,8 +382,9 @@ func (a *Assembler) Add(m Measurement, now time.Time) []Vector {
 
 // AddMessage decodes one Telegraf message received at now (see
 // [TelegrafDecoder]), adds its measurements and returns the vectors that
-// became ready. When some metrics cannot be decoded, the others are still
-// added and the error names the bad ones (the service sends the message to
+// became ready. When some metrics cannot be decoded, or their host tag is
+// one [CheckHost] refuses, the others are still added and the error names
+// the bad ones (the service sends the message to
 // its dead-letter subject with that reason); they are counted in
 // Stats.DecodeErrors.
 func (a *Assembler) AddMessage(data []byte, format Format, now time.Time) ([]Vector, error) {
@@ -476,6 +480,11 @@ func (a *Assembler) add(m *Measurement, now time.Time) {
 
 	h := a.hosts[name]
 	if h == nil {
+		if p := hostProblem(name); p != "" && name != "" {
+			a.stats.DecodeErrors++
+			a.errs.add(&hostError{where: fmt.Sprintf("measurement %q, tag %q", m.Name, a.cfg.HostTag), problem: p})
+			return
+		}
 		if len(a.hosts) >= a.cfg.MaxHosts {
 			a.stats.Dropped++
 			return

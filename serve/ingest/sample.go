@@ -84,7 +84,10 @@ func (e *SampleError) Unwrap() error { return e.Err }
 //   - "ts" is an RFC 3339 string or a JSON number of Unix seconds (fractions
 //     allowed); when it is absent or null the sample gets the receive time
 //     passed to Decode.
-//   - "host" is a string, optional (empty when absent).
+//   - "host" is a string, optional (empty when absent, or when ""). The
+//     service puts it in NATS subjects, so a host [CheckHost] refuses (too
+//     long, white space, control characters, wildcards) is an error
+//     wrapping [ErrInvalidHost].
 //   - Other members are ignored, so producers may add an "id" or labels.
 //     A member given twice is an error.
 //
@@ -323,11 +326,17 @@ func (dd *sampleDecoding) object(smp *Sample, index int) (batch []Sample, isBatc
 			if s.peek() != '"' {
 				return nil, false, dd.wrongKind(index, "", ErrInvalidSample, `"host"`, "a string")
 			}
+			off := s.pos
 			h, err := s.str()
 			if err != nil {
 				return nil, false, dd.fail(index, "", err)
 			}
 			if string(h) != dd.lastHost {
+				if len(h) > 0 {
+					if err := CheckHost(string(h)); err != nil {
+						return nil, false, dd.failAt(off, index, "", err)
+					}
+				}
 				dd.lastHost = string(h)
 			}
 			smp.Host = dd.lastHost
