@@ -376,7 +376,13 @@ func TestDurableMaxDeliver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pub("h", anomalies[:d])    // seq 1: stored on anomalies.h
+	pub("h", anomalies[:d]) // seq 1: stored on anomalies.h
+	// Wait for it: workers score in parallel, and seq 2's event must be the
+	// one refused.
+	waitFor(t, 5*time.Second, func() error {
+		_, err := events.GetLastMsgForSubject(ctx, "anomalies.h")
+		return err
+	})
 	pub("h", anomalies[d:2*d]) // seq 2: its event is refused, every time
 	for i := range 20 {        // seq 3-22: normal, no events
 		pub("n", normal[i*d:(i+1)*d])
