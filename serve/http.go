@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,22 +162,36 @@ func (s *Service) httpError(err error, c echo.Context) {
 	}
 }
 
-// requireAdmin checks the bearer token when one is configured.
+// requireAdmin lets a request through only when an admin token is
+// configured and the request carries it as a bearer token. The scheme is
+// matched without regard to case (RFC 9110, section 11.1) and the token in
+// constant time.
 func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		want := s.cfg.AdminToken
 		if want == "" {
-			return next(c)
+			return echo.NewHTTPError(http.StatusForbidden,
+				"admin endpoints are disabled: start dagmm serve with --admin-token (or DAGMM_ADMIN_TOKEN) and send Authorization: Bearer <token>")
 		}
-		got := c.Request().Header.Get(echo.HeaderAuthorization)
-		const prefix = "Bearer "
-		if len(got) < len(prefix) || got[:len(prefix)] != prefix ||
-			subtle.ConstantTimeCompare([]byte(got[len(prefix):]), []byte(want)) != 1 {
+		if !bearerMatches(c.Request().Header.Get(echo.HeaderAuthorization), want) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="dagmm"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required: Authorization: Bearer <token>")
 		}
 		return next(c)
 	}
+}
+
+// bearerMatches reports whether the Authorization header value h carries
+// the bearer token want.
+func bearerMatches(h, want string) bool {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Hashing first keeps the comparison's time independent of the
+	// lengths too.
+	got, exp := sha256.Sum256([]byte(strings.TrimLeft(token, " "))), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
 }
 
 // readBody reads the request body within Config.MaxBodyBytes into a pooled
@@ -327,7 +343,7 @@ func (s *Service) handleReload(c echo.Context) error {
 	l, changed, err := s.Reload(c.Request().Context(), "http")
 	resp := ReloadResponse{Changed: changed, Version: l.Version, Previous: prev.Version}
 	if err != nil {
-		resp.Error = "reload failed, the previous model keeps serving: " + err.Error()
+		resp.Error = "reload failed, the previous model keeps serving: " + redactPaths(err.Error(), s.cfg.ModelPath, prev.Origin)
 		return c.JSON(http.StatusInternalServerError, resp)
 	}
 	return c.JSON(http.StatusOK, resp)
