@@ -171,11 +171,11 @@ func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		want := s.cfg.AdminToken
 		if want == "" {
 			return echo.NewHTTPError(http.StatusForbidden,
-				"admin endpoints are disabled: start dagmm serve with --admin-token (or DAGMM_ADMIN_TOKEN) and send Authorization: Bearer <token>")
+				"admin endpoints are disabled: start dagmm serve with --admin-token (or DAGMM_ADMIN_TOKEN) and send Authorization: Bearer TOKEN")
 		}
 		if !bearerMatches(c.Request().Header.Get(echo.HeaderAuthorization), want) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="dagmm"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required: Authorization: Bearer <token>")
+			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required: Authorization: Bearer TOKEN")
 		}
 		return next(c)
 	}
@@ -195,8 +195,18 @@ func bearerMatches(h, want string) bool {
 }
 
 // readBody reads the request body within Config.MaxBodyBytes into a pooled
-// buffer; release returns it.
+// buffer, once the body's bytes are taken from the budget of bytes in
+// flight; release returns both.
 func (s *Service) readBody(c echo.Context) (body []byte, release func(), err error) {
+	r := c.Request()
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, func() {}, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+	}
+	reserved, err := s.reserveBody(c)
+	if err != nil {
+		return nil, func() {}, err
+	}
 	buf, _ := s.bodies.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
@@ -206,12 +216,7 @@ func (s *Service) readBody(c echo.Context) (body []byte, release func(), err err
 		if buf.Cap() <= 16<<20 {
 			s.bodies.Put(buf)
 		}
-	}
-	r := c.Request()
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		release()
-		return nil, func() {}, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+		s.budget.release(reserved)
 	}
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
@@ -225,7 +230,23 @@ func (s *Service) readBody(c echo.Context) (body []byte, release func(), err err
 		}
 		return nil, func() {}, echo.NewHTTPError(http.StatusBadRequest, "reading the request body: "+err.Error())
 	}
+	if r.ContentLength < 0 { // the largest body was taken: give back the rest
+		s.budget.release(reserved - int64(buf.Len()))
+		reserved = int64(buf.Len())
+	}
 	return buf.Bytes(), release, nil
+}
+
+// maxKeptBuffer bounds the response buffer a pooled HTTP worker keeps, so
+// that the memory of one large response is not held after it is written.
+const maxKeptBuffer = 1 << 20
+
+// keepBuffer returns b emptied, or nil when it is too large to keep.
+func keepBuffer(b []byte) []byte {
+	if cap(b) > maxKeptBuffer {
+		return nil
+	}
+	return b[:0]
 }
 
 // Explanation modes of POST /v1/score (query parameter "explain").
@@ -305,7 +326,7 @@ func (s *Service) handleScore(c echo.Context) error {
 		}
 		return nil
 	})
-	w.buf = b[:0]
+	w.buf = keepBuffer(b)
 	if err != nil {
 		return badRequest(err)
 	}

@@ -287,7 +287,7 @@ func TestHTTPAdminToken(t *testing.T) {
 	}{
 		{"no token configured", open, nil, http.StatusForbidden, "--admin-token"},
 		{"no token configured, one sent", open, []string{"Authorization", "Bearer s3cret"}, http.StatusForbidden, "DAGMM_ADMIN_TOKEN"},
-		{"no header", guarded, nil, http.StatusUnauthorized, "Authorization: Bearer"},
+		{"no header", guarded, nil, http.StatusUnauthorized, "Authorization: Bearer TOKEN"},
 		{"wrong token", guarded, []string{"Authorization", "Bearer wrong"}, http.StatusUnauthorized, "admin token"},
 		{"token prefix", guarded, []string{"Authorization", "Bearer s3cre"}, http.StatusUnauthorized, "admin token"},
 		{"token and more", guarded, []string{"Authorization", "Bearer s3cret2"}, http.StatusUnauthorized, "admin token"},

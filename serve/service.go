@@ -31,6 +31,8 @@ type Service struct {
 	reloadMu sync.Mutex // serialises Reload
 
 	e       *echo.Echo
+	budget  *bodyBudget // request body bytes in flight
+	mem     *memoryMetrics
 	workers sync.Pool // *worker for HTTP handlers
 	bodies  sync.Pool // *bytes.Buffer for request bodies
 
@@ -98,6 +100,8 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.met = newMetrics(s.reg)
+	s.budget = newBodyBudget(cfg.MaxInFlightBytes)
+	s.mem = newMemoryMetrics(s.reg, s.budget)
 	registerRuntime(s.reg)
 	l := s.src.Current()
 	st, err := newModelState(l, cfg.MaxSamples)
