@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,6 +238,21 @@ func (s *Service) readBody(c echo.Context) (body []byte, release func(), err err
 	return buf.Bytes(), release, nil
 }
 
+// responseSize estimates the bytes of a POST /v1/score response to
+// samples of d features, with an explanation for each when all is set:
+// about 200 bytes a result, its host, and 90 a feature explained.
+func responseSize(samples []ingest.Sample, d int, all bool) int {
+	per := 200
+	if all {
+		per += 90 * d
+	}
+	n := 100 + len(samples)*per
+	for i := range samples {
+		n += len(samples[i].Host)
+	}
+	return n
+}
+
 // maxKeptBuffer bounds the response buffer a pooled HTTP worker keeps, so
 // that the memory of one large response is not held after it is written.
 const maxKeptBuffer = 1 << 20
@@ -301,7 +317,10 @@ func (s *Service) handleScore(c echo.Context) error {
 	}
 	w := s.workers.Get().(*worker)
 	defer s.workers.Put(w)
-	b := append(w.buf[:0], `{"model":`...)
+	// Sized once from the samples: growing by doubling would leave about
+	// as much garbage as the response itself.
+	b := slices.Grow(w.buf[:0], responseSize(samples, st.d, explain == explainAll))
+	b = append(b, `{"model":`...)
 	b = append(b, st.nameJSON...)
 	b = append(b, `,"model_version":`...)
 	b = append(b, st.versionJSON...)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,9 @@ func BenchmarkRequestMemory(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(c.body)))
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			before := ms.TotalAlloc
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodPost, c.path, bytes.NewReader(c.body))
 				w := &discardWriter{header: http.Header{}}
@@ -84,6 +88,8 @@ func BenchmarkRequestMemory(b *testing.B) {
 					b.Fatalf("status %d", w.code)
 				}
 			}
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.TotalAlloc-before)/float64(b.N)/float64(len(c.body)), "alloc/body-byte")
 		})
 	}
 }

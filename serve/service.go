@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -258,6 +259,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("model watch stopped", "err", err)
 		}
 	})
+	wg.Go(func() { s.returnMemory(wctx, 2*time.Second) })
 	wg.Go(func() {
 		for {
 			select {

@@ -64,6 +64,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen `address`")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer `token` required by POST /v1/model/reload (prefer the environment variable to the flag, which other users can see)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", cfg.MaxBodyBytes, "largest HTTP request body, in `bytes`")
+	cfg.MaxInFlightBytes = 0 // derived by serve.New, once --memory-limit is applied
 	fs.Var(byteSize{&cfg.MaxInFlightBytes}, "max-inflight-bytes", "most request body `bytes` held by all HTTP requests in flight (e.g. 256MiB); a request beyond it is answered 429 with Retry-After; 0: derived from the memory limit (see README, Memory)")
 	fs.IntVar(&cfg.MaxSamples, "max-samples", cfg.MaxSamples, "most samples in one request or NATS message")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "HTTP read timeout (whole request)")
