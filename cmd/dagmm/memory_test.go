@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 // once, and reads the process's peak resident memory (VmHWM): it must stay
 // under the limit, the requests over the bound on bytes in flight answered
 // 429, the others 200. DAGMM_MEMORY_ARGS replaces the memory flags (e.g.
-// "--memory-limit -1" for none), to measure other settings.
+// "--memory-limit -1" for none), and DAGMM_MEMORY_QUERY is added to the
+// URL (e.g. "?explain=all"), to measure other settings.
 func TestServeMemorySubprocess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 48 × 8 MiB to a subprocess; skipped with -short")
@@ -95,7 +96,7 @@ func TestServeMemorySubprocess(t *testing.T) {
 
 	body := maxSizeBody(t, m, 10000, 8<<20)
 	before := procStatus(pid, "VmHWM")
-	codes, errs := postAll("http://"+addr+"/v1/score", body, 48)
+	codes, errs := postAll("http://"+addr+"/v1/score"+os.Getenv("DAGMM_MEMORY_QUERY"), body, 48)
 	hwm := procStatus(pid, "VmHWM")
 	time.Sleep(5 * time.Second)
 	rss := procStatus(pid, "VmRSS")

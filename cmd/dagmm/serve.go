@@ -187,9 +187,14 @@ Dagmm-Reason header. Without --nats-url an embedded NATS server starts on
 after its events are out: a restart loses nothing (events carry the stream
 sequence, so consumers can drop duplicates).
 
-HTTP: POST /v1/score (same JSON), GET /v1/model, POST /v1/model/reload,
+HTTP: POST /v1/score (same JSON), GET /v1/model, POST /v1/model/reload
+(refused unless --admin-token is set; then Authorization: Bearer TOKEN),
 GET /metrics (Prometheus), and the Open Inference Protocol v2 of KServe:
 /v2/health/live, /v2/health/ready, /v2/models/{name}[/ready|/infer].
+Request bodies in flight are capped (--max-inflight-bytes, derived from the
+memory limit); a request beyond the cap is answered 429 with Retry-After.
+The Go memory limit is 90% of the container's cgroup limit when there is
+one (--memory-limit overrides).
 
 The model is reloaded on SIGHUP, on POST /v1/model/reload and when its file
 changes (--poll); a file that does not load leaves the old model serving.
