@@ -125,7 +125,7 @@ func vmHWM(pid string) uint64 {
 // holds must stay under the documented bound (MemoryReserve +
 // BytesPerBodyByte × MaxInFlightBytes, no more than the limit); the
 // requests over the bound are answered 429 with Retry-After, the others
-// 200, none 5xx.
+// 200, none 5xx. Under the race detector only the answers are checked.
 func TestHTTPMemoryBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 48 × 8 MiB; skipped with -short")
@@ -134,7 +134,10 @@ func TestHTTPMemoryBound(t *testing.T) {
 	prev := debug.SetMemoryLimit(limit)
 	defer debug.SetMemoryLimit(prev)
 	path, m := writeModel(t, t.TempDir(), 1)
-	r := start(t, httpOnly(path))
+	hc := httpOnly(path)
+	// Scoring 10,000 samples may take seconds under the race detector.
+	hc.ReadTimeout, hc.WriteTimeout = time.Minute, time.Minute
+	r := start(t, hc)
 	cfg := r.Config()
 	if want := InFlightBytesFor(limit, cfg.MaxBodyBytes); cfg.MaxInFlightBytes != want {
 		t.Fatalf("MaxInFlightBytes %d, want %d derived from the memory limit", cfg.MaxInFlightBytes, want)
@@ -163,7 +166,7 @@ func TestHTTPMemoryBound(t *testing.T) {
 	for _, b := range res.badRefusal {
 		t.Errorf("429 without Retry-After or JSON error: %s", b)
 	}
-	if p > bound {
+	if p > bound && !raceEnabled {
 		t.Errorf("Go memory peaked at %.1f MiB, over the bound of %.1f MiB", float64(p)/(1<<20), float64(bound)/(1<<20))
 	}
 	if got := counterValue(t, r.Registry(), "dagmm_http_requests_refused_busy_total", nil); got != float64(res.codes[http.StatusTooManyRequests]) {
