@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -174,5 +175,87 @@ func TestHTTPMemoryBound(t *testing.T) {
 	}
 	if got := gaugeValue(t, r.Registry(), "dagmm_http_inflight_body_bytes", nil); got != 0 {
 		t.Errorf("%v body bytes in flight after the load, want 0", got)
+	}
+}
+
+func TestInFlightBytesFor(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		memLimit, maxBody int64
+		want              int64
+	}{
+		{"no limit", math.MaxInt64, 8 << 20, DefaultMaxInFlightBytes},
+		{"no limit, large bodies", math.MaxInt64, 100 << 20, 100 << 20},
+		{"1 GiB container (90%)", 966367641, 8 << 20, (966367641 - MemoryReserve) / BytesPerBodyByte},
+		{"512 MiB", 512 << 20, 8 << 20, (512<<20 - MemoryReserve) / BytesPerBodyByte},
+		{"too small for one body", 128 << 20, 8 << 20, 8 << 20},
+		{"below the reserve", 64 << 20, 8 << 20, 8 << 20},
+	} {
+		if got := InFlightBytesFor(tc.memLimit, tc.maxBody); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestHTTPInFlightBudget takes part of the budget of body bytes in flight
+// by hand, as a request in flight would, and checks which requests fit.
+func TestHTTPInFlightBudget(t *testing.T) {
+	path, m := writeModel(t, t.TempDir(), 1)
+	cfg := httpOnly(path)
+	cfg.MaxBodyBytes = 64 << 10
+	cfg.MaxInFlightBytes = 100 << 10
+	r := start(t, cfg)
+	x := modeltest.Inputs(m, 20, 1)
+	body := []byte(batchJSON("web-1", time.Unix(0, 0), m.Features, x)) // about 3 KiB
+	for _, tc := range []struct {
+		name    string
+		held    int64 // bytes taken by requests in flight
+		chunked bool  // no Content-Length
+		expect  bool  // Expect: 100-continue
+		code    int
+	}{
+		{"free", 0, false, false, http.StatusOK},
+		{"fits", 100<<10 - int64(len(body)), false, false, http.StatusOK},
+		{"one byte short", 100<<10 - int64(len(body)) + 1, false, false, http.StatusTooManyRequests},
+		{"chunked counts as the largest body", 40 << 10, true, false, http.StatusTooManyRequests},
+		{"chunked, room for the largest body", 36 << 10, true, false, http.StatusOK},
+		{"expect continue", 100 << 10, false, true, http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !r.budget.tryAcquire(tc.held) {
+				t.Fatalf("cannot take %d bytes", tc.held)
+			}
+			defer r.budget.release(tc.held)
+			var rd io.Reader = bytes.NewReader(body)
+			if tc.chunked {
+				rd = io.MultiReader(rd) // unknown length: sent chunked
+			}
+			req, err := http.NewRequest(http.MethodPost, r.base+"/v1/score", rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.expect {
+				req.Header.Set("Expect", "100-continue")
+			}
+			client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Fatalf("status %d %s, want %d", resp.StatusCode, b, tc.code)
+			}
+			if tc.code == http.StatusTooManyRequests {
+				var e APIError
+				if resp.Header.Get("Retry-After") != "1" || json.Unmarshal(b, &e) != nil || !strings.Contains(e.Error, "--max-inflight-bytes") {
+					t.Errorf("429 with Retry-After %q and body %s", resp.Header.Get("Retry-After"), b)
+				}
+			}
+		})
+		if got := r.budget.inUse.Load(); got != 0 {
+			t.Fatalf("%s: %d bytes still taken after the request", tc.name, got)
+		}
 	}
 }
