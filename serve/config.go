@@ -146,6 +146,13 @@ type Config struct {
 	HTTPAddr string
 	// MaxBodyBytes bounds a request body. Default 8 MiB.
 	MaxBodyBytes int64
+	// MaxInFlightBytes bounds the request body bytes held by all the HTTP
+	// requests in flight: a request whose body would go over it is
+	// answered 429 Too Many Requests with a Retry-After header. It must be
+	// at least MaxBodyBytes. Default: from the Go memory limit in effect
+	// when [New] is called (see [InFlightBytesFor]), 64 MiB when there is
+	// none.
+	MaxInFlightBytes int64
 	// MaxSamples bounds the samples of one request or one NATS message.
 	// Default 10000.
 	MaxSamples int
@@ -165,7 +172,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the configuration [New] starts from: every default
-// filled in, no model path.
+// filled in, no model path. MaxInFlightBytes depends on the Go memory limit
+// in effect at the call.
 func DefaultConfig() Config {
 	return Config{
 		ModelName:         "dagmm",
@@ -189,6 +197,7 @@ func DefaultConfig() Config {
 		MaxAckPending:     20000,
 		HTTPAddr:          ":8080",
 		MaxBodyBytes:      8 << 20,
+		MaxInFlightBytes:  InFlightBytesFor(GoMemoryLimit(), 8<<20),
 		MaxSamples:        10000,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -230,6 +239,9 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.MaxAckPending, d.MaxAckPending)
 	setDefault(&c.HTTPAddr, d.HTTPAddr)
 	setDefault(&c.MaxBodyBytes, d.MaxBodyBytes)
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = InFlightBytesFor(GoMemoryLimit(), c.MaxBodyBytes)
+	}
 	setDefault(&c.MaxSamples, d.MaxSamples)
 	setDefault(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
 	setDefault(&c.ReadTimeout, d.ReadTimeout)
@@ -362,6 +374,9 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			return bad(p.name, "%v: want a positive duration", p.v)
 		}
+	}
+	if c.MaxInFlightBytes < c.MaxBodyBytes {
+		return bad("max in-flight bytes", "%d is less than the largest body (%d bytes): a request of that size would always be refused", c.MaxInFlightBytes, c.MaxBodyBytes)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return bad("http address", "%q: %v", c.HTTPAddr, err)

@@ -53,6 +53,8 @@ func TestConfigValidate(t *testing.T) {
 		{"timeout", func(c *Config) { c.ReadTimeout = -time.Second }, "read timeout"},
 		{"http addr", func(c *Config) { c.HTTPAddr = "8080" }, "http address"},
 		{"token", func(c *Config) { c.AdminToken = "a b" }, "admin token"},
+		{"in-flight below body", func(c *Config) { c.MaxInFlightBytes = c.MaxBodyBytes - 1 }, "max in-flight bytes"},
+		{"in-flight equal to body", func(c *Config) { c.MaxInFlightBytes = c.MaxBodyBytes }, ""},
 		{"model name", func(c *Config) { c.ModelName = "a/b" }, "model name"},
 		{"explain method", func(c *Config) { c.ExplainMethod = "magic" }, "explain method"},
 		{"explain share", func(c *Config) { c.ExplainMethod = "share" }, ""},

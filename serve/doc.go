@@ -119,7 +119,7 @@
 //	POST /v1/score                       one sample or many, by feature name (the NATS JSON format);
 //	                                     ?explain=anomalies|all|none (default anomalies), ?method=<explanation method>
 //	GET  /v1/model                       the model's metadata
-//	POST /v1/model/reload                reload the model (bearer token when Config.AdminToken is set)
+//	POST /v1/model/reload                reload the model (403 unless Config.AdminToken is set, then its bearer token)
 //	GET  /metrics                        Prometheus metrics: dagmm_*, and the Go and process collectors
 //	GET  /v2                             Open Inference Protocol v2 (KServe): server metadata
 //	GET  /v2/health/live, /v2/health/ready
@@ -128,6 +128,17 @@
 //
 // Bad input gets a 4xx status and a JSON body {"error": "..."} that names the
 // problem (the sample, the feature); the service never answers 500 to input.
+// Responses name the model file by its base name, never by its path.
+//
+// # Memory
+//
+// The request body bytes held by all requests in flight are capped by
+// [Config.MaxInFlightBytes]: a request is counted by its Content-Length
+// before its body is read, and one that would go over the cap is answered
+// 429 Too Many Requests with a Retry-After header. By default the cap is
+// derived from the Go memory limit ([InFlightBytesFor]): a request needs at
+// most [BytesPerBodyByte] bytes of memory per byte of body, so the process
+// stays near [MemoryReserve] + BytesPerBodyByte × MaxInFlightBytes.
 //
 // # Shutdown
 //

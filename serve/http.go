@@ -2,13 +2,16 @@ package serve
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,27 +163,51 @@ func (s *Service) httpError(err error, c echo.Context) {
 	}
 }
 
-// requireAdmin checks the bearer token when one is configured.
+// requireAdmin lets a request through only when an admin token is
+// configured and the request carries it as a bearer token. The scheme is
+// matched without regard to case (RFC 9110, section 11.1) and the token in
+// constant time.
 func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		want := s.cfg.AdminToken
 		if want == "" {
-			return next(c)
+			return echo.NewHTTPError(http.StatusForbidden,
+				"admin endpoints are disabled: start dagmm serve with --admin-token (or DAGMM_ADMIN_TOKEN) and send Authorization: Bearer TOKEN")
 		}
-		got := c.Request().Header.Get(echo.HeaderAuthorization)
-		const prefix = "Bearer "
-		if len(got) < len(prefix) || got[:len(prefix)] != prefix ||
-			subtle.ConstantTimeCompare([]byte(got[len(prefix):]), []byte(want)) != 1 {
+		if !bearerMatches(c.Request().Header.Get(echo.HeaderAuthorization), want) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="dagmm"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required: Authorization: Bearer <token>")
+			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required: Authorization: Bearer TOKEN")
 		}
 		return next(c)
 	}
 }
 
+// bearerMatches reports whether the Authorization header value h carries
+// the bearer token want.
+func bearerMatches(h, want string) bool {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Hashing first keeps the comparison's time independent of the
+	// lengths too.
+	got, exp := sha256.Sum256([]byte(strings.TrimLeft(token, " "))), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
+}
+
 // readBody reads the request body within Config.MaxBodyBytes into a pooled
-// buffer; release returns it.
+// buffer, once the body's bytes are taken from the budget of bytes in
+// flight; release returns both.
 func (s *Service) readBody(c echo.Context) (body []byte, release func(), err error) {
+	r := c.Request()
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, func() {}, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+	}
+	reserved, err := s.reserveBody(c)
+	if err != nil {
+		return nil, func() {}, err
+	}
 	buf, _ := s.bodies.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
@@ -190,12 +217,7 @@ func (s *Service) readBody(c echo.Context) (body []byte, release func(), err err
 		if buf.Cap() <= 16<<20 {
 			s.bodies.Put(buf)
 		}
-	}
-	r := c.Request()
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		release()
-		return nil, func() {}, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+		s.budget.release(reserved)
 	}
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
@@ -209,7 +231,38 @@ func (s *Service) readBody(c echo.Context) (body []byte, release func(), err err
 		}
 		return nil, func() {}, echo.NewHTTPError(http.StatusBadRequest, "reading the request body: "+err.Error())
 	}
+	if r.ContentLength < 0 { // the largest body was taken: give back the rest
+		s.budget.release(reserved - int64(buf.Len()))
+		reserved = int64(buf.Len())
+	}
 	return buf.Bytes(), release, nil
+}
+
+// responseSize estimates the bytes of a POST /v1/score response to
+// samples of d features, with an explanation for each when all is set:
+// about 200 bytes a result, its host, and 90 a feature explained.
+func responseSize(samples []ingest.Sample, d int, all bool) int {
+	per := 200
+	if all {
+		per += 90 * d
+	}
+	n := 100 + len(samples)*per
+	for i := range samples {
+		n += len(samples[i].Host)
+	}
+	return n
+}
+
+// maxKeptBuffer bounds the response buffer a pooled HTTP worker keeps, so
+// that the memory of one large response is not held after it is written.
+const maxKeptBuffer = 1 << 20
+
+// keepBuffer returns b emptied, or nil when it is too large to keep.
+func keepBuffer(b []byte) []byte {
+	if cap(b) > maxKeptBuffer {
+		return nil
+	}
+	return b[:0]
 }
 
 // Explanation modes of POST /v1/score (query parameter "explain").
@@ -264,7 +317,10 @@ func (s *Service) handleScore(c echo.Context) error {
 	}
 	w := s.workers.Get().(*worker)
 	defer s.workers.Put(w)
-	b := append(w.buf[:0], `{"model":`...)
+	// Sized once from the samples: growing by doubling would leave about
+	// as much garbage as the response itself.
+	b := slices.Grow(w.buf[:0], responseSize(samples, st.d, explain == explainAll))
+	b = append(b, `{"model":`...)
 	b = append(b, st.nameJSON...)
 	b = append(b, `,"model_version":`...)
 	b = append(b, st.versionJSON...)
@@ -289,7 +345,7 @@ func (s *Service) handleScore(c echo.Context) error {
 		}
 		return nil
 	})
-	w.buf = b[:0]
+	w.buf = keepBuffer(b)
 	if err != nil {
 		return badRequest(err)
 	}
@@ -327,7 +383,7 @@ func (s *Service) handleReload(c echo.Context) error {
 	l, changed, err := s.Reload(c.Request().Context(), "http")
 	resp := ReloadResponse{Changed: changed, Version: l.Version, Previous: prev.Version}
 	if err != nil {
-		resp.Error = "reload failed, the previous model keeps serving: " + err.Error()
+		resp.Error = "reload failed, the previous model keeps serving: " + redactPaths(err.Error(), s.cfg.ModelPath, prev.Origin)
 		return c.JSON(http.StatusInternalServerError, resp)
 	}
 	return c.JSON(http.StatusOK, resp)

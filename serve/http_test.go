@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,7 @@ func TestHTTPModelAndHealth(t *testing.T) {
 	}
 	if info.Name != "dagmm" || info.Version != r.Model().Version || len(info.Version) != 12 ||
 		strings.Join(info.Features, ",") != strings.Join(m.Features, ",") || float64(info.Threshold) != m.Calibration.Threshold ||
-		info.Origin != path || info.Components != 4 || len(info.Encoder) != 4 {
+		info.Origin != filepath.Base(path) || info.Components != 4 || len(info.Encoder) != 4 {
 		t.Errorf("model info %+v", info)
 	}
 	for _, tc := range []struct{ path, want string }{
@@ -220,6 +221,99 @@ func TestHTTPModelAndHealth(t *testing.T) {
 	}
 }
 
+// TestHTTPNoAbsolutePath checks that no response shows where the model
+// file lives on the serving machine: the model information, the Open
+// Inference Protocol metadata, and the error of a reload that fails on a
+// missing or broken file.
+func TestHTTPNoAbsolutePath(t *testing.T) {
+	dir := t.TempDir()
+	path, m := writeModel(t, dir, 1)
+	m.Provenance.Input = filepath.Join(dir, "training", "metrics.parquet")
+	saveModelAt(t, path, m)
+	cfg := httpOnly(path)
+	cfg.AdminToken = "s3cret"
+	r := start(t, cfg)
+	auth := []string{"Authorization", "Bearer s3cret"}
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		before func()
+		want   string // in the body: the base name stays
+	}{
+		{"model info", http.MethodGet, "/v1/model", nil, `"origin":"` + filepath.Base(path) + `"`},
+		{"training input", http.MethodGet, "/v1/model", nil, `"input":"metrics.parquet"`},
+		{"oip metadata", http.MethodGet, "/v2/models/dagmm", nil, `"platform":"dagmm"`},
+		{"oip version metadata", http.MethodGet, "/v2/models/dagmm/versions/" + r.Model().Version, nil, `"platform":"dagmm"`},
+		{"reload of a broken file", http.MethodPost, "/v1/model/reload", func() {
+			if err := os.WriteFile(path, []byte("not a model"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, filepath.Base(path)},
+		{"reload of a missing file", http.MethodPost, "/v1/model/reload", func() {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, filepath.Base(path) + ": no such file"},
+		{"unknown model", http.MethodGet, "/v2/models/other", nil, "not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			_, body := do(t, tc.method, r.base+tc.path, "", auth...)
+			if strings.Contains(string(body), dir) || strings.Contains(string(body), os.TempDir()) {
+				t.Errorf("%s %s shows a path of the machine: %s", tc.method, tc.path, body)
+			}
+			if !strings.Contains(string(body), tc.want) {
+				t.Errorf("%s %s: %s, want %s in it", tc.method, tc.path, body, tc.want)
+			}
+		})
+	}
+}
+
+func TestHTTPAdminToken(t *testing.T) {
+	path, _ := writeModel(t, t.TempDir(), 1)
+	open := start(t, httpOnly(path))
+	cfg := httpOnly(path)
+	cfg.AdminToken = "s3cret"
+	guarded := start(t, cfg)
+	for _, tc := range []struct {
+		name   string
+		r      *running
+		header []string
+		code   int
+		want   string
+	}{
+		{"no token configured", open, nil, http.StatusForbidden, "--admin-token"},
+		{"no token configured, one sent", open, []string{"Authorization", "Bearer s3cret"}, http.StatusForbidden, "DAGMM_ADMIN_TOKEN"},
+		{"no header", guarded, nil, http.StatusUnauthorized, "Authorization: Bearer TOKEN"},
+		{"wrong token", guarded, []string{"Authorization", "Bearer wrong"}, http.StatusUnauthorized, "admin token"},
+		{"token prefix", guarded, []string{"Authorization", "Bearer s3cre"}, http.StatusUnauthorized, "admin token"},
+		{"token and more", guarded, []string{"Authorization", "Bearer s3cret2"}, http.StatusUnauthorized, "admin token"},
+		{"no scheme", guarded, []string{"Authorization", "s3cret"}, http.StatusUnauthorized, "admin token"},
+		{"basic scheme", guarded, []string{"Authorization", "Basic s3cret"}, http.StatusUnauthorized, "admin token"},
+		{"empty token", guarded, []string{"Authorization", "Bearer "}, http.StatusUnauthorized, "admin token"},
+		{"bearer", guarded, []string{"Authorization", "Bearer s3cret"}, http.StatusOK, `"changed":false`},
+		{"lower-case bearer", guarded, []string{"Authorization", "bearer s3cret"}, http.StatusOK, `"changed":false`},
+		{"upper-case bearer", guarded, []string{"Authorization", "BEARER s3cret"}, http.StatusOK, `"changed":false`},
+		{"two spaces", guarded, []string{"Authorization", "Bearer  s3cret"}, http.StatusOK, `"changed":false`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := tc.r.post(t, "/v1/model/reload", "", tc.header...)
+			if code != tc.code || !strings.Contains(string(body), tc.want) {
+				t.Errorf("%d %s, want %d with %q", code, body, tc.code, tc.want)
+			}
+			if code != http.StatusOK {
+				var e APIError
+				if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+					t.Errorf("error body %s is not a JSON error: %v", body, err)
+				}
+			}
+		})
+	}
+}
+
 func TestHTTPReload(t *testing.T) {
 	dir := t.TempDir()
 	path, _ := writeModel(t, dir, 1)
@@ -228,11 +322,6 @@ func TestHTTPReload(t *testing.T) {
 	r := start(t, cfg)
 	v1 := r.Model().Version
 
-	for _, h := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret"}} {
-		if code, body := r.post(t, "/v1/model/reload", "", h...); code != http.StatusUnauthorized {
-			t.Errorf("reload with %v: %d %s, want 401", h, code, body)
-		}
-	}
 	auth := []string{"Authorization", "Bearer s3cret"}
 	reload := func() ReloadResponse {
 		t.Helper()

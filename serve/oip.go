@@ -1,11 +1,13 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +28,8 @@ import (
 // The samples come either as one input tensor of shape [n, d] (any name)
 // whose columns are the model's features in order, or as d inputs named
 // after the features, each of shape [n] or [n, 1]. Data may be flat (row
-// major) or nested. Datatype FP64 or FP32.
+// major) or nested. Datatype FP64 or FP32. Parameters, of the request and
+// of its tensors, are accepted and ignored (not decoded).
 type InferRequest struct {
 	ID         string            `json:"id,omitempty"`
 	Parameters map[string]any    `json:"parameters,omitempty"`
@@ -84,11 +87,11 @@ func inferErr(format string, args ...any) error {
 // samples (row-major, n × len(features)) to buf[:0]. Errors wrap errInfer
 // and name the input, the element and the feature.
 func decodeInfer(body []byte, features []string, maxSamples int, buf []float64) (*inferBatch, *InferRequest, error) {
-	var req InferRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, nil, inferErr("%s", jsonProblem(err))
-	}
 	d := len(features)
+	req, err := readInfer(body, max(d, 1))
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(req.Inputs) == 0 {
 		return nil, nil, inferErr(`no "inputs": want one tensor of shape [n, %d], or one input per feature`, d)
 	}
@@ -139,7 +142,89 @@ func decodeInfer(body []byte, features []string, maxSamples int, buf []float64) 
 	if len(b.outputs) == 0 {
 		b.outputs = allOutputs
 	}
-	return b, &req, nil
+	return b, req, nil
+}
+
+// The wire forms decodeInfer reads: parameters are skipped, shapes are
+// short, and inputs and outputs are read one at a time up to a bound, so
+// that no body makes the decoder allocate much more than its own size (a
+// parameters member of 8 MiB decoded as map[string]any took 400 MB).
+type (
+	inferWire struct {
+		ID      string          `json:"id"`
+		Inputs  json.RawMessage `json:"inputs"`
+		Outputs json.RawMessage `json:"outputs"`
+	}
+	tensorWire struct {
+		Name     string          `json:"name"`
+		Shape    json.RawMessage `json:"shape"`
+		Datatype string          `json:"datatype"`
+		Data     json.RawMessage `json:"data"`
+	}
+	outputWire struct {
+		Name string `json:"name"`
+	}
+)
+
+// maxShapeBytes bounds the JSON of a tensor's shape: two dimensions.
+const maxShapeBytes = 64
+
+// readInfer decodes an inference request of at most maxInputs inputs.
+// Parameters are not kept.
+func readInfer(body []byte, maxInputs int) (*InferRequest, error) {
+	var w inferWire
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, inferErr("%s", jsonProblem(err))
+	}
+	req := &InferRequest{ID: w.ID}
+	inputs, err := readArray[tensorWire](w.Inputs, maxInputs, "inputs")
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range inputs {
+		t := InferTensor{Name: in.Name, Datatype: in.Datatype, Data: in.Data}
+		if len(in.Shape) > maxShapeBytes {
+			return nil, inferErr("input %q: shape of %d bytes: want [n, d] or [n]", in.Name, len(in.Shape))
+		}
+		if len(in.Shape) > 0 {
+			if err := json.Unmarshal(in.Shape, &t.Shape); err != nil {
+				return nil, inferErr("input %q: shape: %s", in.Name, jsonProblem(err))
+			}
+		}
+		req.Inputs = append(req.Inputs, t)
+	}
+	outputs, err := readArray[outputWire](w.Outputs, len(allOutputs), "outputs")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range outputs {
+		req.Outputs = append(req.Outputs, RequestedOutput{Name: o.Name})
+	}
+	return req, nil
+}
+
+// readArray decodes the JSON array raw (absent or null: none) of at most
+// limit elements.
+func readArray[T any](raw json.RawMessage, limit int, what string) ([]T, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, inferErr("%q is not an array", what)
+	}
+	var out []T
+	for dec.More() {
+		if len(out) == limit {
+			return nil, inferErr("more than %d %s", limit, what)
+		}
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			return nil, inferErr("%s element %d: %s", what, len(out), jsonProblem(err))
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // columns decodes the form with one input per feature.
@@ -211,6 +296,9 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("malformed JSON at offset %d: %v", se.Offset, se)
 	}
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if te.Field == "" {
+			return fmt.Sprintf("the body is a JSON %s, want an object", te.Value)
+		}
 		return fmt.Sprintf("field %q is a JSON %s, want %s", te.Field, te.Value, te.Type)
 	}
 	if err.Error() == "unexpected end of JSON input" {
@@ -567,7 +655,9 @@ func (s *Service) handleInfer(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, strings.Replace(err.Error(), errScore.Error()+": ", "", 1))
 	}
-	out := append(w.buf[:0], `{"model_name":`...)
+	// Sized once: about 25 bytes a number, 3 + 2d numbers a sample.
+	out := slices.Grow(w.buf[:0], 300+b.n*25*(3+2*d))
+	out = append(out, `{"model_name":`...)
 	out = append(out, st.nameJSON...)
 	out = append(out, `,"model_version":`...)
 	out = append(out, st.versionJSON...)
@@ -605,7 +695,7 @@ func (s *Service) handleInfer(c echo.Context) error {
 		}
 	}
 	out = append(out, "]}\n"...)
-	w.buf = out[:0]
+	w.buf = keepBuffer(out)
 	s.met.samplesHTTP.Add(float64(b.n))
 	if anomalies > 0 {
 		s.met.anomaliesHTTP.Add(float64(anomalies))

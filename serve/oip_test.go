@@ -30,9 +30,15 @@ func TestDecodeInfer(t *testing.T) {
 		{"empty", `{"inputs":[{"name":"x","shape":[0,4],"datatype":"FP64","data":[]}]}`, 0, []float64{}, allOutputs, ""},
 		{"columns", `{"inputs":[{"name":"mem_usage","shape":[2],"datatype":"FP64","data":[2,6]},{"name":"cpu_usage","shape":[2,1],"datatype":"FP64","data":[[1],[5]]},` +
 			`{"name":"net_in_bps","shape":[2],"datatype":"FP64","data":[4,8]},{"name":"disk_busy","shape":[2],"datatype":"FP64","data":[3,7]}]}`, 2, []float64{1, 2, 3, 4, 5, 6, 7, 8}, allOutputs, ""},
+		{"parameters ignored", `{"parameters":{"p":[1,2,{"q":[3]}]},"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","parameters":{"r":1},"data":[1,2,3,4]}]}`, 1, []float64{1, 2, 3, 4}, allOutputs, ""},
 
 		{"malformed", `{"inputs":[`, 0, nil, nil, "malformed JSON"},
-		{"not an object", `[1,2]`, 0, nil, nil, "want serve.InferRequest"},
+		{"inputs not an array", `{"inputs":{"name":"x"}}`, 0, nil, nil, `"inputs" is not an array`},
+		{"too many inputs", `{"inputs":[{},{},{},{},{}]}`, 0, nil, nil, "more than 4 inputs"},
+		{"too many outputs", `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}],"outputs":[{},{},{},{},{},{}]}`, 0, nil, nil, "more than 5 outputs"},
+		{"long shape", `{"inputs":[{"name":"x","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"datatype":"FP64","data":[1,2,3,4]}]}`, 0, nil, nil, `input "x": shape of 69 bytes`},
+		{"input not an object", `{"inputs":[1]}`, 0, nil, nil, "inputs element 0"},
+		{"not an object", `[1,2]`, 0, nil, nil, "the body is a JSON array, want an object"},
 		{"no inputs", `{}`, 0, nil, nil, `no "inputs"`},
 		{"datatype", `{"inputs":[{"name":"x","shape":[1,4],"datatype":"INT64","data":[1,2,3,4]}]}`, 0, nil, nil, `datatype "INT64"`},
 		{"wrong width", `{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP64","data":[1,2,3]}]}`, 0, nil, nil, "want [n, 4]"},

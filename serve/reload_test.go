@@ -25,6 +25,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	cfg := testConfig(path)
 	cfg.PublishScores = true
 	cfg.PollInterval = 20 * time.Millisecond
+	cfg.AdminToken = "s3cret"
 	r := start(t, cfg)
 	v1 := r.Model().Version
 	nc := connect(t, r.NATSURL())
@@ -86,7 +87,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	waitVersion(versionOf(t, m2))
 	time.Sleep(100 * time.Millisecond)
 	saveModelAt(t, path, m) // reloaded through the endpoint (before the watcher, or after: same result)
-	if code, b := r.post(t, "/v1/model/reload", ""); code != 200 {
+	if code, b := r.post(t, "/v1/model/reload", "", "Authorization", "Bearer s3cret"); code != 200 {
 		t.Errorf("reload: %d %s", code, b)
 	}
 	waitVersion(v1)
@@ -94,7 +95,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"format":"dagmm-model","version":1,`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := r.post(t, "/v1/model/reload", ""); code != 500 {
+	if code, _ := r.post(t, "/v1/model/reload", "", "Authorization", "Bearer s3cret"); code != 500 {
 		t.Errorf("reload of a truncated file answered %d, want 500", code)
 	}
 	time.Sleep(100 * time.Millisecond)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,8 @@ type Service struct {
 	reloadMu sync.Mutex // serialises Reload
 
 	e       *echo.Echo
+	budget  *bodyBudget // request body bytes in flight
+	mem     *memoryMetrics
 	workers sync.Pool // *worker for HTTP handlers
 	bodies  sync.Pool // *bytes.Buffer for request bodies
 
@@ -102,6 +105,8 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.met = newMetrics(s.reg)
+	s.budget = newBodyBudget(cfg.MaxInFlightBytes)
+	s.mem = newMemoryMetrics(s.reg, s.budget)
 	registerRuntime(s.reg)
 	l := s.src.Current()
 	st, err := newModelState(l, cfg.MaxSamples)
@@ -258,6 +263,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("model watch stopped", "err", err)
 		}
 	})
+	wg.Go(func() { s.returnMemory(wctx, 2*time.Second) })
 	wg.Go(func() {
 		for {
 			select {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dagmm/dagmm/model"
@@ -69,7 +71,8 @@ func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
 	return st, nil
 }
 
-// ModelInfo is the body of GET /v1/model.
+// ModelInfo is the body of GET /v1/model. Origin and Provenance.Input hold
+// base names only: no response shows a path of the serving machine.
 type ModelInfo struct {
 	Name          string            `json:"name"`
 	Version       string            `json:"version"`
@@ -99,10 +102,14 @@ func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
 		}
 		return out
 	}
+	prov := m.Provenance
+	if prov.Input != "" {
+		prov.Input = filepath.Base(prov.Input)
+	}
 	info := ModelInfo{
 		Name:          l.Name,
 		Version:       l.Version,
-		Origin:        l.Origin,
+		Origin:        baseName(l.Origin),
 		LoadedAt:      l.LoadedAt.UTC(),
 		Features:      m.Features,
 		Normalisation: m.Norm,
@@ -112,7 +119,7 @@ func modelInfo(l *Loaded, m *model.Model) ([]byte, error) {
 		Encoder:       sizes(m.Encoder),
 		Estimator:     sizes(m.Estimator),
 		Components:    m.GMM.K,
-		Provenance:    m.Provenance,
+		Provenance:    prov,
 	}
 	b, err := json.Marshal(info)
 	if err != nil {
@@ -383,4 +390,46 @@ func hostOf(sampleHost, subject string) string {
 		}
 	}
 	return subject
+}
+
+// baseName returns the last element of a file path or URL, so that a
+// response names a model file without showing where it lives.
+func baseName(p string) string {
+	if p == "" {
+		return ""
+	}
+	return filepath.Base(strings.TrimRight(p, "/"))
+}
+
+// redactPaths replaces, in msg, each of paths (and its absolute form) by
+// its base name, and any remaining mention of their directories by
+// nothing: error messages from the file system name the full path.
+func redactPaths(msg string, paths ...string) string {
+	var forms, dirs []string
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		forms = append(forms, p)
+		if abs, err := filepath.Abs(p); err == nil && abs != p {
+			forms = append(forms, abs)
+		}
+	}
+	for _, f := range forms {
+		if d := filepath.Dir(f); d != "." && d != string(filepath.Separator) {
+			dirs = append(dirs, d+string(filepath.Separator))
+		}
+	}
+	// Longest first, so that a relative path does not spoil the absolute
+	// form that contains it.
+	longestFirst := func(a, b string) int { return len(b) - len(a) }
+	slices.SortFunc(forms, longestFirst)
+	slices.SortFunc(dirs, longestFirst)
+	for _, f := range forms {
+		msg = strings.ReplaceAll(msg, f, filepath.Base(f))
+	}
+	for _, d := range dirs {
+		msg = strings.ReplaceAll(msg, d, "")
+	}
+	return msg
 }

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +64,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen `address`")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer `token` required by POST /v1/model/reload (prefer the environment variable to the flag, which other users can see)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", cfg.MaxBodyBytes, "largest HTTP request body, in `bytes`")
+	cfg.MaxInFlightBytes = 0 // derived by serve.New, once --memory-limit is applied
+	fs.Var(byteSize{&cfg.MaxInFlightBytes}, "max-inflight-bytes", "most request body `bytes` held by all HTTP requests in flight (e.g. 256MiB); a request beyond it is answered 429 with Retry-After; 0: derived from the memory limit (see README, Memory)")
 	fs.IntVar(&cfg.MaxSamples, "max-samples", cfg.MaxSamples, "most samples in one request or NATS message")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "HTTP read timeout (whole request)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "HTTP write timeout")
@@ -183,9 +187,14 @@ Dagmm-Reason header. Without --nats-url an embedded NATS server starts on
 after its events are out: a restart loses nothing (events carry the stream
 sequence, so consumers can drop duplicates).
 
-HTTP: POST /v1/score (same JSON), GET /v1/model, POST /v1/model/reload,
+HTTP: POST /v1/score (same JSON), GET /v1/model, POST /v1/model/reload
+(refused unless --admin-token is set; then Authorization: Bearer TOKEN),
 GET /metrics (Prometheus), and the Open Inference Protocol v2 of KServe:
 /v2/health/live, /v2/health/ready, /v2/models/{name}[/ready|/infer].
+Request bodies in flight are capped (--max-inflight-bytes, derived from the
+memory limit); a request beyond the cap is answered 429 with Retry-After.
+The Go memory limit is 90% of the container's cgroup limit when there is
+one (--memory-limit overrides).
 
 The model is reloaded on SIGHUP, on POST /v1/model/reload and when its file
 changes (--poll); a file that does not load leaves the old model serving.
@@ -217,6 +226,8 @@ default.`,
   kill -HUP $(pidof dagmm)    # reload the model`)
 	poll, logLevel := serveFlags(fs, &cfg)
 	tf := addTelegrafFlags(fs)
+	var memLimit int64
+	fs.Var(byteSize{&memLimit}, "memory-limit", "Go runtime memory `limit` (e.g. 1GiB); 0: GOMEMLIMIT if set, else 90% of the container's cgroup memory limit when there is one; -1: none")
 	if err := parseServeFlags(fs, &cfg, poll, args, os.LookupEnv); err != nil {
 		return err
 	}
@@ -231,11 +242,16 @@ default.`,
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level})).With("component", "serve")
+	limit, source, err := setMemoryLimit(memLimit, os.LookupEnv)
+	if err != nil {
+		logger.Warn("no Go memory limit set", "err", err)
+	}
 	svc, err := serve.New(cfg, logger)
 	if err != nil {
 		return err
 	}
 	logConfig(logger, svc.Config())
+	logMemory(logger, limit, source, svc.Config())
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -258,6 +274,21 @@ default.`,
 	cancel()
 	<-done
 	return err
+}
+
+// logMemory logs the memory limit and the bound on request bytes in
+// flight, and warns when the limit is too small for the largest body.
+func logMemory(logger *slog.Logger, limit int64, source string, cfg serve.Config) {
+	shown := "none"
+	if limit < math.MaxInt64 {
+		shown = strconv.FormatInt(limit, 10)
+	}
+	logger.Info("memory", "go_memory_limit_bytes", shown, "source", source,
+		"max_inflight_bytes", cfg.MaxInFlightBytes, "max_body_bytes", cfg.MaxBodyBytes)
+	if limit < math.MaxInt64 && cfg.MaxBodyBytes*serve.BytesPerBodyByte > limit-serve.MemoryReserve {
+		logger.Warn("the memory limit is small for the largest request body: lower --max-body",
+			"go_memory_limit_bytes", limit, "max_body_bytes", cfg.MaxBodyBytes, "bytes_per_body_byte", serve.BytesPerBodyByte)
+	}
 }
 
 // logConfig logs the effective configuration, the admin token redacted.

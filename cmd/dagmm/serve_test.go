@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,10 @@ func TestServeFlagsPrecedence(t *testing.T) {
 		{"flag wins", []string{"--http", ":7000", "--jetstream=false"}, map[string]string{"DAGMM_HTTP": ":9000", "DAGMM_JETSTREAM": "true"},
 			func(c serve.Config) bool { return c.HTTPAddr == ":7000" && !c.JetStream }, ""},
 		{"poll 0 disables", []string{"--poll", "0"}, nil, func(c serve.Config) bool { return c.PollInterval < 0 }, ""},
+		{"derived in-flight bound", nil, nil, func(c serve.Config) bool { return c.MaxInFlightBytes == 0 }, ""},
+		{"in-flight bound from env", nil, map[string]string{"DAGMM_MAX_INFLIGHT_BYTES": "256MiB"}, func(c serve.Config) bool { return c.MaxInFlightBytes == 256<<20 }, ""},
+		{"in-flight bound flag", []string{"--max-inflight-bytes", "100000000"}, nil, func(c serve.Config) bool { return c.MaxInFlightBytes == 1e8 }, ""},
+		{"bad in-flight bound", []string{"--max-inflight-bytes", "lots"}, nil, nil, "max-inflight-bytes"},
 		{"admin token from env", nil, map[string]string{"DAGMM_ADMIN_TOKEN": "s3cret"}, func(c serve.Config) bool { return c.AdminToken == "s3cret" }, ""},
 		{"bad env", nil, map[string]string{"DAGMM_WORKERS": "many"}, nil, "DAGMM_WORKERS"},
 		{"bad flag", []string{"--workers", "many"}, nil, nil, "workers"},
@@ -82,5 +88,76 @@ func TestServeHelp(t *testing.T) {
 	}
 	if err := runServe(t.Context(), env, nil); err == nil || !strings.Contains(err.Error(), "model is required") {
 		t.Errorf("no model: %v", err)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"0", 0, ""},
+		{"-1", -1, ""},
+		{"8388608", 8 << 20, ""},
+		{"512MiB", 512 << 20, ""},
+		{"1GiB", 1 << 30, ""},
+		{"64 KiB", 64 << 10, ""},
+		{"2GB", 2e9, ""},
+		{"100B", 100, ""},
+		{"1.5GiB", 0, "not a size"},
+		{"GiB", 0, "not a size"},
+		{"lots", 0, "not a size"},
+		{"9000000000GiB", 0, "too large"},
+	} {
+		var got int64
+		err := byteSize{&got}.Set(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want one with %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %d %v, want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestSetMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(prev)
+	none := func(string) (string, bool) { return "", false }
+	for _, tc := range []struct {
+		name   string
+		flag   int64
+		lookup func(string) (string, bool)
+		want   int64 // -1: whatever the cgroup says
+		source string
+	}{
+		{"flag", 300 << 20, none, 300 << 20, "--memory-limit"},
+		{"off", -1, none, math.MaxInt64, "none"},
+		{"GOMEMLIMIT kept", 0, func(k string) (string, bool) { return "123MiB", k == "GOMEMLIMIT" }, 300 << 20, "GOMEMLIMIT"},
+		{"cgroup", 0, none, -1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "GOMEMLIMIT kept" {
+				debug.SetMemoryLimit(300 << 20) // what the runtime would have set from GOMEMLIMIT
+			}
+			limit, source, err := setMemoryLimit(tc.flag, tc.lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := debug.SetMemoryLimit(-1); got != limit {
+				t.Errorf("returned %d, the runtime has %d", limit, got)
+			}
+			if tc.want >= 0 && (limit != tc.want || !strings.HasPrefix(source, tc.source)) {
+				t.Errorf("limit %d from %q, want %d from %q", limit, source, tc.want, tc.source)
+			}
+			if tc.want < 0 && source != "cgroup" && !strings.HasPrefix(source, "none") {
+				t.Errorf("limit %d from %q", limit, source)
+			}
+			t.Logf("%d from %s", limit, source)
+		})
 	}
 }
