@@ -26,7 +26,7 @@ func memoryBodies(tb testing.TB, m4, m38 *model.Model) []struct {
 		x := modeltest.Inputs(m, n, 1)
 		return []byte(batchJSON(host, ts, m.Features, x))
 	}
-	longHost := strings.Repeat("h", 600) // 10,000 samples fill 8 MiB
+	longHost := strings.Repeat("h", 255) // the longest host a sample may carry
 	var params strings.Builder
 	params.WriteString(`{"parameters":{"p":[`)
 	for params.Len() < 8<<20-200 {

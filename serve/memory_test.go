@@ -21,7 +21,8 @@ import (
 )
 
 // maxSizeBody returns a valid POST /v1/score body of n samples of m padded
-// (by the length of the host names) to just under size bytes.
+// to just under size bytes: host names as long as a host may be (255
+// bytes), then blanks between a sample's members.
 func maxSizeBody(tb testing.TB, m *model.Model, n int, size int64) []byte {
 	tb.Helper()
 	ts := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
@@ -31,7 +32,9 @@ func maxSizeBody(tb testing.TB, m *model.Model, n int, size int64) []byte {
 	if pad < 1 {
 		tb.Fatalf("%d samples take %d bytes, more than %d", n, base, size)
 	}
-	body := []byte(batchJSON(strings.Repeat("h", int(pad)), ts, m.Features, x))
+	host := min(pad, 255)
+	blanks := `,` + strings.Repeat(" ", int(pad-host)) + `"values":`
+	body := []byte(strings.ReplaceAll(batchJSON(strings.Repeat("h", int(host)), ts, m.Features, x), `,"values":`, blanks))
 	if int64(len(body)) > size {
 		tb.Fatalf("body of %d bytes, want at most %d", len(body), size)
 	}

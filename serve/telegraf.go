@@ -331,7 +331,7 @@ func (t *telegraf) logDropped(asm *ingest.Assembler, before ingest.Stats, src *S
 func (t *telegraf) publishVectors(w *worker, st *modelState, vs []ingest.Vector) error {
 	samples := w.samples[:0]
 	for _, v := range vs {
-		samples = append(samples, ingest.Sample(v))
+		samples = append(samples, ingest.Sample{Host: v.Host, TS: v.TS, Values: v.Values})
 	}
 	w.samples = samples
 	if err := t.s.scoreSamples(w, st, samples, nil); err == nil {

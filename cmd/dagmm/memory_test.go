@@ -137,19 +137,19 @@ func procStatus(pid, field string) uint64 {
 	return 0
 }
 
-// maxSizeBody returns a valid POST /v1/score body of n samples of m,
-// padded by the length of the host names to just under size bytes.
+// maxSizeBody returns a valid POST /v1/score body of n samples of m, padded
+// to just under size bytes by hosts of 255 bytes (the longest allowed) and blanks.
 func maxSizeBody(t *testing.T, m *model.Model, n int, size int) []byte {
 	t.Helper()
 	x := modeltest.Inputs(m, n, 1)
-	enc := func(host string) []byte {
+	enc := func(host string, blanks int) []byte {
 		var b bytes.Buffer
 		b.WriteByte('[')
 		for i := range n {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"host":%q,"ts":"2026-11-24T10:00:00Z","values":{`, host)
+			fmt.Fprintf(&b, `{"host":%q,"ts":"2026-11-24T10:00:00Z",%s"values":{`, host, strings.Repeat(" ", blanks))
 			for j, f := range m.Features {
 				if j > 0 {
 					b.WriteByte(',')
@@ -161,8 +161,9 @@ func maxSizeBody(t *testing.T, m *model.Model, n int, size int) []byte {
 		b.WriteByte(']')
 		return b.Bytes()
 	}
-	pad := (size - len(enc(""))) / n
-	body := enc(strings.Repeat("h", pad))
+	pad := (size - len(enc("", 0))) / n
+	host := min(pad, 255) // the longest host a sample may carry; blanks for the rest
+	body := enc(strings.Repeat("h", host), pad-host)
 	if len(body) > size || pad < 1 {
 		t.Fatalf("body of %d bytes, want at most %d", len(body), size)
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// Vector is one host's feature vector for one collection interval. It has
-// the same fields as [Sample], so Sample(v) converts it.
+// Vector is one host's feature vector for one collection interval: a
+// [Sample] without optional values.
 type Vector struct {
 	// Host is the value of the host tag.
 	Host string

@@ -33,6 +33,10 @@ type Sample struct {
 	// Values holds one value per feature, in the decoder's feature order.
 	// All are finite.
 	Values []float64
+	// Optional holds the values of the decoder's optional names, in the
+	// order given to [NewSampleDecoderOptional], NaN for one the sample
+	// does not carry; nil when the decoder has none.
+	Optional []float64
 }
 
 // SampleError says why a message of samples was refused, and where.
@@ -145,26 +149,13 @@ func NewSampleDecoderOptional(features, optional []string) (*SampleDecoder, erro
 // Optional returns the values of the decoder's optional names in smp, a
 // sample this decoder returned, in the order they were given to
 // [NewSampleDecoderOptional] (NaN for one the sample does not carry), or
-// nil when there are none or smp was not decoded with optional names. They
-// sit in smp.Values' spare capacity, followed by a NaN with a payload of its
-// own that marks them, so they are valid as long as smp.Values is and
-// nothing appends to it.
+// nil when there are none or smp was not decoded with optional names.
 func (d *SampleDecoder) Optional(smp *Sample) []float64 {
-	nf, nt := len(d.features), len(d.names)
-	if nt == nf || cap(smp.Values) <= nt || len(smp.Values) != nf {
+	if len(smp.Optional) != len(d.names)-len(d.features) || len(smp.Optional) == 0 {
 		return nil
 	}
-	all := smp.Values[:nt+1]
-	if math.Float64bits(all[nt]) != optionalMark {
-		return nil
-	}
-	return all[nf:nt:nt]
+	return smp.Optional
 }
-
-// optionalMark is the bits of the value that follows the optional values of
-// a sample: a NaN whose payload no finite value, and no NaN that Go or JSON
-// produces, has.
-const optionalMark = 0x7ff8_0000_da63_0001
 
 // Features returns the feature names in Values order. The caller must not
 // modify the slice.
@@ -433,9 +424,6 @@ func unixSeconds(f float64) (time.Time, bool) {
 func (dd *sampleDecoding) values(smp *Sample, index int) error {
 	s := &dd.s
 	nf, nt := len(dd.d.features), len(dd.d.names)
-	if nt > nf {
-		nt++ // the optional values, then the optionalMark NaN
-	}
 	if s.peek() != '{' {
 		return dd.wrongKind(index, "", ErrInvalidSample, `"values"`, "an object of feature values")
 	}
@@ -447,12 +435,12 @@ func (dd *sampleDecoding) values(smp *Sample, index int) error {
 	}
 	vals := dd.arena[:nt:nt]
 	dd.arena = dd.arena[nt:]
-	smp.Values = vals[:nf:nt]
+	smp.Values = vals[:nf:nf]
 	if nt > nf {
-		for i := nf; i < nt-1; i++ {
-			vals[i] = math.NaN()
+		smp.Optional = vals[nf:nt:nt]
+		for i := range smp.Optional {
+			smp.Optional[i] = math.NaN()
 		}
-		vals[nt-1] = math.Float64frombits(optionalMark)
 	}
 	words := (nt + 63) / 64
 	if cap(dd.seen) < words {
