@@ -164,7 +164,8 @@ func TestKNNAgainstNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ n, q, d, k int }{
 		{10, 5, 2, 1},
-		{700, 600, 5, 5}, // more rows than a block
+		{700, 600, 5, 5},  // more query rows than a block
+		{2100, 300, 4, 3}, // more training rows than two tiles
 		{50, 3, 38, 5},
 	} {
 		train := make([]float64, tc.n*tc.d)

@@ -7,9 +7,12 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// knnBlock is the number of query rows whose distances to every training row
-// are computed in one matrix product: 512 × 24,000 rows is 100 MB.
-const knnBlock = 512
+// The squared distances of knnBlock query rows to knnTile training rows come
+// from one matrix product, 256 × 1024 values (2 MB), which stays in cache.
+const (
+	knnBlock = 256
+	knnTile  = 1024
+)
 
 // KNN scores a row by its mean Euclidean distance to its k nearest training
 // rows, by brute force: the squared distances of a block of rows to every
@@ -59,35 +62,39 @@ func (m *KNN) TrainScores() []float64 {
 }
 
 // scores computes the scores of the rows of x; with self, x is the training
-// matrix and row i skips training row i.
+// matrix and row i skips training row i. The products are tiled so that one
+// tile of distances stays in cache.
 func (m *KNN) scores(x []float64, self bool) []float64 {
 	n, nt := len(x)/m.d, len(m.norms)
 	qn := squaredNorms(x, m.d)
 	out := make([]float64, n)
+	best := make([]float64, knnBlock*m.k) // each query row's k smallest squared distances, ascending
 	var g mat.Dense
-	best := make([]float64, m.k)
 	for lo := 0; lo < n; lo += knnBlock {
 		hi := min(lo+knnBlock, n)
 		q := mat.NewDense(hi-lo, m.d, x[lo*m.d:hi*m.d])
-		g.Reset()
-		g.Mul(q, m.train.T())
-		raw := g.RawMatrix()
+		for i := range best {
+			best[i] = math.Inf(1)
+		}
+		for tlo := 0; tlo < nt; tlo += knnTile {
+			thi := min(tlo+knnTile, nt)
+			g.Reset()
+			g.Mul(q, m.train.Slice(tlo, thi, 0, m.d).T())
+			raw := g.RawMatrix()
+			for i := range hi - lo {
+				b := best[i*m.k : (i+1)*m.k]
+				row := raw.Data[i*raw.Stride : i*raw.Stride+thi-tlo]
+				for c, dot := range row {
+					j := tlo + c
+					if dd := qn[lo+i] + m.norms[j] - 2*dot; dd < b[m.k-1] && !(self && j == lo+i) {
+						insertSorted(b, dd)
+					}
+				}
+			}
+		}
 		for i := range hi - lo {
-			for c := range best {
-				best[c] = math.Inf(1)
-			}
-			row := raw.Data[i*raw.Stride : i*raw.Stride+nt]
-			for j, dot := range row {
-				if self && j == lo+i {
-					continue
-				}
-				dd := qn[lo+i] + m.norms[j] - 2*dot
-				if dd < best[m.k-1] {
-					insertSorted(best, dd)
-				}
-			}
 			sum := 0.0
-			for _, dd := range best {
+			for _, dd := range best[i*m.k : (i+1)*m.k] {
 				sum += math.Sqrt(max(dd, 0)) // rounding can make a zero distance slightly negative
 			}
 			out[lo+i] = sum / float64(m.k)
