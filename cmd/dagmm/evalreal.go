@@ -249,8 +249,9 @@ func leaveOutConstant(data *trainingData) []string {
 // model's feature order, and the rows to explain with their named causes.
 type machineData struct {
 	train    *trainingData
-	all      []string  // every feature of the training file, in file order (the interpretation's numbering)
-	xt       []float64 // test rows × len(train.features)
+	all      []string // every feature of the training file, in file order (the interpretation's numbering)
+	test     *datasets.Table
+	xt       []float64 // test rows × len(train.features), for the baselines
 	labels   []bool
 	explain  []int   // test rows to explain, increasing
 	causes   [][]int // each explained row's named metrics, as indexes into all
@@ -276,7 +277,7 @@ func (s *realSetup) read(env *cliEnv, p realPair) (*machineData, error) {
 	if md.xt, err = datasets.Matrix(t, data.features); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Test, err)
 	}
-	md.testRows = t.Len()
+	md.test, md.testRows = t, t.Len()
 	if p.Interpretation != "" {
 		if err := md.readCauses(p, s.explainRows); err != nil {
 			return nil, err
@@ -417,7 +418,11 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 	next := 0 // index into md.explain
 	var ex model.Explanation
 	ranking := make([]int, 0, len(md.all))
-	err = scoreEach(ctx, sc, md.xt, func(lo int, wss []*model.Workspace, out []model.Result) error {
+	xt, err := modelMatrix(md.test, m, p.Test, "the trained model")
+	if err != nil {
+		return realFigures{}, nil, err
+	}
+	err = scoreEach(ctx, sc, xt, func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
 			energies[lo+i] = r.Energy
 		}
