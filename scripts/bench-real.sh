@@ -39,7 +39,7 @@ else
 	printf '## Attempts\n\n(To be filled in: every attempt to make the model win on this data, with its figures, including those that failed.)\n' >"$tmp/attempts.md"
 fi
 
-cmd="$BIN eval --seeds $SEEDS $EXTRA --json $json --markdown $tmp/real.md $DATA"
+cmd="$BIN eval --seeds $SEEDS ${EXTRA:+$EXTRA }--json $json --markdown real.md $DATA"
 start=$(date +%s)
 # shellcheck disable=SC2086 # EXTRA holds several flags
 "$BIN" eval --seeds "$SEEDS" $EXTRA --json "$json" --markdown "$tmp/real.md" "$DATA" | tee "$tmp/real.txt"
@@ -82,7 +82,7 @@ Machine: $(nproc) cores (${cpu:-unknown CPU}), $(go version | cut -d' ' -f3). To
 
 \`\`\`
 make bench-real    # SEEDS=$SEEDS${EXTRA:+ EXTRA="$EXTRA"}, which runs:
-${cmd//$tmp\//}
+$cmd
 \`\`\`
 
 EOF2
