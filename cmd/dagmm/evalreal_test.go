@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +14,14 @@ import (
 
 	"github.com/dagmm/dagmm/datasets"
 )
+
+// realEvalCmd runs dagmm eval in-process and returns its output and error.
+func realEvalCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = runEval(context.Background(), newCLIEnv(&out, &errOut), args)
+	return out.String(), errOut.String(), err
+}
 
 func TestFindPairs(t *testing.T) {
 	dir := t.TempDir()
@@ -119,7 +129,7 @@ func TestEvalRealEndToEnd(t *testing.T) {
 	anomalies := realPairFiles(t, dir, "m1")
 	out := t.TempDir()
 	jsonPath, mdPath := filepath.Join(out, "real.json"), filepath.Join(out, "real.md")
-	err, stdout, stderr := evalCmd(t, "--seeds", "2", "--epochs", "5", "--json", jsonPath, "--markdown", mdPath, dir)
+	stdout, stderr, err := realEvalCmd(t, "--seeds", "2", "--epochs", "5", "--json", jsonPath, "--markdown", mdPath, dir)
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
@@ -221,7 +231,7 @@ func TestEvalRealUsage(t *testing.T) {
 		{"interpretation beyond the file", []string{"--epochs", "1", "--train", train, "--interpretation", writeFile(t, t.TempDir(), "i.txt", "390-420:2\n"), test}, "ends beyond the 400 rows"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err, _, _ := evalCmd(t, tc.args...)
+			_, _, err := realEvalCmd(t, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)
 			}
@@ -240,7 +250,7 @@ func TestEvalRealSMD(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kNN over 23,700 rows")
 	}
-	err, stdout, stderr := evalCmd(t, "--seeds", "1", "--epochs", "1", "--explain-rows", "20", "--train", train,
+	stdout, stderr, err := realEvalCmd(t, "--seeds", "1", "--epochs", "1", "--explain-rows", "20", "--train", train,
 		"--interpretation", filepath.Join(dir, "smd-2-8-interpretation.txt"), filepath.Join(dir, "smd-2-8-test.parquet"))
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
