@@ -135,3 +135,37 @@ func TestHitRate(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedSMDCauses parses the interpretation files of the Server Machine
+// Dataset and checks each segment lies inside its test file's anomalies.
+func TestSharedSMDCauses(t *testing.T) {
+	for m, lines := range map[string]int{"1-6": 30, "1-7": 13, "2-2": 11, "2-7": 20, "2-8": 1, "3-4": 8} {
+		t.Run(m, func(t *testing.T) {
+			causes, err := ReadCauses(sharedFile(t, "smd/smd-"+m+"-interpretation.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(causes) != lines {
+				t.Errorf("%d segments, want %d", len(causes), lines)
+			}
+			tab, err := ReadFile(sharedFile(t, "smd/smd-"+m+"-test.parquet"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels, err := Labels(tab, "label")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range causes {
+				if c.End > len(labels) || !labels[c.Start] || !labels[c.End-1] {
+					t.Errorf("segment %d-%d: not inside the %d labelled rows' anomalies", c.Start, c.End, len(labels))
+				}
+				for _, d := range c.Dims {
+					if d >= 38 {
+						t.Errorf("segment %d-%d names metric %d of 38", c.Start, c.End, d+1)
+					}
+				}
+			}
+		})
+	}
+}
