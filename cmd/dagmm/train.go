@@ -118,14 +118,10 @@ terminal, log lines otherwise.`,
 	cfg := tf.config()
 	env.log.Info("training", "input", in, "rows", data.rows, "excluded", data.excluded, "features", data.features,
 		"encoder", cfg.Encoder, "k", cfg.K, "epochs", cfg.Epochs, "batch", cfg.BatchSize, "seed", cfg.Seed)
-	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progressPrinter(env, cfg.Epochs))
+	m, rep, err := fitModel(ctx, in, data, cfg, progressPrinter(env, cfg.Epochs))
 	if err != nil {
-		return fmt.Errorf("train on %s: %w", in, err)
+		return err
 	}
-	m.Constant = data.constant
-	m.Provenance.Input = filepath.Base(in)
-	m.Provenance.InputSHA256 = data.digest
-	m.Provenance.RowsExcluded = data.excluded
 	if err := model.Save(*out, m); err != nil {
 		return err
 	}
@@ -144,8 +140,24 @@ terminal, log lines otherwise.`,
 	return nil
 }
 
+// fitModel trains a model on data, read from the file in, and records where
+// it came from: what dagmm train does between reading and writing, shared
+// with dagmm eval so that eval measures what train makes.
+func fitModel(ctx context.Context, in string, data *trainingData, cfg train.Config, progress func(train.Progress)) (*model.Model, *train.Report, error) {
+	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progress)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train on %s: %w", in, err)
+	}
+	m.Constant = data.constant
+	m.Provenance.Input = filepath.Base(in)
+	m.Provenance.InputSHA256 = data.digest
+	m.Provenance.RowsExcluded = data.excluded
+	return m, rep, nil
+}
+
 // trainingData is what dagmm train reads from its input file.
 type trainingData struct {
+	all      []string // the feature columns chosen, in file order, constant ones too
 	features []string
 	x        []float64 // rows × len(features), raw values
 	rows     int
@@ -188,7 +200,7 @@ func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, 
 	if len(features) == 0 {
 		return nil, fmt.Errorf("%s: every feature column is constant (%s): nothing to learn from", path, strings.Join(all, ", "))
 	}
-	return &trainingData{features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest,
+	return &trainingData{all: all, features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest,
 		constant: constant, skipped: skipped}, nil
 }
 
