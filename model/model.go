@@ -115,6 +115,13 @@ type Model struct {
 	Estimator []Layer `json:"estimator"`
 	// GMM is the mixture the energy is computed from.
 	GMM GMM `json:"gmm"`
+	// ReconWeight weighs the reconstruction error in a sample's energy:
+	// the energy is E(z) + ReconWeight·‖x − x'‖², with E(z) the mixture's
+	// sample energy and ‖x − x'‖² the squared reconstruction error in
+	// normalised units. With ReconWeight = 1/λ1 it is the sample's own
+	// training objective divided by λ1. 0 (every artifact written before
+	// the field existed) scores with E(z) alone.
+	ReconWeight float64 `json:"recon_weight,omitempty"`
 	// Calibration holds the threshold.
 	Calibration Calibration `json:"calibration"`
 	// Provenance says how the model was trained.

@@ -37,7 +37,8 @@ func invalid(field, format string, args ...any) *ValidationError {
 // the last estimator layer softmax and only there); that Phi is positive and
 // sums to 1 within [PhiTolerance]; that every Sigma is symmetric and positive
 // definite; that the threshold is finite and the [NumQuantiles] quantiles are
-// finite and non-decreasing; and that the provenance's numbers are finite.
+// finite and non-decreasing; that ReconWeight is finite and not negative;
+// and that the provenance's numbers are finite.
 func (m *Model) Validate() error {
 	if m == nil {
 		return invalid("model", "is nil")
@@ -72,6 +73,9 @@ func (m *Model) Validate() error {
 	}
 	if _, err := m.GMM.factorize(); err != nil {
 		return err
+	}
+	if !isFinite(m.ReconWeight) || m.ReconWeight < 0 {
+		return invalid("recon_weight", "is %v, want a finite number >= 0", m.ReconWeight)
 	}
 	if err := m.Calibration.validate(); err != nil {
 		return err

@@ -40,8 +40,14 @@ type Config struct {
 	// Dropout is the probability of dropping an estimation-network hidden
 	// unit during training, in [0, 1). Scoring never drops.
 	Dropout float64
-	// Epochs is the number of passes over the training rows.
+	// Epochs is the number of passes over the training rows (at most; see
+	// MaxSamples).
 	Epochs int
+	// MaxSamples, when above 0, caps the training at ceil(MaxSamples/rows)
+	// epochs when that is fewer than Epochs: small data sets get Epochs
+	// passes, large ones about MaxSamples samples, so the training time stops
+	// growing with the rows.
+	MaxSamples int
 	// BatchSize is the mini-batch size. The last partial batch of an epoch is
 	// dropped; with fewer rows than BatchSize, one batch holds all rows.
 	BatchSize int
@@ -51,6 +57,12 @@ type Config struct {
 	Lambda1 float64
 	// Lambda2 weighs the covariance penalty sum_k sum_j 1/Sigma_k[j,j].
 	Lambda2 float64
+	// ReconWeight weighs the squared reconstruction error in the model's
+	// sample energy, E(z) + ReconWeight·‖x − x'‖² (see
+	// [model.Model.ReconWeight]); 0 scores with the mixture energy E(z)
+	// alone, as the DAGMM paper does. 1/Lambda1 makes a sample's energy its
+	// own training objective divided by Lambda1.
+	ReconWeight float64
 	// Jitter is added to every covariance diagonal, in training and in the
 	// model's GMM, against singular matrices.
 	Jitter float64
@@ -93,10 +105,12 @@ func DefaultConfig() Config {
 		K:                  4,
 		Dropout:            0.5,
 		Epochs:             200,
+		MaxSamples:         1_000_000,
 		BatchSize:          128,
 		LearningRate:       1e-3,
 		Lambda1:            0.1,
 		Lambda2:            1e-5,
+		ReconWeight:        10,
 		Jitter:             1e-4,
 		MinComponentWeight: 1e-3,
 		Seed:               1,
@@ -104,6 +118,16 @@ func DefaultConfig() Config {
 		Normalization:      NormAuto,
 		DType:              Float64,
 	}
+}
+
+// EpochsFor returns the number of epochs Train runs on the given number of
+// rows: Epochs, or ceil(MaxSamples/rows) when MaxSamples is set and that is
+// fewer.
+func (c *Config) EpochsFor(rows int) int {
+	if c.MaxSamples <= 0 || rows <= 0 {
+		return c.Epochs
+	}
+	return max(1, min(c.Epochs, (c.MaxSamples+rows-1)/rows))
 }
 
 // ErrConfig is matched by every error [Config.Validate] returns.
@@ -143,6 +167,10 @@ func (c *Config) Validate() error {
 		return bad("lambda1", "%v, want a finite number >= 0", c.Lambda1)
 	case !finite(c.Lambda2) || c.Lambda2 < 0:
 		return bad("lambda2", "%v, want a finite number >= 0", c.Lambda2)
+	case c.MaxSamples < 0:
+		return bad("max samples", "%d, want >= 0 (0: no cap)", c.MaxSamples)
+	case !finite(c.ReconWeight) || c.ReconWeight < 0:
+		return bad("recon weight", "%v, want a finite number >= 0", c.ReconWeight)
 	case !finite(c.Jitter) || c.Jitter <= 0:
 		return bad("jitter", "%v, want a finite number > 0", c.Jitter)
 	case !finite(c.MinComponentWeight) || c.MinComponentWeight < 0 || c.MinComponentWeight >= 1:

@@ -105,6 +105,8 @@ func TestScorerMatchesGraph(t *testing.T) {
 		{"kddcup", modeltest.KDDCup(4), modeltest.Inputs(modeltest.KDDCup(4), 300, 2)},
 		// more rows than one evaluation graph takes: two chunks, the last padded
 		{"metrics4-chunks", modeltest.Metrics4(5), modeltest.Inputs(modeltest.Metrics4(5), evalChunk+5, 3)},
+		{"kddcup-recon-weight", withReconWeight(modeltest.KDDCup(6), 7), modeltest.Inputs(modeltest.KDDCup(6), 300, 4)},
+		{"trained-no-recon-weight", withReconWeight(trained.Clone(), 0), x},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -141,6 +143,51 @@ func TestScorerMatchesGraph(t *testing.T) {
 		if d := math.Abs(got[i] - rep.Energies[i]); d > tol*max(1, math.Abs(got[i])) {
 			t.Fatalf("row %d: report energy %v, graph %v", i, rep.Energies[i], got[i])
 		}
+	}
+}
+
+// withReconWeight returns m with its sample energy E(z) + w·‖x − x'‖².
+func withReconWeight(m *model.Model, w float64) *model.Model {
+	m.ReconWeight = w
+	return m
+}
+
+func TestEpochsFor(t *testing.T) {
+	for _, c := range []struct {
+		epochs, maxSamples, rows, want int
+	}{
+		{200, 0, 23700, 200},        // no cap
+		{200, 1_000_000, 1000, 200}, // small data: all the epochs
+		{200, 1_000_000, 23700, 43}, // ceil(1e6 / 23700)
+		{200, 1_000_000, 5000, 200}, // exactly the cap
+		{200, 1_000_000, 5001, 200}, // ceil rounds up to 200
+		{200, 1_000_000, 5002, 200}, // 199.92 -> 200
+		{200, 1_000_000, 6000, 167}, // 166.7 -> 167
+		{200, 1_000, 1_000_000, 1},  // at least one epoch
+		{10, 1_000_000, 1000, 10},   // never more than Epochs
+	} {
+		cfg := Config{Epochs: c.epochs, MaxSamples: c.maxSamples}
+		if got := cfg.EpochsFor(c.rows); got != c.want {
+			t.Errorf("Epochs %d, MaxSamples %d, %d rows: %d epochs, want %d", c.epochs, c.maxSamples, c.rows, got, c.want)
+		}
+	}
+}
+
+// TestTrainCapsEpochs trains on more rows than MaxSamples covers in Epochs
+// passes and checks the epochs run and recorded.
+func TestTrainCapsEpochs(t *testing.T) {
+	feats, x, _ := seedData(t, 1)
+	cfg := DefaultConfig()
+	cfg.MaxSamples = 3000 // 1000 rows: 3 epochs
+	m, rep, err := Train(context.Background(), feats, x, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Epochs) != 3 || m.Provenance.Epochs != 3 || len(m.Provenance.Losses) != 3 {
+		t.Errorf("ran %d epochs, provenance says %d with %d losses; want 3", len(rep.Epochs), m.Provenance.Epochs, len(m.Provenance.Losses))
+	}
+	if m.ReconWeight != cfg.ReconWeight {
+		t.Errorf("model recon weight %v, config %v", m.ReconWeight, cfg.ReconWeight)
 	}
 }
 
@@ -262,6 +309,9 @@ func TestConfigValidate(t *testing.T) {
 		{"lambda1", func(c *Config) { c.Lambda1 = -1 }},
 		{"lambda2", func(c *Config) { c.Lambda2 = math.NaN() }},
 		{"jitter", func(c *Config) { c.Jitter = 0 }},
+		{"max samples", func(c *Config) { c.MaxSamples = -1 }},
+		{"recon weight", func(c *Config) { c.ReconWeight = -0.5 }},
+		{"recon weight", func(c *Config) { c.ReconWeight = math.Inf(1) }},
 		{"min component weight", func(c *Config) { c.MinComponentWeight = -0.1 }},
 		{"min component weight", func(c *Config) { c.MinComponentWeight = 1 }},
 		{"percentile", func(c *Config) { c.Percentile = 0 }},

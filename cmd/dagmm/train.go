@@ -104,7 +104,7 @@ terminal, log lines otherwise.`,
 	cfg := tf.config()
 	env.log.Info("training", "input", in, "rows", data.rows, "excluded", data.excluded, "features", data.features,
 		"encoder", cfg.Encoder, "k", cfg.K, "epochs", cfg.Epochs, "batch", cfg.BatchSize, "seed", cfg.Seed)
-	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progressPrinter(env, cfg.Epochs))
+	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progressPrinter(env, cfg.EpochsFor(len(data.x)/len(data.features))))
 	if err != nil {
 		return fmt.Errorf("train on %s: %w", in, err)
 	}
