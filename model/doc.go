@@ -25,7 +25,8 @@
 // features:
 //
 //   - Normalisation, per feature ([Transform.Apply]): x_j = (f(r_j) − Offset_j) / Scale_j,
-//     with f the identity, or f(v) = sign(v)·log1p(|v|) for [NormLog].
+//     with f the identity, or f(v) = sign(v)·log1p(|v|) for [NormLog] and
+//     [NormLogZScore].
 //   - Compression network: z_c = encoder(x), x' = decoder(z_c), each layer
 //     act(in·W + B) with W row-major In×Out ([Layer]).
 //   - Estimation input, computed on the normalised x and x':

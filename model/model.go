@@ -33,7 +33,10 @@ const (
 	NormNone   NormKind = "none"   // f(x) = x, Offset 0, Scale 1
 	NormZScore NormKind = "zscore" // f(x) = x; Offset, Scale = mean, standard deviation
 	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); train fits Offset, Scale = min, range of f(x)
-	NormMinMax NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
+	// NormLogZScore: f(x) = sign(x)·log1p(|x|); train fits Offset, Scale =
+	// mean, standard deviation of f(x).
+	NormLogZScore NormKind = "log-zscore"
+	NormMinMax    NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
 )
 
 // Transform is one feature's normalisation, fitted on the training rows.

@@ -99,6 +99,7 @@ func TestScoreMatchesReference(t *testing.T) {
 		{"tiny-recon-weight", withReconWeight(tinyModel(), 10), flatten(tinySamples)},
 		{"metrics4-recon-weight", withReconWeight(modeltest.Metrics4(7), 10), nil},
 		{"kddcup-recon-weight", withReconWeight(modeltest.KDDCup(7), 3), nil},
+		{"metrics4-log-zscore", withLogZScore(withReconWeight(modeltest.Metrics4(8), 10)), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := tc.x
@@ -120,6 +121,17 @@ func TestScoreMatchesReference(t *testing.T) {
 // withReconWeight returns m with its sample energy E(z) + w·‖x − x'‖².
 func withReconWeight(m *model.Model, w float64) *model.Model {
 	m.ReconWeight = w
+	return m
+}
+
+// withLogZScore returns m with every log-normalised feature, and its first
+// feature, turned into a log-zscore one (offset and scale kept).
+func withLogZScore(m *model.Model) *model.Model {
+	for j := range m.Norm {
+		if j == 0 || m.Norm[j].Kind == model.NormLog {
+			m.Norm[j].Kind = model.NormLogZScore
+		}
+	}
 	return m
 }
 

@@ -26,6 +26,9 @@ const (
 //   - log: f(x) = sign(x)·log1p(|x|), then Offset, Scale = the minimum and
 //     the range of f(x), so the rows map to [0, 1];
 //   - none: Offset 0, Scale 1;
+//   - auto-zscore: like auto, with zscore in place of minmax and the log
+//     values z-scored (model.NormLogZScore) rather than mapped to [0, 1], so
+//     that every feature enters with unit spread on its own scale;
 //   - auto: log for a heavy-tailed feature, minmax for any other. A feature is
 //     heavy-tailed when all its values are ≥ 0 and either its max/median
 //     ratio is at least [AutoLogRatio] (median > 0), or its skewness is above
@@ -75,14 +78,24 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 			return nil, fmt.Errorf("feature %q is constant (every row is %v): it carries no information; drop the column", name, lo)
 		}
 		k := kind
-		if k == NormAuto {
+		switch k {
+		case NormAuto, NormAutoZScore:
 			k = NormMinMax
+			if kind == NormAutoZScore {
+				k = NormZScore
+			}
 			if autoLog(col, lg, lo, hi) {
 				k = NormLog
 			}
 		}
+		if k == NormLog && kind == NormAutoZScore {
+			k = normLogZScore
+		}
 		var t model.Transform
 		switch k {
+		case normLogZScore:
+			m, s := meanSD(lg)
+			t = model.Transform{Kind: model.NormLogZScore, Offset: m, Scale: s}
 		case NormZScore:
 			m, s := meanSD(col)
 			t = model.Transform{Kind: model.NormZScore, Offset: m, Scale: s}
@@ -92,7 +105,7 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 		case NormMinMax:
 			t = model.Transform{Kind: model.NormMinMax, Offset: lo, Scale: hi - lo}
 		default:
-			return nil, fmt.Errorf("normalisation %q, want auto, zscore, log, minmax or none", kind)
+			return nil, fmt.Errorf("normalisation %q, want auto, auto-zscore, zscore, log, minmax or none", kind)
 		}
 		if !isFinite(t.Offset) || !isFinite(t.Scale) || t.Scale <= 0 {
 			return nil, fmt.Errorf("feature %q: %s normalisation gives offset %v, scale %v: the values' spread is zero or out of range", name, k, t.Offset, t.Scale)

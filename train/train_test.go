@@ -364,6 +364,7 @@ func TestFitNormalization(t *testing.T) {
 		kinds []model.NormKind
 	}{
 		{NormAuto, []model.NormKind{model.NormMinMax, model.NormLog, model.NormMinMax}},
+		{NormAutoZScore, []model.NormKind{model.NormZScore, model.NormLogZScore, model.NormZScore}},
 		{NormZScore, []model.NormKind{model.NormZScore, model.NormZScore, model.NormZScore}},
 		{NormMinMax, []model.NormKind{model.NormMinMax, model.NormMinMax, model.NormMinMax}},
 		{NormLog, []model.NormKind{model.NormLog, model.NormLog, model.NormLog}},
@@ -388,7 +389,7 @@ func TestFitNormalization(t *testing.T) {
 				if math.Abs(lo) > 1e-12 || math.Abs(hi-1) > 1e-12 {
 					t.Errorf("%s: feature %q maps to [%v, %v], want [0, 1]", c.kind, f3[j], lo, hi)
 				}
-			case model.NormZScore:
+			case model.NormZScore, model.NormLogZScore:
 				if math.Abs(mean) > 1e-9 || math.Abs(sd-1) > 1e-9 {
 					t.Errorf("%s: feature %q has mean %v, sd %v after normalisation", c.kind, f3[j], mean, sd)
 				}
