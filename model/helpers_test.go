@@ -100,7 +100,7 @@ func refScore(t testing.TB, m *model.Model, x []float64) reference {
 	xn := make([]float64, d)
 	for j, v := range x {
 		tr := m.Norm[j]
-		if tr.Kind == model.NormLog || tr.Kind == model.NormLogZScore {
+		if tr.Kind == model.NormLog || tr.Kind == model.NormLogMinSD {
 			v = math.Copysign(math.Log1p(math.Abs(v)), v)
 		}
 		xn[j] = (v - tr.Offset) / tr.Scale
@@ -136,7 +136,7 @@ func refScore(t testing.TB, m *model.Model, x []float64) reference {
 	for j := range d {
 		tr := m.Norm[j]
 		v := xr[j]*tr.Scale + tr.Offset
-		if tr.Kind == model.NormLog || tr.Kind == model.NormLogZScore {
+		if tr.Kind == model.NormLog || tr.Kind == model.NormLogMinSD {
 			v = math.Copysign(math.Expm1(math.Abs(v)), v)
 		}
 		r.expected[j] = v

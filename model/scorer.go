@@ -28,6 +28,7 @@ type Scorer struct {
 	width     int // widest encoder/decoder layer output
 	mix       *Mixture
 	reconW    float64 // Model.ReconWeight
+	window    int     // Model.Window
 	threshold float64
 	index     map[string]int // feature name → position
 	// searchLo and searchHi bound each feature's normal normalised values,
@@ -51,9 +52,14 @@ type Result struct {
 	// for a sample so far from the mixture that every density underflows, or
 	// so large that the distances overflow (then z holds NaN or ±Inf too).
 	Energy float64
-	// Anomaly reports Energy > the model's threshold.
+	// Score is what Anomaly and Severity are judged on: Energy from
+	// [Scorer.ScoreBatch]; for a model with a window ([Model.Window]),
+	// max(Energy, the mean energy of the series' window) once
+	// [Scorer.Smooth] has seen the sample.
+	Score float64
+	// Anomaly reports Score > the model's threshold.
 	Anomaly bool
-	// Severity places Energy among the training energies on a scale of 0 to
+	// Severity places Score among the training scores on a scale of 0 to
 	// 100, above 50 exactly when Anomaly is set ([Calibration.Severity]).
 	Severity float64
 	// Band is Severity's band: normal, low, medium, high or critical
@@ -96,6 +102,7 @@ func NewScorer(m *Model) (*Scorer, error) {
 		width:     d,
 		mix:       mix,
 		reconW:    m.ReconWeight,
+		window:    m.Window,
 		threshold: m.Calibration.Threshold,
 		index:     make(map[string]int, d),
 	}
@@ -307,6 +314,7 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		sev := s.m.Calibration.Severity(e)
 		out[i] = Result{
 			Energy:   e,
+			Score:    e,
 			Anomaly:  e > s.threshold,
 			Severity: sev,
 			Band:     BandOf(sev),

@@ -99,7 +99,7 @@ func TestScoreMatchesReference(t *testing.T) {
 		{"tiny-recon-weight", withReconWeight(tinyModel(), 10), flatten(tinySamples)},
 		{"metrics4-recon-weight", withReconWeight(modeltest.Metrics4(7), 10), nil},
 		{"kddcup-recon-weight", withReconWeight(modeltest.KDDCup(7), 3), nil},
-		{"metrics4-log-zscore", withLogZScore(withReconWeight(modeltest.Metrics4(8), 10)), nil},
+		{"metrics4-min-sd", withMinSD(withReconWeight(modeltest.Metrics4(8), 10)), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := tc.x
@@ -124,12 +124,15 @@ func withReconWeight(m *model.Model, w float64) *model.Model {
 	return m
 }
 
-// withLogZScore returns m with every log-normalised feature, and its first
-// feature, turned into a log-zscore one (offset and scale kept).
-func withLogZScore(m *model.Model) *model.Model {
+// withMinSD returns m with every log-normalised feature and its first
+// feature turned into log-min-sd ones, and the others into min-sd ones
+// (offsets and scales kept).
+func withMinSD(m *model.Model) *model.Model {
 	for j := range m.Norm {
 		if j == 0 || m.Norm[j].Kind == model.NormLog {
-			m.Norm[j].Kind = model.NormLogZScore
+			m.Norm[j].Kind = model.NormLogMinSD
+		} else {
+			m.Norm[j].Kind = model.NormMinSD
 		}
 	}
 	return m

@@ -203,7 +203,7 @@ func buildEvalGraph(m *model.Model, gmm *model.GMM, chunk int) (*evalGraph, erro
 // calibrate fits m's mixture on all normalised training rows xn (dropout
 // off), drops the components lighter than cfg.MinComponentWeight, computes
 // the rows' sample energies under what is left (with m.ReconWeight's
-// reconstruction term) and sets the threshold.
+// reconstruction term) and their scores (m.Window), and sets the threshold.
 func calibrate(m *model.Model, xn []float64, cfg *Config, rep *Report) error {
 	d := len(m.Features)
 	n := len(xn) / d
@@ -240,12 +240,13 @@ func calibrate(m *model.Model, xn []float64, cfg *Config, rep *Report) error {
 		}
 	}
 	addRecon(energies, m.ReconWeight, xn, out.Recon, d)
-	cal, err := model.Calibrate(energies, cfg.Percentile)
+	scores := model.WindowScores(energies, m.Window)
+	cal, err := model.Calibrate(scores, cfg.Percentile)
 	if err != nil {
 		return fmt.Errorf("train: calibrate the threshold: %w", err)
 	}
 	m.Calibration = cal
-	rep.Energies = energies
+	rep.Energies, rep.Scores = energies, scores
 	return nil
 }
 

@@ -47,6 +47,7 @@ func paperConfig(enc, est []int, k, epochs, batch int) Config {
 	c.Normalization = NormNone
 	c.ReconWeight = 0 // the paper scores with the mixture energy alone
 	c.MaxSamples = 0  // and trains for the epochs it names
+	c.Window = 0      // on rows that are not a time series
 	return c
 }
 

@@ -40,8 +40,8 @@ func TestPresets(t *testing.T) {
 				}
 			}
 			// Presets keep the paper's scoring and epochs, whatever the defaults.
-			if c := p.Config; c.ReconWeight != 0 || c.MaxSamples != 0 {
-				t.Errorf("recon weight %v, max samples %d; want 0 and 0", c.ReconWeight, c.MaxSamples)
+			if c := p.Config; c.ReconWeight != 0 || c.MaxSamples != 0 || c.Window != 0 {
+				t.Errorf("recon weight %v, max samples %d, window %d; want 0, 0 and 0", c.ReconWeight, c.MaxSamples, c.Window)
 			}
 			pc := p.Paper.Config
 			if pc.K != w.k || pc.LearningRate != 1e-4 || pc.Lambda1 != 0.1 || pc.Lambda2 != 0.005 || pc.Dropout != 0.5 {

@@ -61,9 +61,12 @@ type Progress struct {
 type Report struct {
 	// Epochs holds each epoch's losses.
 	Epochs []EpochStats
-	// Energies holds every training row's energy under the model's mixture,
-	// in input order; the threshold is a percentile of them.
+	// Energies holds every training row's sample energy, in input order.
 	Energies []float64
+	// Scores holds every training row's score (model.WindowScores of
+	// Energies with the model's window; Energies itself without one): the
+	// threshold is a percentile of them.
+	Scores []float64
 	// BatchSize is the batch size used (the configured one, or the number of
 	// rows when there are fewer), and Steps the number of optimiser steps.
 	BatchSize, Steps int
@@ -126,6 +129,7 @@ func Train(ctx context.Context, features []string, x []float64, cfg Config, prog
 		Decoder:     nw.dec,
 		Estimator:   nw.est,
 		ReconWeight: cfg.ReconWeight,
+		Window:      cfg.Window,
 		Provenance: model.Provenance{
 			RowsUsed:       n,
 			Seed:           cfg.Seed,

@@ -62,7 +62,7 @@ func TestSeedExperiment(t *testing.T) {
 	}
 	th := m.Calibration.Threshold
 	anomalies, flagged := 0, 0
-	for i, e := range rep.Energies {
+	for i, e := range rep.Scores {
 		switch {
 		case labels[i] == 1:
 			anomalies++
@@ -186,8 +186,22 @@ func TestTrainCapsEpochs(t *testing.T) {
 	if len(rep.Epochs) != 3 || m.Provenance.Epochs != 3 || len(m.Provenance.Losses) != 3 {
 		t.Errorf("ran %d epochs, provenance says %d with %d losses; want 3", len(rep.Epochs), m.Provenance.Epochs, len(m.Provenance.Losses))
 	}
-	if m.ReconWeight != cfg.ReconWeight {
-		t.Errorf("model recon weight %v, config %v", m.ReconWeight, cfg.ReconWeight)
+	if m.ReconWeight != cfg.ReconWeight || m.Window != cfg.Window {
+		t.Errorf("model recon weight %v, window %d; config %v, %d", m.ReconWeight, m.Window, cfg.ReconWeight, cfg.Window)
+	}
+	// The threshold is the percentile of the window scores of the energies.
+	want := model.WindowScores(rep.Energies, cfg.Window)
+	for i := range want {
+		if rep.Scores[i] != want[i] {
+			t.Fatalf("row %d: score %v, want %v", i, rep.Scores[i], want[i])
+		}
+	}
+	cal, err := model.Calibrate(want, cfg.Percentile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cal.Threshold != m.Calibration.Threshold {
+		t.Errorf("threshold %v, want %v (percentile %v of the scores)", m.Calibration.Threshold, cal.Threshold, cfg.Percentile)
 	}
 }
 
@@ -310,6 +324,7 @@ func TestConfigValidate(t *testing.T) {
 		{"lambda2", func(c *Config) { c.Lambda2 = math.NaN() }},
 		{"jitter", func(c *Config) { c.Jitter = 0 }},
 		{"max samples", func(c *Config) { c.MaxSamples = -1 }},
+		{"window", func(c *Config) { c.Window = -2 }},
 		{"recon weight", func(c *Config) { c.ReconWeight = -0.5 }},
 		{"recon weight", func(c *Config) { c.ReconWeight = math.Inf(1) }},
 		{"min component weight", func(c *Config) { c.MinComponentWeight = -0.1 }},
@@ -364,7 +379,7 @@ func TestFitNormalization(t *testing.T) {
 		kinds []model.NormKind
 	}{
 		{NormAuto, []model.NormKind{model.NormMinMax, model.NormLog, model.NormMinMax}},
-		{NormAutoZScore, []model.NormKind{model.NormZScore, model.NormLogZScore, model.NormZScore}},
+		{NormAutoSD, []model.NormKind{model.NormMinSD, model.NormLogMinSD, model.NormMinSD}},
 		{NormZScore, []model.NormKind{model.NormZScore, model.NormZScore, model.NormZScore}},
 		{NormMinMax, []model.NormKind{model.NormMinMax, model.NormMinMax, model.NormMinMax}},
 		{NormLog, []model.NormKind{model.NormLog, model.NormLog, model.NormLog}},
@@ -389,7 +404,11 @@ func TestFitNormalization(t *testing.T) {
 				if math.Abs(lo) > 1e-12 || math.Abs(hi-1) > 1e-12 {
 					t.Errorf("%s: feature %q maps to [%v, %v], want [0, 1]", c.kind, f3[j], lo, hi)
 				}
-			case model.NormZScore, model.NormLogZScore:
+			case model.NormMinSD, model.NormLogMinSD:
+				if math.Abs(lo) > 1e-12 || math.Abs(sd*math.Sqrt(12)-1) > 1e-9 {
+					t.Errorf("%s: feature %q has minimum %v, sd %v after normalisation; want 0, 1/√12", c.kind, f3[j], lo, sd)
+				}
+			case model.NormZScore:
 				if math.Abs(mean) > 1e-9 || math.Abs(sd-1) > 1e-9 {
 					t.Errorf("%s: feature %q has mean %v, sd %v after normalisation", c.kind, f3[j], mean, sd)
 				}
