@@ -44,7 +44,7 @@
 //     energy of the series' last w samples, this one included; fewer at the
 //     series' start).
 //   - Anomaly: Score > Calibration.Threshold, the configured percentile of the
-//     training rows' scores ([Calibrate], [WindowScores]).
+//     training energies ([Calibrate]).
 //   - Explanation, per feature: Expected_j = f⁻¹(x'_j·Scale_j + Offset_j)
 //     ([Transform.Invert]) and Share_j = (x_j − x'_j)² / Σ_i (x_i − x'_i)².
 //   - Severity ([Calibration.Severity]): 50·F(E)/P for E ≤ Threshold, with

@@ -135,7 +135,7 @@ type Model struct {
 	// score is max(the sample's energy, the mean energy of the last Window
 	// samples), so that an anomaly lasting several samples stands out of the
 	// noise while a single far-out sample still does. The threshold and
-	// quantiles are percentiles of the training rows' scores, in file order.
+	// quantiles stay percentiles of the training energies.
 	// 0 or 1 (every artifact written before the field existed): the score is
 	// the energy. [Scorer.Smooth] and [Scorer.ScoreSeries] apply it.
 	Window int `json:"window,omitempty"`

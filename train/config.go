@@ -70,9 +70,9 @@ type Config struct {
 	// own training objective divided by Lambda1.
 	ReconWeight float64
 	// Window is the number of consecutive samples whose mean energy can
-	// raise a sample's score (see [model.Model.Window]): the threshold is a
-	// percentile of the training rows' scores, in row order. 0 or 1: the
-	// score is the energy.
+	// raise a sample's score (see [model.Model.Window]); the threshold stays
+	// a percentile of the training energies. 0 or 1: the score is the
+	// energy.
 	Window int
 	// Jitter is added to every covariance diagonal, in training and in the
 	// model's GMM, against singular matrices.

@@ -189,14 +189,15 @@ func TestTrainCapsEpochs(t *testing.T) {
 	if m.ReconWeight != cfg.ReconWeight || m.Window != cfg.Window {
 		t.Errorf("model recon weight %v, window %d; config %v, %d", m.ReconWeight, m.Window, cfg.ReconWeight, cfg.Window)
 	}
-	// The threshold is the percentile of the window scores of the energies.
+	// The scores are the window scores of the energies; the threshold is
+	// the percentile of the energies.
 	want := model.WindowScores(rep.Energies, cfg.Window)
 	for i := range want {
 		if rep.Scores[i] != want[i] {
 			t.Fatalf("row %d: score %v, want %v", i, rep.Scores[i], want[i])
 		}
 	}
-	cal, err := model.Calibrate(want, cfg.Percentile)
+	cal, err := model.Calibrate(rep.Energies, cfg.Percentile)
 	if err != nil {
 		t.Fatal(err)
 	}
