@@ -25,7 +25,8 @@
 // features:
 //
 //   - Normalisation, per feature ([Transform.Apply]): x_j = (f(r_j) − Offset_j) / Scale_j,
-//     with f the identity, or f(v) = sign(v)·log1p(|v|) for [NormLog].
+//     with f the identity, or f(v) = sign(v)·log1p(|v|) for [NormLog] and
+//     [NormLogMinSD].
 //   - Compression network: z_c = encoder(x), x' = decoder(z_c), each layer
 //     act(in·W + B) with W row-major In×Out ([Layer]).
 //   - Estimation input, computed on the normalised x and x':
@@ -35,7 +36,14 @@
 //   - Energy ([Mixture.Energy]): E(z) = −log Σ_k φ_k · exp(−½ (z−μ_k)ᵀ Σ_k⁻¹ (z−μ_k)) / sqrt(det(2π Σ_k)),
 //     evaluated as −logsumexp_k(log φ_k − ½ Dim·log 2π − ½ log det Σ_k − ½ ‖L_k⁻¹(z−μ_k)‖²)
 //     with Σ_k = L_k L_kᵀ (Cholesky) and the largest term subtracted before exp.
-//   - Anomaly: E(z) > Calibration.Threshold, the configured percentile of the
+//   - Sample energy ([Result.Energy]): E(z) + ReconWeight·‖x − x'‖²
+//     ([Model.ReconWeight]; 0 in models written before it existed).
+//   - Score ([Result.Score]): the energy, or, for a model with a window
+//     ([Model.Window] = w > 1) scoring a series ([Scorer.Smooth],
+//     [Scorer.ScoreSeries], one [History] per host), max(energy, mean
+//     energy of the series' last w samples, this one included; fewer at the
+//     series' start).
+//   - Anomaly: Score > Calibration.Threshold, the configured percentile of the
 //     training energies ([Calibrate]).
 //   - Explanation, per feature: Expected_j = f⁻¹(x'_j·Scale_j + Offset_j)
 //     ([Transform.Invert]) and Share_j = (x_j − x'_j)² / Σ_i (x_i − x'_i)².

@@ -279,7 +279,7 @@ func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) 
 	ex := ws.ex
 	raw := ws.actual[i*d : (i+1)*d]
 	expected := ws.expected[i*d : (i+1)*d]
-	e0 := s.mix.energy(ws.z[i*dim:(i+1)*dim], ex.mix)
+	e0 := s.energy(s.mix.energy(ws.z[i*dim:(i+1)*dim], ex.mix), ws.sdd[i])
 	switch method {
 	case MethodShare:
 		copy(ex.attr, ws.share[i*d:(i+1)*d])
@@ -557,10 +557,11 @@ func (s *Scorer) layer(li int) *dense {
 func (s *Scorer) pass(xn, acts, z, mix []float64) (xr []float64, e float64) {
 	xr = s.reconstruct(xn, acts)
 	copy(z[:s.code], acts[s.codeOffset():])
-	rel, cos := relCos(reconStats(xn, xr))
+	sxx, srr, sdd, sxr := reconStats(xn, xr)
+	rel, cos := relCos(sxx, srr, sdd, sxr)
 	z[s.code] = rel
 	z[s.code+1] = cos
-	return xr, s.mix.energy(z, mix)
+	return xr, s.energy(s.mix.energy(z, mix), sdd)
 }
 
 // energyOf returns the energy of the sample x whose pass left its layer
@@ -568,10 +569,11 @@ func (s *Scorer) pass(xn, acts, z, mix []float64) (xr []float64, e float64) {
 func (s *Scorer) energyOf(x, xr []float64, ex *explainScratch) float64 {
 	z := ex.z
 	copy(z[:s.code], ex.acts[s.codeOffset():])
-	rel, cos := relCos(reconStats(x, xr))
+	sxx, srr, sdd, sxr := reconStats(x, xr)
+	rel, cos := relCos(sxx, srr, sdd, sxr)
 	z[s.code] = rel
 	z[s.code+1] = cos
-	return s.mix.energy(z, ex.mix)
+	return s.energy(s.mix.energy(z, ex.mix), sdd)
 }
 
 // preActivation writes b + x·W, the layer's output before its activation,
@@ -720,11 +722,12 @@ func (s *Scorer) gradient(ex *explainScratch, x, gx []float64, energy bool) floa
 		if nr > 0 {
 			cCosR = -sxr * nx / (den * den * nr)
 		}
+		w2 := 2 * s.reconW // the reconstruction term: ∂(w‖x − x'‖²)/∂x = 2w(x − x')
 		for j, a := range x {
 			b := xr[j]
 			diff := a - b
-			gx[j] = grel*(cDiff*diff+cRelX*a) + gcos*(b/den+cCosX*a)
-			gr[j] = -grel*cDiff*diff + gcos*(a/den+cCosR*b)
+			gx[j] = grel*(cDiff*diff+cRelX*a) + gcos*(b/den+cCosX*a) + w2*diff
+			gr[j] = -grel*cDiff*diff + gcos*(a/den+cCosR*b) - w2*diff
 		}
 	} else {
 		clear(ex.gz)

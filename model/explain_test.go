@@ -437,6 +437,8 @@ func TestGradientFiniteDifferences(t *testing.T) {
 		{"trained", trained, 16},
 		{"metrics4", modeltest.Metrics4(7), 16},
 		{"kddcup", modeltest.KDDCup(7), 2},
+		{"metrics4-recon-weight", withReconWeight(modeltest.Metrics4(7), 10), 16},
+		{"trained-recon-weight", withReconWeight(trained.Clone(), 2), 8},
 	} {
 		s := mustScorer(t, tc.m)
 		d := s.NumFeatures()

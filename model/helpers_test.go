@@ -100,7 +100,7 @@ func refScore(t testing.TB, m *model.Model, x []float64) reference {
 	xn := make([]float64, d)
 	for j, v := range x {
 		tr := m.Norm[j]
-		if tr.Kind == model.NormLog {
+		if tr.Kind == model.NormLog || tr.Kind == model.NormLogMinSD {
 			v = math.Copysign(math.Log1p(math.Abs(v)), v)
 		}
 		xn[j] = (v - tr.Offset) / tr.Scale
@@ -131,12 +131,12 @@ func refScore(t testing.TB, m *model.Model, x []float64) reference {
 		quad := mat.Inner(dz, &inv, dz)
 		logp[k] = math.Log(g.Phi[k]) - 0.5*quad - 0.5*(float64(g.Dim)*math.Log(2*math.Pi)+logDet)
 	}
-	r := reference{energy: -floats.LogSumExp(logp), z: z, expected: make([]float64, d), share: make([]float64, d)}
 	total := floats.Dot(diff, diff)
+	r := reference{energy: -floats.LogSumExp(logp) + m.ReconWeight*total, z: z, expected: make([]float64, d), share: make([]float64, d)}
 	for j := range d {
 		tr := m.Norm[j]
 		v := xr[j]*tr.Scale + tr.Offset
-		if tr.Kind == model.NormLog {
+		if tr.Kind == model.NormLog || tr.Kind == model.NormLogMinSD {
 			v = math.Copysign(math.Expm1(math.Abs(v)), v)
 		}
 		r.expected[j] = v

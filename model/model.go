@@ -33,7 +33,15 @@ const (
 	NormNone   NormKind = "none"   // f(x) = x, Offset 0, Scale 1
 	NormZScore NormKind = "zscore" // f(x) = x; Offset, Scale = mean, standard deviation
 	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); train fits Offset, Scale = min, range of f(x)
-	NormMinMax NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
+	// NormMinSD: f(x) = x; train fits Offset, Scale = minimum, √12
+	// standard deviations: every feature has the same spread, like zscore,
+	// while the training rows stay at or above 0, away from the origin where
+	// the relative distance ‖x − x'‖/‖x‖ blows up.
+	NormMinSD NormKind = "min-sd"
+	// NormLogMinSD: f(x) = sign(x)·log1p(|x|); train fits Offset, Scale =
+	// minimum, √12 standard deviations of f(x).
+	NormLogMinSD NormKind = "log-min-sd"
+	NormMinMax   NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
 )
 
 // Transform is one feature's normalisation, fitted on the training rows.
@@ -118,6 +126,22 @@ type Model struct {
 	Estimator []Layer `json:"estimator"`
 	// GMM is the mixture the energy is computed from.
 	GMM GMM `json:"gmm"`
+	// ReconWeight weighs the reconstruction error in a sample's energy:
+	// the energy is E(z) + ReconWeight·‖x − x'‖², with E(z) the mixture's
+	// sample energy and ‖x − x'‖² the squared reconstruction error in
+	// normalised units. With ReconWeight = 1/λ1 it is the sample's own
+	// training objective divided by λ1. 0 (every artifact written before
+	// the field existed) scores with E(z) alone.
+	ReconWeight float64 `json:"recon_weight,omitempty"`
+	// Window is the number of consecutive samples of a series (one host's
+	// samples in time order) whose energies make a sample's score: the
+	// score is max(the sample's energy, the mean energy of the last Window
+	// samples), so that an anomaly lasting several samples stands out of the
+	// noise while a single far-out sample still does. The threshold and
+	// quantiles stay percentiles of the training energies.
+	// 0 or 1 (every artifact written before the field existed): the score is
+	// the energy. [Scorer.Smooth] and [Scorer.ScoreSeries] apply it.
+	Window int `json:"window,omitempty"`
 	// Calibration holds the threshold.
 	Calibration Calibration `json:"calibration"`
 	// Provenance says how the model was trained.

@@ -27,6 +27,8 @@ type Scorer struct {
 	dim       int
 	width     int // widest encoder/decoder layer output
 	mix       *Mixture
+	reconW    float64 // Model.ReconWeight
+	window    int     // Model.Window
 	threshold float64
 	index     map[string]int // feature name → position
 	// searchLo and searchHi bound each feature's normal normalised values,
@@ -45,13 +47,19 @@ type Scorer struct {
 // [Workspace]: they stay valid until the workspace is used again, so copy
 // what you keep. From [Scorer.Score] they are the caller's to keep.
 type Result struct {
-	// Energy is the sample energy E(z); higher is more unusual. It is +Inf
+	// Energy is the sample energy, E(z) + ReconWeight·‖x − x'‖² (see
+	// [Model.ReconWeight]); higher is more unusual. It is +Inf
 	// for a sample so far from the mixture that every density underflows, or
 	// so large that the distances overflow (then z holds NaN or ±Inf too).
 	Energy float64
-	// Anomaly reports Energy > the model's threshold.
+	// Score is what Anomaly and Severity are judged on: Energy from
+	// [Scorer.ScoreBatch]; for a model with a window ([Model.Window]),
+	// max(Energy, the mean energy of the series' window) once
+	// [Scorer.Smooth] has seen the sample.
+	Score float64
+	// Anomaly reports Score > the model's threshold.
 	Anomaly bool
-	// Severity places Energy among the training energies on a scale of 0 to
+	// Severity places Score among the training scores on a scale of 0 to
 	// 100, above 50 exactly when Anomaly is set ([Calibration.Severity]).
 	Severity float64
 	// Band is Severity's band: normal, low, medium, high or critical
@@ -93,6 +101,8 @@ func NewScorer(m *Model) (*Scorer, error) {
 		dim:       m.GMM.Dim,
 		width:     d,
 		mix:       mix,
+		reconW:    m.ReconWeight,
+		window:    m.Window,
 		threshold: m.Calibration.Threshold,
 		index:     make(map[string]int, d),
 	}
@@ -165,6 +175,7 @@ type Workspace struct {
 	actual   []float64 // capacity×d
 	expected []float64 // capacity×d
 	share    []float64 // capacity×d
+	sdd      []float64 // capacity: squared reconstruction errors
 	z        []float64 // capacity×dim
 	ex       *explainScratch
 }
@@ -189,6 +200,7 @@ func (s *Scorer) NewWorkspace(maxBatch int) *Workspace {
 		actual:   make([]float64, maxBatch*s.d),
 		expected: make([]float64, maxBatch*s.d),
 		share:    make([]float64, maxBatch*s.d),
+		sdd:      make([]float64, maxBatch),
 		z:        make([]float64, maxBatch*s.dim),
 		ex:       s.newExplainScratch(),
 	}
@@ -297,10 +309,12 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 			exp[j] = invert(codes[j], offset[j], scale[j], v)
 		}
 		shares(share, xrow, rrow, sdd)
-		e := s.mix.energy(z, ws.scratch)
+		ws.sdd[i] = sdd
+		e := s.energy(s.mix.energy(z, ws.scratch), sdd)
 		sev := s.m.Calibration.Severity(e)
 		out[i] = Result{
 			Energy:   e,
+			Score:    e,
 			Anomaly:  e > s.threshold,
 			Severity: sev,
 			Band:     BandOf(sev),
@@ -310,6 +324,17 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		}
 	}
 	return nil
+}
+
+// energy returns the sample energy of a sample whose mixture energy is e
+// and squared reconstruction error sdd: e + ReconWeight·sdd. A model
+// without a reconstruction weight gives e unchanged, bit for bit, whatever
+// sdd is.
+func (s *Scorer) energy(e, sdd float64) float64 {
+	if s.reconW == 0 {
+		return e
+	}
+	return e + s.reconW*sdd
 }
 
 // shares writes each feature's share of the squared reconstruction error

@@ -96,6 +96,10 @@ func TestScoreMatchesReference(t *testing.T) {
 		{"kddcup", modeltest.KDDCup(7), nil},
 		{"deep-k1", modeltest.NewRandom(modeltest.Names("x", 7), []int{5, 4, 3, 2}, nil, 1, 3), nil},
 		{"wide-code-k7", modeltest.NewRandom(modeltest.Names("x", 300), []int{200, 9}, []int{6, 5}, 7, 4), nil},
+		{"tiny-recon-weight", withReconWeight(tinyModel(), 10), flatten(tinySamples)},
+		{"metrics4-recon-weight", withReconWeight(modeltest.Metrics4(7), 10), nil},
+		{"kddcup-recon-weight", withReconWeight(modeltest.KDDCup(7), 3), nil},
+		{"metrics4-min-sd", withMinSD(withReconWeight(modeltest.Metrics4(8), 10)), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := tc.x
@@ -111,6 +115,64 @@ func TestScoreMatchesReference(t *testing.T) {
 			out, ws := scoreAll(t, s, x)
 			checkAgainstReference(t, tc.m, x, out, ws)
 		})
+	}
+}
+
+// withReconWeight returns m with its sample energy E(z) + w·‖x − x'‖².
+func withReconWeight(m *model.Model, w float64) *model.Model {
+	m.ReconWeight = w
+	return m
+}
+
+// withMinSD returns m with every log-normalised feature and its first
+// feature turned into log-min-sd ones, and the others into min-sd ones
+// (offsets and scales kept).
+func withMinSD(m *model.Model) *model.Model {
+	for j := range m.Norm {
+		if j == 0 || m.Norm[j].Kind == model.NormLog {
+			m.Norm[j].Kind = model.NormLogMinSD
+		} else {
+			m.Norm[j].Kind = model.NormMinSD
+		}
+	}
+	return m
+}
+
+// TestReconWeight checks that a model's reconstruction weight adds exactly
+// w·‖x − x'‖² to each sample's mixture energy, and that the explanation
+// reports the same energy.
+func TestReconWeight(t *testing.T) {
+	base := modeltest.Metrics4(3)
+	x := modeltest.Inputs(base, 40, 5)
+	for j := range len(base.Features) {
+		x[j] *= 20 // one far-out sample
+	}
+	want, _ := scoreAll(t, mustScorer(t, base), x)
+	for _, w := range []float64{0, 0.5, 10} {
+		m := withReconWeight(base.Clone(), w)
+		s := mustScorer(t, m)
+		out, ws := scoreAll(t, s, x)
+		d := len(m.Features)
+		var ex model.Explanation
+		for i, r := range out {
+			sdd := 0.0
+			for j := range d {
+				e := m.Norm[j].Apply(r.Actual[j]) - m.Norm[j].Apply(r.Expected[j])
+				sdd += e * e
+			}
+			if got := want[i].Energy + w*sdd; !scalar.EqualWithinAbsOrRel(r.Energy, got, 1e-9, 1e-9) {
+				t.Errorf("w %v sample %d: energy %v, want mixture energy %v + w·%v = %v", w, i, r.Energy, want[i].Energy, sdd, got)
+			}
+			if w == 0 && r.Energy != want[i].Energy {
+				t.Errorf("w 0 sample %d: energy %v, want %v bit for bit", i, r.Energy, want[i].Energy)
+			}
+			if err := s.Explain(ws, i, model.MethodRepair, &ex); err != nil {
+				t.Fatal(err)
+			}
+			if ex.Energy != r.Energy {
+				t.Errorf("w %v sample %d: explanation energy %v, result %v", w, i, ex.Energy, r.Energy)
+			}
+		}
 	}
 }
 

@@ -16,9 +16,9 @@ const (
 
 func (k NormKind) code() normCode {
 	switch k {
-	case NormNone, NormZScore, NormMinMax:
+	case NormNone, NormZScore, NormMinMax, NormMinSD:
 		return codeAffine
-	case NormLog:
+	case NormLog, NormLogMinSD:
 		return codeLog
 	}
 	return codeUnknown
@@ -61,13 +61,14 @@ func invert(c normCode, offset, scale, y float64) float64 {
 }
 
 // Apply maps a raw value x to the normalised value (f(x) - Offset) / Scale,
-// where f is the identity for [NormNone], [NormZScore] and [NormMinMax], and
-// sign(x)·log1p(|x|) for [NormLog]. An unknown kind is treated as the
+// where f is the identity for [NormNone], [NormZScore], [NormMinMax] and
+// [NormMinSD], and
+// sign(x)·log1p(|x|) for [NormLog] and [NormLogMinSD]. An unknown kind is treated as the
 // identity; [Model.Validate] refuses unknown kinds.
 func (t Transform) Apply(x float64) float64 { return apply(t.Kind.code(), t.Offset, t.Scale, x) }
 
 // Invert maps a normalised value y back to the raw scale: f⁻¹(y·Scale + Offset),
-// with f⁻¹(v) = sign(v)·expm1(|v|) for [NormLog]. Invert(Apply(x)) equals x up
+// with f⁻¹(v) = sign(v)·expm1(|v|) for [NormLog] and [NormLogMinSD]. Invert(Apply(x)) equals x up
 // to rounding.
 func (t Transform) Invert(y float64) float64 { return invert(t.Kind.code(), t.Offset, t.Scale, y) }
 
@@ -76,7 +77,7 @@ func (t Transform) Invert(y float64) float64 { return invert(t.Kind.code(), t.Of
 func (t Transform) Validate() error {
 	switch {
 	case !t.Kind.Valid():
-		return fmt.Errorf("unknown kind %q (want none, zscore, log or minmax)", t.Kind)
+		return fmt.Errorf("unknown kind %q (want none, zscore, minmax, min-sd, log or log-min-sd)", t.Kind)
 	case !isFinite(t.Offset):
 		return fmt.Errorf("offset is %v, want a finite number", t.Offset)
 	case !isFinite(t.Scale) || t.Scale <= 0:

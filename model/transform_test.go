@@ -24,6 +24,9 @@ func TestTransform(t *testing.T) {
 		{"log", model.Transform{Kind: model.NormLog, Offset: 1, Scale: 2}, math.E - 1, 0},
 		{"log large", model.Transform{Kind: model.NormLog, Offset: 0, Scale: 1}, 1e6, math.Log(1e6 + 1)},
 		{"log zero", model.Transform{Kind: model.NormLog, Offset: 0, Scale: 1}, 0, 0},
+		{"min-sd", model.Transform{Kind: model.NormMinSD, Offset: 10, Scale: 4}, 30, 5},
+		{"log-min-sd", model.Transform{Kind: model.NormLogMinSD, Offset: 1, Scale: 2}, math.Exp(5) - 1, 2},
+		{"log-min-sd below min", model.Transform{Kind: model.NormLogMinSD, Offset: 3, Scale: 0.5}, math.E - 1, -4},
 		{"log negative", model.Transform{Kind: model.NormLog, Offset: 0, Scale: 0.5}, -(math.E*math.E - 1), -4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,7 +38,9 @@ func invalid(field, format string, args ...any) *ValidationError {
 // the last estimator layer softmax and only there); that Phi is positive and
 // sums to 1 within [PhiTolerance]; that every Sigma is symmetric and positive
 // definite; that the threshold is finite and the [NumQuantiles] quantiles are
-// finite and non-decreasing; and that the provenance's numbers are finite.
+// finite and non-decreasing; that ReconWeight is finite and not negative,
+// and Window in [0, MaxWindow];
+// and that the provenance's numbers are finite.
 func (m *Model) Validate() error {
 	if m == nil {
 		return invalid("model", "is nil")
@@ -76,6 +78,12 @@ func (m *Model) Validate() error {
 	}
 	if _, err := m.GMM.factorize(); err != nil {
 		return err
+	}
+	if !isFinite(m.ReconWeight) || m.ReconWeight < 0 {
+		return invalid("recon_weight", "is %v, want a finite number >= 0", m.ReconWeight)
+	}
+	if m.Window < 0 || m.Window > MaxWindow {
+		return invalid("window", "is %d, want 0 to %d", m.Window, MaxWindow)
 	}
 	if err := m.Calibration.validate(); err != nil {
 		return err

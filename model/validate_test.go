@@ -65,6 +65,11 @@ var invalidCases = []struct {
 		s[1], s[3] = 0.75, 0.75 // |0.75| > sqrt(0.8·0.6)
 	}, "gmm sigma 1", "not positive definite (Cholesky factorisation failed)"},
 	{"percentile", func(m *model.Model) { m.Calibration.Percentile = 120 }, "calibration", "percentile is 120"},
+	{"recon weight negative", func(m *model.Model) { m.ReconWeight = -1 }, "recon_weight", "is -1, want a finite number >= 0"},
+	{"recon weight nan", func(m *model.Model) { m.ReconWeight = math.NaN() }, "recon_weight", "is NaN"},
+	{"recon weight inf", func(m *model.Model) { m.ReconWeight = math.Inf(1) }, "recon_weight", "is +Inf"},
+	{"window negative", func(m *model.Model) { m.Window = -1 }, "window", "is -1, want 0 to"},
+	{"window huge", func(m *model.Model) { m.Window = model.MaxWindow + 1 }, "window", "want 0 to 65536"},
 	{"threshold nan", func(m *model.Model) { m.Calibration.Threshold = math.NaN() }, "calibration", "threshold is NaN"},
 	{"quantile count", func(m *model.Model) { m.Calibration.Quantiles = m.Calibration.Quantiles[:100] }, "calibration quantiles", "has 100 values, want 101"},
 	{"quantile decreasing", func(m *model.Model) { m.Calibration.Quantiles[50] = 10 }, "calibration quantiles 51", "below quantile 50 (10): want non-decreasing"},

@@ -30,7 +30,7 @@ func ExampleTrain() {
 	}
 	labels, _ := tab.Column("label")
 	found := 0
-	for i, e := range rep.Energies {
+	for i, e := range rep.Scores {
 		if labels.Ints[i] == 1 && e > m.Calibration.Threshold {
 			found++
 		}
@@ -40,9 +40,9 @@ func ExampleTrain() {
 	}
 	fmt.Printf("anomalies above the %gth percentile: %d of 2\n", m.Calibration.Percentile, found)
 	// Output:
-	// cpu_usage: minmax
-	// mem_usage: minmax
-	// disk_busy: minmax
-	// net_in_bps: log
+	// cpu_usage: min-sd
+	// mem_usage: min-sd
+	// disk_busy: min-sd
+	// net_in_bps: log-min-sd
 	// anomalies above the 99th percentile: 2 of 2
 }

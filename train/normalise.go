@@ -18,6 +18,12 @@ const (
 	AutoLogRatio = 100.0
 )
 
+// sdWidth is √12, the range of a uniform distribution of unit standard
+// deviation: min-sd scales a feature by sdWidth standard deviations, so
+// that an evenly spread feature maps to about [0, 1] as min-max would,
+// while one whose range a few spikes stretch keeps its typical values apart.
+const sdWidth = 3.4641016151377544
+
 // FitNormalization fits one model.Transform per feature on the n×d row-major
 // raw values x. kind is one of the Norm* constants:
 //
@@ -26,6 +32,10 @@ const (
 //   - log: f(x) = sign(x)·log1p(|x|), then Offset, Scale = the minimum and
 //     the range of f(x), so the rows map to [0, 1];
 //   - none: Offset 0, Scale 1;
+//   - auto-sd: the log for a heavy-tailed feature, as auto; then every
+//     feature minus its minimum over √12 standard deviations
+//     (model.NormMinSD, model.NormLogMinSD): the same spread for every
+//     feature, as zscore gives, without centring the rows on the origin;
 //   - auto: log for a heavy-tailed feature, minmax for any other. A feature is
 //     heavy-tailed when all its values are ≥ 0 and either its max/median
 //     ratio is at least [AutoLogRatio] (median > 0), or its skewness is above
@@ -75,14 +85,26 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 			return nil, fmt.Errorf("feature %q is constant (every row is %v): it carries no information; drop the column", name, lo)
 		}
 		k := kind
-		if k == NormAuto {
+		switch k {
+		case NormAuto:
 			k = NormMinMax
 			if autoLog(col, lg, lo, hi) {
 				k = NormLog
 			}
+		case NormAutoSD:
+			k = string(model.NormMinSD)
+			if autoLog(col, lg, lo, hi) {
+				k = string(model.NormLogMinSD)
+			}
 		}
 		var t model.Transform
 		switch k {
+		case string(model.NormMinSD):
+			_, s := meanSD(col)
+			t = model.Transform{Kind: model.NormMinSD, Offset: lo, Scale: sdWidth * s}
+		case string(model.NormLogMinSD):
+			_, s := meanSD(lg)
+			t = model.Transform{Kind: model.NormLogMinSD, Offset: slices.Min(lg), Scale: sdWidth * s}
 		case NormZScore:
 			m, s := meanSD(col)
 			t = model.Transform{Kind: model.NormZScore, Offset: m, Scale: s}
@@ -92,7 +114,7 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 		case NormMinMax:
 			t = model.Transform{Kind: model.NormMinMax, Offset: lo, Scale: hi - lo}
 		default:
-			return nil, fmt.Errorf("normalisation %q, want auto, zscore, log, minmax or none", kind)
+			return nil, fmt.Errorf("normalisation %q, want auto, auto-sd, zscore, log, minmax or none", kind)
 		}
 		if !isFinite(t.Offset) || !isFinite(t.Scale) || t.Scale <= 0 {
 			return nil, fmt.Errorf("feature %q: %s normalisation gives offset %v, scale %v: the values' spread is zero or out of range", name, k, t.Offset, t.Scale)

@@ -45,6 +45,9 @@ func paperConfig(enc, est []int, k, epochs, batch int) Config {
 	c.Epochs, c.BatchSize = epochs, batch
 	c.LearningRate, c.Lambda1, c.Lambda2, c.Dropout = 1e-4, 0.1, 0.005, 0.5
 	c.Normalization = NormNone
+	c.ReconWeight = 0 // the paper scores with the mixture energy alone
+	c.MaxSamples = 0  // and trains for the epochs it names
+	c.Window = 0      // on rows that are not a time series
 	return c
 }
 

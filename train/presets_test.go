@@ -39,6 +39,10 @@ func TestPresets(t *testing.T) {
 					t.Errorf("%s: code size %d, want %d", c.which, got, w.code)
 				}
 			}
+			// Presets keep the paper's scoring and epochs, whatever the defaults.
+			if c := p.Config; c.ReconWeight != 0 || c.MaxSamples != 0 || c.Window != 0 {
+				t.Errorf("recon weight %v, max samples %d, window %d; want 0, 0 and 0", c.ReconWeight, c.MaxSamples, c.Window)
+			}
 			pc := p.Paper.Config
 			if pc.K != w.k || pc.LearningRate != 1e-4 || pc.Lambda1 != 0.1 || pc.Lambda2 != 0.005 || pc.Dropout != 0.5 {
 				t.Errorf("paper settings K %d, lr %v, λ1 %v, λ2 %v, dropout %v; want K %d, 1e-4, 0.1, 0.005, 0.5",

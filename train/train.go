@@ -61,9 +61,13 @@ type Progress struct {
 type Report struct {
 	// Epochs holds each epoch's losses.
 	Epochs []EpochStats
-	// Energies holds every training row's energy under the model's mixture,
-	// in input order; the threshold is a percentile of them.
+	// Energies holds every training row's sample energy, in input order.
 	Energies []float64
+	// Scores holds every training row's score (model.WindowScores of
+	// Energies with the model's window, in row order; Energies itself
+	// without one). The threshold is a percentile of Energies; rows whose
+	// score is above it are the training rows the model would flag.
+	Scores []float64
 	// BatchSize is the batch size used (the configured one, or the number of
 	// rows when there are fewer), and Steps the number of optimiser steps.
 	BatchSize, Steps int
@@ -76,7 +80,7 @@ type Report struct {
 // Train fits a DAGMM model to n rows of raw feature values: x is row-major
 // n×len(features). It fits the normalisation on the rows, trains the
 // compression and estimation networks with Adam on shuffled mini-batches
-// for cfg.Epochs epochs, then (dropout off) fits the mixture on all rows and
+// for cfg.EpochsFor(rows) epochs, then (dropout off) fits the mixture on all rows and
 // sets the threshold at cfg.Percentile of the training energies. progress,
 // when not nil, is called after each epoch from Train's goroutine. Train
 // uses every core (GOMAXPROCS) for the matrix products; several calls may
@@ -99,6 +103,7 @@ func Train(ctx context.Context, features []string, x []float64, cfg Config, prog
 	if err != nil {
 		return nil, nil, err
 	}
+	cfg.Epochs = cfg.EpochsFor(n)
 	norm, err := fitNormalization(features, x, cfg.Normalization)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
@@ -119,11 +124,13 @@ func Train(ctx context.Context, features []string, x []float64, cfg Config, prog
 	}
 
 	m := &model.Model{
-		Features:  append([]string(nil), features...),
-		Norm:      norm,
-		Encoder:   nw.enc,
-		Decoder:   nw.dec,
-		Estimator: nw.est,
+		Features:    append([]string(nil), features...),
+		Norm:        norm,
+		Encoder:     nw.enc,
+		Decoder:     nw.dec,
+		Estimator:   nw.est,
+		ReconWeight: cfg.ReconWeight,
+		Window:      cfg.Window,
 		Provenance: model.Provenance{
 			RowsUsed:       n,
 			Seed:           cfg.Seed,

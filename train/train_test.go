@@ -62,7 +62,7 @@ func TestSeedExperiment(t *testing.T) {
 	}
 	th := m.Calibration.Threshold
 	anomalies, flagged := 0, 0
-	for i, e := range rep.Energies {
+	for i, e := range rep.Scores {
 		switch {
 		case labels[i] == 1:
 			anomalies++
@@ -105,6 +105,8 @@ func TestScorerMatchesGraph(t *testing.T) {
 		{"kddcup", modeltest.KDDCup(4), modeltest.Inputs(modeltest.KDDCup(4), 300, 2)},
 		// more rows than one evaluation graph takes: two chunks, the last padded
 		{"metrics4-chunks", modeltest.Metrics4(5), modeltest.Inputs(modeltest.Metrics4(5), evalChunk+5, 3)},
+		{"kddcup-recon-weight", withReconWeight(modeltest.KDDCup(6), 7), modeltest.Inputs(modeltest.KDDCup(6), 300, 4)},
+		{"trained-no-recon-weight", withReconWeight(trained.Clone(), 0), x},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -141,6 +143,66 @@ func TestScorerMatchesGraph(t *testing.T) {
 		if d := math.Abs(got[i] - rep.Energies[i]); d > tol*max(1, math.Abs(got[i])) {
 			t.Fatalf("row %d: report energy %v, graph %v", i, rep.Energies[i], got[i])
 		}
+	}
+}
+
+// withReconWeight returns m with its sample energy E(z) + w·‖x − x'‖².
+func withReconWeight(m *model.Model, w float64) *model.Model {
+	m.ReconWeight = w
+	return m
+}
+
+func TestEpochsFor(t *testing.T) {
+	for _, c := range []struct {
+		epochs, maxSamples, rows, want int
+	}{
+		{200, 0, 23700, 200},        // no cap
+		{200, 1_000_000, 1000, 200}, // small data: all the epochs
+		{200, 1_000_000, 23700, 43}, // ceil(1e6 / 23700)
+		{200, 1_000_000, 5000, 200}, // exactly the cap
+		{200, 1_000_000, 5001, 200}, // ceil rounds up to 200
+		{200, 1_000_000, 5002, 200}, // 199.92 -> 200
+		{200, 1_000_000, 6000, 167}, // 166.7 -> 167
+		{200, 1_000, 1_000_000, 1},  // at least one epoch
+		{10, 1_000_000, 1000, 10},   // never more than Epochs
+	} {
+		cfg := Config{Epochs: c.epochs, MaxSamples: c.maxSamples}
+		if got := cfg.EpochsFor(c.rows); got != c.want {
+			t.Errorf("Epochs %d, MaxSamples %d, %d rows: %d epochs, want %d", c.epochs, c.maxSamples, c.rows, got, c.want)
+		}
+	}
+}
+
+// TestTrainCapsEpochs trains on more rows than MaxSamples covers in Epochs
+// passes and checks the epochs run and recorded.
+func TestTrainCapsEpochs(t *testing.T) {
+	feats, x, _ := seedData(t, 1)
+	cfg := DefaultConfig()
+	cfg.MaxSamples = 3000 // 1000 rows: 3 epochs
+	m, rep, err := Train(context.Background(), feats, x, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Epochs) != 3 || m.Provenance.Epochs != 3 || len(m.Provenance.Losses) != 3 {
+		t.Errorf("ran %d epochs, provenance says %d with %d losses; want 3", len(rep.Epochs), m.Provenance.Epochs, len(m.Provenance.Losses))
+	}
+	if m.ReconWeight != cfg.ReconWeight || m.Window != cfg.Window {
+		t.Errorf("model recon weight %v, window %d; config %v, %d", m.ReconWeight, m.Window, cfg.ReconWeight, cfg.Window)
+	}
+	// The scores are the window scores of the energies; the threshold is
+	// the percentile of the energies.
+	want := model.WindowScores(rep.Energies, cfg.Window)
+	for i := range want {
+		if rep.Scores[i] != want[i] {
+			t.Fatalf("row %d: score %v, want %v", i, rep.Scores[i], want[i])
+		}
+	}
+	cal, err := model.Calibrate(rep.Energies, cfg.Percentile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cal.Threshold != m.Calibration.Threshold {
+		t.Errorf("threshold %v, want %v (percentile %v of the scores)", m.Calibration.Threshold, cal.Threshold, cfg.Percentile)
 	}
 }
 
@@ -262,6 +324,10 @@ func TestConfigValidate(t *testing.T) {
 		{"lambda1", func(c *Config) { c.Lambda1 = -1 }},
 		{"lambda2", func(c *Config) { c.Lambda2 = math.NaN() }},
 		{"jitter", func(c *Config) { c.Jitter = 0 }},
+		{"max samples", func(c *Config) { c.MaxSamples = -1 }},
+		{"window", func(c *Config) { c.Window = -2 }},
+		{"recon weight", func(c *Config) { c.ReconWeight = -0.5 }},
+		{"recon weight", func(c *Config) { c.ReconWeight = math.Inf(1) }},
 		{"min component weight", func(c *Config) { c.MinComponentWeight = -0.1 }},
 		{"min component weight", func(c *Config) { c.MinComponentWeight = 1 }},
 		{"percentile", func(c *Config) { c.Percentile = 0 }},
@@ -314,6 +380,7 @@ func TestFitNormalization(t *testing.T) {
 		kinds []model.NormKind
 	}{
 		{NormAuto, []model.NormKind{model.NormMinMax, model.NormLog, model.NormMinMax}},
+		{NormAutoSD, []model.NormKind{model.NormMinSD, model.NormLogMinSD, model.NormMinSD}},
 		{NormZScore, []model.NormKind{model.NormZScore, model.NormZScore, model.NormZScore}},
 		{NormMinMax, []model.NormKind{model.NormMinMax, model.NormMinMax, model.NormMinMax}},
 		{NormLog, []model.NormKind{model.NormLog, model.NormLog, model.NormLog}},
@@ -337,6 +404,10 @@ func TestFitNormalization(t *testing.T) {
 			case model.NormMinMax, model.NormLog:
 				if math.Abs(lo) > 1e-12 || math.Abs(hi-1) > 1e-12 {
 					t.Errorf("%s: feature %q maps to [%v, %v], want [0, 1]", c.kind, f3[j], lo, hi)
+				}
+			case model.NormMinSD, model.NormLogMinSD:
+				if math.Abs(lo) > 1e-12 || math.Abs(sd*math.Sqrt(12)-1) > 1e-9 {
+					t.Errorf("%s: feature %q has minimum %v, sd %v after normalisation; want 0, 1/√12", c.kind, f3[j], lo, sd)
 				}
 			case model.NormZScore:
 				if math.Abs(mean) > 1e-9 || math.Abs(sd-1) > 1e-9 {

@@ -367,6 +367,12 @@ func (s *evalSetup) configure(fs *flag.FlagSet, tf *trainFlags, name string) err
 			c.Percentile = flagCfg.Percentile
 		case "norm":
 			c.Normalization = flagCfg.Normalization
+		case "max-samples":
+			c.MaxSamples = flagCfg.MaxSamples
+		case "recon-weight":
+			c.ReconWeight = flagCfg.ReconWeight
+		case "window":
+			c.Window = flagCfg.Window
 		case "dtype":
 			c.DType = flagCfg.DType
 		case "event":

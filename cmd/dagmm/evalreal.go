@@ -410,9 +410,9 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 	if err != nil {
 		return realFigures{}, nil, err
 	}
-	err = scoreEach(ctx, sc, xt, func(lo int, wss []*model.Workspace, out []model.Result) error {
+	err = scoreEach(ctx, sc, xt, seriesOf(md.test), func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
-			energies[lo+i] = r.Energy
+			energies[lo+i] = r.Score
 		}
 		for ; next < len(md.explain) && md.explain[next] < lo+len(out); next++ {
 			row := md.explain[next]

@@ -28,7 +28,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 }
 
 // trainedModel generates the seed's data and trains a model on it, once per test binary.
-func trainedModel(t *testing.T) (data, modelPath string) {
+func trainedModel(t *testing.T, flags ...string) (data, modelPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	data = filepath.Join(dir, "metrics.parquet")
@@ -36,7 +36,8 @@ func trainedModel(t *testing.T) (data, modelPath string) {
 	if code, _, errOut := dagmm(t, "gen", "-o", data); code != 0 {
 		t.Fatalf("gen: exit %d: %s", code, errOut)
 	}
-	if code, _, errOut := dagmm(t, "train", "--epochs", "20", "--report", "-", "-o", modelPath, data); code != 0 {
+	args := append([]string{"train", "--epochs", "20", "--report", "-", "-o", modelPath}, flags...)
+	if code, _, errOut := dagmm(t, append(args, data)...); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, errOut)
 	}
 	return data, modelPath
@@ -168,7 +169,7 @@ func TestGenTrainScore(t *testing.T) {
 		t.Fatal(err)
 	}
 	head, _, _ := strings.Cut(string(b), "\n")
-	if want := "timestamp,host,cpu_usage,mem_usage,disk_busy,net_in_bps,label,cause,energy,anomaly,severity,band,explain_method,explanation"; head != want {
+	if want := "timestamp,host,cpu_usage,mem_usage,disk_busy,net_in_bps,label,cause,energy,score,anomaly,severity,band,explain_method,explanation"; head != want {
 		t.Errorf("header %q, want %q", head, want)
 	}
 	if code, stdout, _ := dagmm(t, "inspect", modelPath); code != 0 || !strings.Contains(stdout, "threshold:") {

@@ -19,8 +19,11 @@ func runScore(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "score", "[flags] --model MODEL -o OUT INPUT",
 		`Score reads a Parquet or CSV file, scores every row with the model, and
 writes the same rows to OUT with more columns: energy (higher is more
-unusual), anomaly (energy above the model's threshold), severity (0-100: 50
-at the threshold, each 10 points above it a ten times rarer energy) and band
+unusual), score (for a model with a window: the larger of the energy and the
+mean energy of the host's last samples, the rows being each host's samples
+in time order; a host's first rows use the rows seen so far), anomaly (score
+above the model's threshold), severity (0-100: 50 at the threshold, each 10
+points above it a ten times rarer score) and band
 (normal, low, medium, high, critical), and for anomalies explain_method and
 explanation: a JSON array of the features ranked by their share of the
 anomaly, each with its actual and expected value — the same explanation the
@@ -72,11 +75,11 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in, err)
 	}
-	res, err := scoreAll(ctx, s, x, method, deps)
+	res, err := scoreAll(ctx, s, x, seriesOf(t), method, deps)
 	if err != nil {
 		return fmt.Errorf("score %s: %w", in, err)
 	}
-	if err := addScoreColumns(t, res); err != nil {
+	if err := addScoreColumns(t, res, s.Window() > 1); err != nil {
 		return err
 	}
 	if err := datasets.WriteFile(*out, t); err != nil {
@@ -104,6 +107,7 @@ func modelMatrix(t *datasets.Table, m *model.Model, in, modelPath string) ([]flo
 type scored struct {
 	row      int
 	energy   float64
+	score    float64
 	severity float64
 	band     model.Band
 	anomaly  bool
@@ -112,18 +116,32 @@ type scored struct {
 	departed []model.Departure
 }
 
+// seriesOf returns each row's series, its host column's value, or nil when
+// the file has no host column (then the file is one series).
+func seriesOf(t *datasets.Table) []string {
+	c, ok := t.Column("host")
+	if !ok {
+		return nil
+	}
+	hosts := make([]string, t.Len())
+	for i := range hosts {
+		hosts[i] = c.Text(i)
+	}
+	return hosts
+}
+
 // scoreAll scores x (row-major, model feature order) on every core and
-// explains each anomaly with method. deps, when not nil, holds each row's
+// explains each anomaly with method (hosts as for [scoreEach]). deps, when not nil, holds each row's
 // departures from the model's constant features: such a row is an anomaly
 // with at least the model's departure severity, and its explanation names
 // them first (model.Model.AddDepartures).
-func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Method, deps [][]model.Departure) ([]scored, error) {
+func scoreAll(ctx context.Context, s *model.Scorer, x []float64, hosts []string, method model.Method, deps [][]model.Departure) ([]scored, error) {
 	m := s.Model()
 	depSev := m.DepartureSeverity()
 	res := make([]scored, len(x)/s.NumFeatures())
-	err := scoreEach(ctx, s, x, func(lo int, wss []*model.Workspace, out []model.Result) error {
+	err := scoreEach(ctx, s, x, hosts, func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
-			sc := scored{row: lo + i, energy: r.Energy, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
+			sc := scored{row: lo + i, energy: r.Energy, score: r.Score, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
 			if deps != nil && len(deps[lo+i]) > 0 {
 				sc.departed, sc.anomaly = deps[lo+i], true
 				if sc.severity < depSev {
@@ -150,8 +168,11 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Me
 // scoreEach scores x (row-major, model feature order) in file order, a
 // chunk at a time on every core, and calls visit with each chunk's first
 // row, the workspaces that scored it (for [model.Scorer.ExplainParallel])
-// and its results. dagmm score and dagmm eval score files through it.
-func scoreEach(ctx context.Context, s *model.Scorer, x []float64, visit func(lo int, wss []*model.Workspace, out []model.Result) error) error {
+// and its results. For a model with a window the rows are each host's
+// samples in file order (hosts[i] is row i's host; nil: one host), and a
+// host's first rows are scored with the window of the rows seen so far.
+// dagmm score and dagmm eval score files through it.
+func scoreEach(ctx context.Context, s *model.Scorer, x []float64, hosts []string, visit func(lo int, wss []*model.Workspace, out []model.Result) error) error {
 	d := s.NumFeatures()
 	n := len(x) / d
 	wss := make([]*model.Workspace, runtime.GOMAXPROCS(0))
@@ -160,6 +181,19 @@ func scoreEach(ctx context.Context, s *model.Scorer, x []float64, visit func(lo 
 	}
 	chunk := len(wss) * model.DefaultBatch
 	out := make([]model.Result, chunk)
+	histories := map[string]*model.History{}
+	history := func(row int) *model.History {
+		host := ""
+		if hosts != nil {
+			host = hosts[row]
+		}
+		h, ok := histories[host]
+		if !ok {
+			h = s.NewHistory()
+			histories[host] = h
+		}
+		return h
+	}
 	for lo := 0; lo < n; lo += chunk {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -167,6 +201,11 @@ func scoreEach(ctx context.Context, s *model.Scorer, x []float64, visit func(lo 
 		hi := min(lo+chunk, n)
 		if err := s.ScoreParallel(wss, x[lo*d:hi*d], out); err != nil {
 			return shiftSample(err, lo)
+		}
+		if s.Window() > 1 {
+			for i := range out[:hi-lo] {
+				s.Smooth(history(lo+i), &out[i])
+			}
 		}
 		if err := visit(lo, wss, out[:hi-lo]); err != nil {
 			return err
@@ -186,13 +225,13 @@ type featureJSON struct {
 
 // addScoreColumns appends energy, anomaly, severity, band, explain_method
 // and explanation to t.
-func addScoreColumns(t *datasets.Table, res []scored) error {
+func addScoreColumns(t *datasets.Table, res []scored, window bool) error {
 	n := len(res)
-	energy, severity := make([]float64, n), make([]float64, n)
+	energy, score, severity := make([]float64, n), make([]float64, n), make([]float64, n)
 	anomaly := make([]bool, n)
 	band, method, explanation := make([]string, n), make([]string, n), make([]string, n)
 	for i, r := range res {
-		energy[i], severity[i], anomaly[i], band[i] = r.energy, r.severity, r.anomaly, r.band.String()
+		energy[i], score[i], severity[i], anomaly[i], band[i] = r.energy, r.score, r.severity, r.anomaly, r.band.String()
 		if r.ex == nil {
 			continue
 		}
@@ -206,14 +245,18 @@ func addScoreColumns(t *datasets.Table, res []scored) error {
 		}
 		method[i], explanation[i] = r.ex.Method.String(), string(b)
 	}
-	for _, c := range []*datasets.Column{
-		datasets.FloatColumn("energy", energy),
+	cols := []*datasets.Column{datasets.FloatColumn("energy", energy)}
+	if window {
+		cols = append(cols, datasets.FloatColumn("score", score))
+	}
+	cols = append(cols,
 		datasets.BoolColumn("anomaly", anomaly),
 		datasets.FloatColumn("severity", severity),
 		datasets.StringColumn("band", band),
 		datasets.StringColumn("explain_method", method),
 		datasets.StringColumn("explanation", explanation),
-	} {
+	)
+	for _, c := range cols {
 		t.Remove(c.Name)
 		if err := t.Add(c); err != nil {
 			return err

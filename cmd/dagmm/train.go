@@ -45,7 +45,10 @@ func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
 	fs.Var(&tf.est, "estimator", "estimation network hidden layer `sizes`")
 	fs.IntVar(&c.K, "k", c.K, "number of Gaussian mixture components")
 	fs.Float64Var(&c.Dropout, "dropout", c.Dropout, "dropout probability on the estimation network's hidden units while training")
-	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "passes over the training rows")
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "passes over the training rows (at most; see --max-samples)")
+	fs.IntVar(&c.MaxSamples, "max-samples", c.MaxSamples, "cap the epochs at about this many samples in all (0: no cap)")
+	fs.Float64Var(&c.ReconWeight, "recon-weight", c.ReconWeight, "weight of the squared reconstruction error in a sample's energy (0: the mixture energy alone, as in the paper)")
+	fs.IntVar(&c.Window, "window", c.Window, "a sample's score is the larger of its energy and the mean energy of its host's last `N` samples (0 or 1: the energy)")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "mini-batch size")
 	fs.Float64Var(&c.LearningRate, "lr", c.LearningRate, "Adam learning rate")
 	fs.Float64Var(&c.Lambda1, "lambda1", c.Lambda1, "weight of the mean sample energy in the loss")
@@ -54,7 +57,7 @@ func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
 	fs.Float64Var(&c.MinComponentWeight, "min-component-weight", c.MinComponentWeight, "after training, drop the mixture components whose weight is below this (0 keeps all)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed: the same data, flags and seed write the same model")
 	fs.Float64Var(&c.Percentile, "percentile", c.Percentile, "percentile of the training energies at which the anomaly threshold is set")
-	fs.StringVar(&c.Normalization, "norm", c.Normalization, "input normalisation: auto (log for heavy-tailed rates, min-max otherwise), zscore, log, minmax or none")
+	fs.StringVar(&c.Normalization, "norm", c.Normalization, "input normalisation: auto-sd (log for heavy-tailed rates; then each feature minus its minimum, over sqrt(12) standard deviations), auto (log then [0, 1] for heavy-tailed rates, min-max otherwise), zscore, log, minmax or none")
 	fs.StringVar(&c.DType, "dtype", c.DType, "training arithmetic: float64 or float32 (the model is float64 either way)")
 }
 
@@ -118,7 +121,7 @@ terminal, log lines otherwise.`,
 	cfg := tf.config()
 	env.log.Info("training", "input", in, "rows", data.rows, "excluded", data.excluded, "features", data.features,
 		"encoder", cfg.Encoder, "k", cfg.K, "epochs", cfg.Epochs, "batch", cfg.BatchSize, "seed", cfg.Seed)
-	m, rep, err := fitModel(ctx, in, data, cfg, progressPrinter(env, cfg.Epochs))
+	m, rep, err := fitModel(ctx, in, data, cfg, progressPrinter(env, cfg.EpochsFor(len(data.x)/len(data.features))))
 	if err != nil {
 		return err
 	}
