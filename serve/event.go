@@ -32,6 +32,11 @@ type Event struct {
 	ModelVersion string `json:"model_version,omitempty"`
 	// Energy is the sample energy; higher is more unusual.
 	Energy Float `json:"energy"`
+	// Score is what Anomaly and Severity are judged on when the model
+	// scores over a window of each host's samples: the larger of Energy
+	// and the mean energy of the host's last samples ([model.Model.Window]).
+	// Absent for a model without a window, whose score is Energy.
+	Score Float `json:"score,omitzero"`
 	// Threshold is the model's anomaly threshold.
 	Threshold Float `json:"threshold,omitzero"`
 	// Anomaly reports Energy > Threshold, or a value of a feature that was

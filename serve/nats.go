@@ -457,6 +457,12 @@ func (s *Service) scoreSamples(w *worker, st *modelState, samples []ingest.Sampl
 		baseID = src.ID
 	}
 	withID := cfg.EventStream != "" && (baseID != "" || src == nil)
+	if src != nil && st.windows != nil {
+		// The host's window needs the host before scoring.
+		for i := range samples {
+			samples[i].Host = hostOf(samples[i].Host, src.Subject)
+		}
+	}
 	anomalies := 0
 	err := w.score(st, samples, func(i int, r *model.Result) error {
 		if !r.Anomaly && !cfg.PublishScores {

@@ -26,6 +26,9 @@ type modelState struct {
 	// and depSeverity its departure severity: see [model.Model.Departures].
 	constant    *model.Model
 	depSeverity float64
+	// windows holds each host's recent energies when the model scores over
+	// a window of a host's samples (nil otherwise).
+	windows     *hostWindows
 	threshold   float64
 	nameJSON    []byte
 	versionJSON []byte
@@ -55,6 +58,7 @@ func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
 		threshold:   s.Threshold(),
 		nameJSON:    appendString(nil, l.Name),
 		versionJSON: appendString(nil, l.Version),
+		windows:     newHostWindows(s, maxWindowHosts),
 	}
 	for _, f := range slices.Concat(st.features, constant) {
 		st.featJSON = append(st.featJSON, appendString(nil, f))
@@ -144,6 +148,10 @@ func (st *modelState) appendScore(b []byte, host string, ts time.Time, r *model.
 	}
 	b = append(b, `,"energy":`...)
 	b = appendFloat(b, r.Energy)
+	if st.windows != nil {
+		b = append(b, `,"score":`...)
+		b = appendFloat(b, r.Score)
+	}
 	if withModel {
 		b = append(b, `,"threshold":`...)
 		b = appendFloat(b, st.threshold)
@@ -298,6 +306,11 @@ func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r
 				err = &shifted
 			}
 			return fmt.Errorf("%w: %w", errScore, err)
+		}
+		if st.windows != nil {
+			for i := range out {
+				st.windows.smooth(samples[lo+i].Host, &out[i])
+			}
 		}
 		if st.constant != nil {
 			w.departures(st, samples[lo:hi], out)
