@@ -42,6 +42,11 @@ bench-explain:
 bench-paper:
 	scripts/bench-paper.sh
 
+## bench-real: dagmm beside PCA and kNN on real server metrics (../shared/datasets/smd), 3 seeds; rewrites docs/real-metrics.md (keeping its Attempts section)
+.PHONY: bench-real
+bench-real:
+	scripts/bench-real.sh
+
 ## notebooks: execute notebooks/*.ipynb headlessly with Debian's jupyter, saving their outputs in the files
 notebooks:
 	@test -x /usr/bin/jupyter || (echo 'notebooks: apt-get install jupyter-nbconvert python3-ipykernel python3-matplotlib python3-pandas' && exit 1)

@@ -162,8 +162,29 @@ type evalMachine struct {
 }
 
 func runEval(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "eval", "[flags] LABELLED_FILE",
-		`Eval runs the DAGMM paper's benchmark protocol (Zong et al., ICLR 2018,
+	fs := newFlagSet(env, "eval", "[flags] LABELLED_FILE | --train TRAIN_FILE TEST_FILE | DIRECTORY",
+		`Eval measures how well dagmm finds anomalies, in one of two ways.
+
+On pre-split real data (--train TRAIN_FILE TEST_FILE, or a DIRECTORY of
+NAME-train.parquet / NAME-test.parquet pairs, or .csv) it trains on each
+training file exactly as dagmm train does (its defaults and training flags;
+columns constant on the training rows left out), scores the labelled test
+file as dagmm score does (rows in file order), for --seeds seeds, and
+reports per pair and as the mean over pairs: AUROC, AUPRC, point-wise F1 at
+the model's own threshold and the best F1 over thresholds, and beside them
+point-adjusted F1 (a whole labelled segment counts as found when any of its
+rows is flagged; it flatters every method). The same run measures three
+baselines with the same figures: PCA (3 components, squared reconstruction
+error), k nearest neighbours (k = 5, mean distance to the training rows),
+and PCA over a window of the last 5 rows, each thresholded at the 99th
+percentile of its training scores. With an interpretation file
+(NAME-interpretation.txt in the directory, or --interpretation; lines
+START-END:DIMS, END excluded, DIMS 1-based metric numbers) it also explains
+every anomalous test row inside an interpreted segment with each
+explanation method and reports HitRate@100% and @150% beside two rankings:
+PCA per-metric reconstruction error and absolute z-score.
+
+On one labelled file it runs the DAGMM paper's benchmark protocol (Zong et al., ICLR 2018,
 Table 2) on a Parquet or CSV file with a 0/1 label column (1 = anomaly).
 For each of --runs seeds (--seed, --seed+1, ...) it trains on a random half
 of the normal rows and tests on the other half plus every anomaly, then
@@ -190,7 +211,9 @@ The training flags' defaults listed below are the train command's; a preset's
 own settings apply unless the flag is given. The presets:
 
 `+presetHelp(),
-		`  dagmm eval ../shared/datasets/thyroid.parquet
+		`  dagmm eval ../shared/datasets/smd
+  dagmm eval --seeds 5 --markdown real.md --train smd-1-6-train.parquet --interpretation smd-1-6-interpretation.txt smd-1-6-test.parquet
+  dagmm eval ../shared/datasets/thyroid.parquet
   dagmm eval --preset kddcup --runs 10 --untrained --json kdd.json ../shared/datasets/kddcup99.parquet
   dagmm eval --preset arrhythmia --epochs 500 --lr 1e-4 --csv runs.csv arrhythmia.parquet
   dagmm eval --preset thyroid --runs 1 --energies-out energies.csv thyroid.parquet`)
@@ -208,12 +231,32 @@ own settings apply unless the flag is given. The presets:
 	energiesOut := fs.String("energies-out", "", "write one run's per-sample energies and labels to `file` (.csv or .parquet)")
 	energiesRun := fs.Int("energies-run", 1, "the run whose energies --energies-out writes (1-based)")
 	energiesSample := fs.Int("energies-sample", 0, "write at most `n` rows to --energies-out, drawn at random (seeded); 0 = every row")
+	trainFile := fs.String("train", "", "pre-split data: the training `file`; the argument is then the labelled test file")
+	seeds := fs.Int("seeds", 3, "pre-split data: number of seeds (--seed, --seed+1, ...)")
+	interp := fs.String("interpretation", "", "pre-split data with --train: the interpretation `file` (START-END:DIMS a line) for explanation accuracy")
+	explainRows := fs.Int("explain-rows", 0, "pre-split data: explain at most `n` rows per pair, evenly spaced (0 = every anomalous row in an interpreted segment)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() != 1 {
+		return usagef("want exactly one labelled input file (or a test file with --train, or a directory of pairs), got %d arguments", fs.NArg())
+	}
+	if st, err := os.Stat(fs.Arg(0)); *trainFile != "" || (err == nil && st.IsDir()) {
+		if *explainRows < 0 {
+			return usagef("--explain-rows %d: want 0 (every row) or more", *explainRows)
+		}
+		s := &realSetup{tf: &tf, seeds: *seeds, label: *label, explainRows: *explainRows}
+		return runEvalReal(ctx, env, fs, &tf, s, *trainFile, *interp, *jsonOut, *mdOut, args)
+	}
+	var realOnly []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "seeds" || f.Name == "interpretation" || f.Name == "explain-rows" {
+			realOnly = append(realOnly, "--"+f.Name)
+		}
+	})
 	switch {
-	case fs.NArg() != 1:
-		return usagef("want exactly one labelled input file, got %d arguments", fs.NArg())
+	case len(realOnly) > 0:
+		return usagef("%s: only for pre-split data (--train, or a directory)", strings.Join(realOnly, ", "))
 	case *runs < 1:
 		return usagef("--runs %d: want at least 1", *runs)
 	case *energiesRun < 1 || *energiesRun > *runs:

@@ -61,12 +61,9 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	if err != nil {
 		return err
 	}
-	if _, err := datasets.SelectFeatures(t, m.Features, nil); err != nil {
-		return fmt.Errorf("%s does not fit model %s: %w", in, *modelPath, err)
-	}
-	x, err := datasets.Matrix(t, m.Features)
+	x, err := modelMatrix(t, m, in, *modelPath)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", in, err)
+		return err
 	}
 	res, err := scoreAll(ctx, s, x, method)
 	if err != nil {
@@ -80,6 +77,19 @@ and the feature each one's reconstruction error points to goes to stdout.`,
 	}
 	summarize(env.stdout, in, *out, m, t, res, *top)
 	return nil
+}
+
+// modelMatrix returns the model's features of every row of t, read from the
+// file in, as a row-major matrix in the model's feature order.
+func modelMatrix(t *datasets.Table, m *model.Model, in, modelPath string) ([]float64, error) {
+	if _, err := datasets.SelectFeatures(t, m.Features, nil); err != nil {
+		return nil, fmt.Errorf("%s does not fit model %s: %w", in, modelPath, err)
+	}
+	x, err := datasets.Matrix(t, m.Features)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", in, err)
+	}
+	return x, nil
 }
 
 // scored is one row's score, with the explanation of an anomaly copied out
@@ -96,6 +106,31 @@ type scored struct {
 // scoreAll scores x (row-major, model feature order) on every core and
 // explains each anomaly with method.
 func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Method) ([]scored, error) {
+	res := make([]scored, len(x)/s.NumFeatures())
+	err := scoreEach(ctx, s, x, func(lo int, wss []*model.Workspace, out []model.Result) error {
+		for i, r := range out {
+			sc := scored{row: lo + i, energy: r.Energy, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
+			if r.Anomaly {
+				sc.ex = new(model.Explanation)
+				if err := s.ExplainParallel(wss, i, method, sc.ex); err != nil {
+					return fmt.Errorf("explain row %d: %w", lo+i+1, err)
+				}
+			}
+			res[lo+i] = sc
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// scoreEach scores x (row-major, model feature order) in file order, a
+// chunk at a time on every core, and calls visit with each chunk's first
+// row, the workspaces that scored it (for [model.Scorer.ExplainParallel])
+// and its results. dagmm score and dagmm eval score files through it.
+func scoreEach(ctx context.Context, s *model.Scorer, x []float64, visit func(lo int, wss []*model.Workspace, out []model.Result) error) error {
 	d := s.NumFeatures()
 	n := len(x) / d
 	wss := make([]*model.Workspace, runtime.GOMAXPROCS(0))
@@ -104,27 +139,19 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, method model.Me
 	}
 	chunk := len(wss) * model.DefaultBatch
 	out := make([]model.Result, chunk)
-	res := make([]scored, n)
 	for lo := 0; lo < n; lo += chunk {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		hi := min(lo+chunk, n)
 		if err := s.ScoreParallel(wss, x[lo*d:hi*d], out); err != nil {
-			return nil, shiftSample(err, lo)
+			return shiftSample(err, lo)
 		}
-		for i, r := range out[:hi-lo] {
-			sc := scored{row: lo + i, energy: r.Energy, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
-			if r.Anomaly {
-				sc.ex = new(model.Explanation)
-				if err := s.ExplainParallel(wss, i, method, sc.ex); err != nil {
-					return nil, fmt.Errorf("explain row %d: %w", lo+i+1, err)
-				}
-			}
-			res[lo+i] = sc
+		if err := visit(lo, wss, out[:hi-lo]); err != nil {
+			return err
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // featureJSON is one feature of the explanation column, named as in the

@@ -104,13 +104,10 @@ terminal, log lines otherwise.`,
 	cfg := tf.config()
 	env.log.Info("training", "input", in, "rows", data.rows, "excluded", data.excluded, "features", data.features,
 		"encoder", cfg.Encoder, "k", cfg.K, "epochs", cfg.Epochs, "batch", cfg.BatchSize, "seed", cfg.Seed)
-	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progressPrinter(env, cfg.EpochsFor(len(data.x)/len(data.features))))
+	m, rep, err := fitModel(ctx, in, data, cfg, progressPrinter(env, cfg.EpochsFor(len(data.x)/len(data.features))))
 	if err != nil {
-		return fmt.Errorf("train on %s: %w", in, err)
+		return err
 	}
-	m.Provenance.Input = filepath.Base(in)
-	m.Provenance.InputSHA256 = data.digest
-	m.Provenance.RowsExcluded = data.excluded
 	if err := model.Save(*out, m); err != nil {
 		return err
 	}
@@ -131,6 +128,20 @@ terminal, log lines otherwise.`,
 	}
 	fmt.Fprintf(env.stdout, "training report: %s\n", strings.Join(paths, ", "))
 	return nil
+}
+
+// fitModel trains a model on data, read from the file in, and records where
+// it came from: what dagmm train does between reading and writing, shared
+// with dagmm eval so that eval measures what train makes.
+func fitModel(ctx context.Context, in string, data *trainingData, cfg train.Config, progress func(train.Progress)) (*model.Model, *train.Report, error) {
+	m, rep, err := train.Train(ctx, data.features, data.x, cfg, progress)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train on %s: %w", in, err)
+	}
+	m.Provenance.Input = filepath.Base(in)
+	m.Provenance.InputSHA256 = data.digest
+	m.Provenance.RowsExcluded = data.excluded
+	return m, rep, nil
 }
 
 // trainingData is what dagmm train reads from its input file.
