@@ -134,3 +134,37 @@ func (s *Scorer) checkSample(ws *Workspace, i int) error {
 	}
 	return nil
 }
+
+// DefaultSeriesMethod returns the method [Scorer.ExplainSeries] uses for
+// the zero Method, chosen by measurement: [MethodRecent] above
+// [RepairMaxFeatures] features (on real server metrics of 31 to 34
+// features it names more of the operators' metrics than any one-sample
+// method, docs/real-metrics.md), [Scorer.DefaultMethod] up to it (on the
+// generated four-feature series of docs/explanations.md repair names the
+// broken metric of a one-sample anomaly first far more often).
+func (s *Scorer) DefaultSeriesMethod() Method {
+	if s.d <= RepairMaxFeatures {
+		return s.DefaultMethod()
+	}
+	return MethodRecent
+}
+
+// ExplainSeries explains sample i of the last batch scored with ws, a
+// sample of the series whose earlier samples r holds (nil for none), with
+// method (the zero Method means [Scorer.DefaultSeriesMethod]):
+// [MethodRecent] as [Scorer.ExplainRecent] does, any other method as
+// [Scorer.Explain] does, without r. A service keeps one Recent per series
+// (host), explains a flagged sample with ExplainSeries and then adds the
+// sample to r with [Recent.Add]. Its errors are those of ExplainRecent.
+func (s *Scorer) ExplainSeries(ws *Workspace, i int, r *Recent, method Method, dst *Explanation) error {
+	if method == "" {
+		method = s.DefaultSeriesMethod()
+	}
+	if method == MethodRecent {
+		return s.ExplainRecent(ws, i, r, dst)
+	}
+	if r != nil && r.s != s {
+		return &InputError{Sample: -1, Problem: "recent history belongs to another scorer"}
+	}
+	return s.Explain(ws, i, method, dst)
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dagmm/dagmm/internal/modeltest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -254,5 +255,51 @@ func TestExplainRecentNoAlloc(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("Add and ExplainRecent: %v allocs per run", allocs)
+	}
+}
+
+// TestExplainSeriesDefault: a four-feature model explains a series with
+// its one-sample default; a wider one with recent, using the history.
+func TestExplainSeriesDefault(t *testing.T) {
+	s := metrics4(t)
+	if got := s.DefaultSeriesMethod(); got != s.DefaultMethod() {
+		t.Errorf("4 features: DefaultSeriesMethod %s, want %s", got, s.DefaultMethod())
+	}
+	ws := s.NewWorkspace(1)
+	if err := s.ScoreBatch(ws, genSample(0.5), make([]model.Result, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var ex model.Explanation
+	if err := s.ExplainSeries(ws, 0, s.NewRecent(0), "", &ex); err != nil || ex.Method != s.DefaultMethod() {
+		t.Errorf("ExplainSeries: method %s, error %v; want %s", ex.Method, err, s.DefaultMethod())
+	}
+	if err := s.ExplainSeries(ws, 0, metrics4(t).NewRecent(0), "", &ex); !errors.Is(err, model.ErrInput) {
+		t.Errorf("another scorer's history: %v, want an InputError", err)
+	}
+
+	wide := mustScorer(t, modeltest.NewRandom(modeltest.Names("m", 8), []int{8, 4, 1}, []int{3, 4, 2}, 2, 1))
+	if got := wide.DefaultSeriesMethod(); got != model.MethodRecent {
+		t.Fatalf("%d features: DefaultSeriesMethod %s, want recent", wide.NumFeatures(), got)
+	}
+	d := wide.NumFeatures()
+	wws := wide.NewWorkspace(2)
+	x := make([]float64, 2*d)
+	x[d+1] = 5 // the second sample is off in feature 1 only
+	if err := wide.ScoreBatch(wws, x, make([]model.Result, 2)); err != nil {
+		t.Fatal(err)
+	}
+	r := wide.NewRecent(0)
+	if err := r.Add(wws, 1); err != nil {
+		t.Fatal(err)
+	}
+	var series, recent model.Explanation
+	if err := wide.ExplainSeries(wws, 0, r, "", &series); err != nil {
+		t.Fatal(err)
+	}
+	if err := wide.ExplainRecent(wws, 0, r, &recent); err != nil {
+		t.Fatal(err)
+	}
+	if series.Method != model.MethodRecent || !slices.Equal(series.Features, recent.Features) {
+		t.Errorf("ExplainSeries %+v, want ExplainRecent's %+v", series, recent)
 	}
 }
