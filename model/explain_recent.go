@@ -158,7 +158,10 @@ func (s *Scorer) DefaultSeriesMethod() Method {
 // sample to r with [Recent.Add]. Its errors are those of ExplainRecent.
 func (s *Scorer) ExplainSeries(ws *Workspace, i int, r *Recent, method Method, dst *Explanation) error {
 	if method == "" {
-		method = s.DefaultSeriesMethod()
+		method = s.DefaultMethod()
+		if r != nil && r.n > 0 {
+			method = s.DefaultSeriesMethod()
+		}
 	}
 	if method == MethodRecent {
 		return s.ExplainRecent(ws, i, r, dst)

@@ -289,6 +289,9 @@ func TestExplainSeriesDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := wide.NewRecent(0)
+	if err := wide.ExplainSeries(wws, 0, r, "", &ex); err != nil || ex.Method != wide.DefaultMethod() {
+		t.Errorf("no history yet: method %s, error %v; want %s", ex.Method, err, wide.DefaultMethod())
+	}
 	if err := r.Add(wws, 1); err != nil {
 		t.Fatal(err)
 	}
