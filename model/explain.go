@@ -61,6 +61,15 @@ const (
 	// of repair for most one-feature anomalies, the search for the rest.
 	// The explanation's Method says which one answered.
 	MethodRepairSearch Method = "repair-search"
+	// MethodRecent: each feature's squared reconstruction error
+	// (x_j − x'_j)², in normalised units, in the sample or averaged over the
+	// sample and its series' samples before it (up to [RecentWindow]
+	// samples in all), whichever is larger: the features the model has
+	// failed to reconstruct most over the host's last samples. [Scorer.ExplainRecent] takes the series' earlier
+	// samples as a [Recent]; [Scorer.Explain] has none and ranks by the
+	// sample alone, as [MethodShare] does. The default for a series
+	// (measured on real server metrics, docs/real-metrics.md); no pass.
+	MethodRecent Method = "recent"
 )
 
 // Integrated-gradients steps (midpoint rule) of [MethodGradient] and
@@ -79,7 +88,7 @@ const RepairMaxFeatures = 5
 
 // Methods returns every explanation method.
 func Methods() []Method {
-	return []Method{MethodRepair, MethodRepairGradient, MethodCounterfactual, MethodGradient, MethodShare, MethodSearch, MethodRepairSearch}
+	return []Method{MethodRepair, MethodRepairGradient, MethodCounterfactual, MethodGradient, MethodShare, MethodSearch, MethodRepairSearch, MethodRecent}
 }
 
 // ParseMethod returns the Method named s (case-insensitive): one of
@@ -88,7 +97,7 @@ func ParseMethod(s string) (Method, error) {
 	switch m := Method(strings.ToLower(strings.TrimSpace(s))); m {
 	case "", "default":
 		return "", nil
-	case MethodShare, MethodRepair, MethodCounterfactual, MethodGradient, MethodRepairGradient, MethodSearch, MethodRepairSearch:
+	case MethodShare, MethodRepair, MethodCounterfactual, MethodGradient, MethodRepairGradient, MethodSearch, MethodRepairSearch, MethodRecent:
 		return m, nil
 	}
 	return "", fmt.Errorf("model: unknown explanation method %q (want one of %v)", s, Methods())
@@ -242,11 +251,14 @@ func (s *Scorer) Explain(ws *Workspace, i int, method Method, dst *Explanation) 
 	if method == "" {
 		method = s.DefaultMethod()
 	}
-	if method == MethodRepairSearch {
+	switch method {
+	case MethodRepairSearch:
 		if err := s.explain(ws, i, MethodRepair, dst); err != nil || dst.Resolved {
 			return err
 		}
 		method = MethodSearch
+	case MethodRecent:
+		return s.explainRecent(ws, i, nil, dst)
 	}
 	return s.explain(ws, i, method, dst)
 }
@@ -301,10 +313,23 @@ func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) 
 	default:
 		return fmt.Errorf("model: explain: unknown method %q (want one of %v)", method, Methods())
 	}
+	s.fill(ws, i, method, e0, dst)
+	return nil
+}
+
+// fill writes the explanation of sample i of ws's last batch from the raw
+// attributions in ws.ex.attr (and, for the methods that repair, from
+// ws.ex.expected, ws.ex.inSet and ws.ex.repaired).
+func (s *Scorer) fill(ws *Workspace, i int, method Method, e0 float64, dst *Explanation) {
+	d := s.d
+	ex := ws.ex
+	raw := ws.actual[i*d : (i+1)*d]
+	expected := ws.expected[i*d : (i+1)*d]
+	plain := method == MethodShare || method == MethodRecent // no repair: Set 0, the plain reconstruction
 	dst.Method = method
 	dst.Energy = e0
 	dst.Set, dst.RepairedEnergy = 0, e0
-	if method != MethodShare {
+	if !plain {
 		for _, in := range ex.inSet {
 			if in {
 				dst.Set++
@@ -351,7 +376,7 @@ func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) 
 	})
 	for k, j := range order {
 		exp := expected[j]
-		if method != MethodShare {
+		if !plain {
 			// A repaired value beyond float64 in the feature's units keeps
 			// the reconstruction.
 			if v := invert(s.codes[j], s.offset[j], s.scale[j], ex.expected[j]); isFinite(v) {
@@ -367,7 +392,6 @@ func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) 
 			Attribution: ex.attr[j],
 		}
 	}
-	return nil
 }
 
 // expectedSample completes ex.expected. The features that explain the

@@ -143,3 +143,36 @@ func BenchmarkScoreExplain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExplainRecent measures recording one sample in a full history
+// and explaining it with the history (Recent.Add + Scorer.ExplainRecent).
+func BenchmarkExplainRecent(b *testing.B) {
+	for _, bm := range benchExplainModels(b) {
+		b.Run(bm.name, func(b *testing.B) {
+			s := bm.s
+			ws := s.NewWorkspace(model.DefaultBatch)
+			out := make([]model.Result, model.DefaultBatch)
+			if err := s.ScoreBatch(ws, bm.x, out); err != nil {
+				b.Fatal(err)
+			}
+			r := s.NewRecent(0)
+			for i := range r.Window() {
+				if err := r.Add(ws, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var ex model.Explanation
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := s.ExplainRecent(ws, i, r, &ex); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Add(ws, i); err != nil {
+					b.Fatal(err)
+				}
+				i = (i + 1) % model.DefaultBatch
+			}
+		})
+	}
+}

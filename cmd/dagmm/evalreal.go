@@ -394,18 +394,31 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 		return realFigures{}, nil, fmt.Errorf("%s: seed %d: the trained model: %w", p.Name, seed, err)
 	}
 	methods := model.Methods()
-	names := make([]string, len(methods))
+	names := make([]string, len(methods)+1)
 	for i, me := range methods {
 		names[i] = "dagmm " + me.String()
 		if me == sc.DefaultMethod() {
-			names[i] += " (default)"
+			names[i] += " (default for one sample)"
+		}
+		if me == model.MethodRecent {
+			names[i] += " without history"
 		}
 	}
+	names[len(methods)] = fmt.Sprintf("dagmm recent, last %d samples (default for a series)", model.RecentWindow)
 	energies := make([]float64, len(md.labels))
-	sums := make([][2]float64, len(methods))
+	sums := make([][2]float64, len(names))
 	next := 0 // index into md.explain
 	var ex model.Explanation
 	ranking := make([]int, 0, len(md.all))
+	hit := func(k int) {
+		ranking = ranking[:0]
+		for _, c := range ex.Features {
+			ranking = append(ranking, slices.Index(md.all, c.Feature))
+		}
+		sums[k][0] += datasets.HitRate(ranking, md.causes[next], 1)
+		sums[k][1] += datasets.HitRate(ranking, md.causes[next], 1.5)
+	}
+	recent := sc.NewRecent(model.RecentWindow)
 	xt, err := modelMatrix(md.test, m, p.Test, "the trained model")
 	if err != nil {
 		return realFigures{}, nil, err
@@ -413,19 +426,21 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 	err = scoreEach(ctx, sc, xt, seriesOf(md.test), func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
 			energies[lo+i] = r.Score
-		}
-		for ; next < len(md.explain) && md.explain[next] < lo+len(out); next++ {
-			row := md.explain[next]
-			for k, me := range methods {
-				if err := sc.ExplainParallel(wss, row-lo, me, &ex); err != nil {
-					return fmt.Errorf("explain test row %d with %s: %w", row, me, err)
+			ws, wi := sampleWorkspace(wss, i)
+			for ; next < len(md.explain) && md.explain[next] == lo+i; next++ {
+				for k, me := range methods {
+					if err := sc.Explain(ws, wi, me, &ex); err != nil {
+						return fmt.Errorf("explain test row %d with %s: %w", lo+i, me, err)
+					}
+					hit(k)
 				}
-				ranking = ranking[:0]
-				for _, c := range ex.Features {
-					ranking = append(ranking, slices.Index(md.all, c.Feature))
+				if err := sc.ExplainRecent(ws, wi, recent, &ex); err != nil {
+					return fmt.Errorf("explain test row %d with its recent rows: %w", lo+i, err)
 				}
-				sums[k][0] += datasets.HitRate(ranking, md.causes[next], 1)
-				sums[k][1] += datasets.HitRate(ranking, md.causes[next], 1.5)
+				hit(len(methods))
+			}
+			if err := recent.Add(ws, wi); err != nil {
+				return fmt.Errorf("test row %d: %w", lo+i, err)
 			}
 		}
 		return nil
@@ -451,7 +466,7 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 	fig.Seconds, fig.TrainSeconds = time.Since(start).Seconds(), rep.Duration.Seconds()
 	var hits []hitRates
 	if n := float64(len(md.explain)); n > 0 {
-		for k := range methods {
+		for k := range names {
 			hits = append(hits, hitRates{names[k], sums[k][0] / n, sums[k][1] / n})
 		}
 	}
@@ -701,4 +716,16 @@ func (rep *realReport) summarise() {
 		mean.summarise()
 		rep.Explainers = append(rep.Explainers, mean)
 	}
+}
+
+// sampleWorkspace returns the workspace of wss that scored sample i of the
+// last ScoreParallel call, and the sample's index in it.
+func sampleWorkspace(wss []*model.Workspace, i int) (*model.Workspace, int) {
+	for _, ws := range wss {
+		if i < ws.Len() {
+			return ws, i
+		}
+		i -= ws.Len()
+	}
+	return nil, i
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/model"
 )
 
 // realEvalCmd runs dagmm eval in-process and returns its output and error.
@@ -133,7 +134,7 @@ func TestEvalRealEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
-	for _, want := range []string{"m1", "mean", "dagmm", "kNN (k=5)", "PA best F1", "HitRate@150%", "(default)"} {
+	for _, want := range []string{"m1", "mean", "dagmm", "kNN (k=5)", "PA best F1", "HitRate@150%", "(default for a series)", "(default for one sample)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
@@ -194,8 +195,8 @@ func TestEvalRealEndToEnd(t *testing.T) {
 			zs = &m.Explainers[i]
 		}
 	}
-	if len(m.Explainers) != 9 || zs == nil {
-		t.Fatalf("explainers: %+v, want 7 methods and 2 baselines", m.Explainers)
+	if want := len(model.Methods()) + 3; len(m.Explainers) != want || zs == nil {
+		t.Fatalf("explainers: %+v, want %d methods, recent with history and 2 baselines", m.Explainers, want-3)
 	}
 	// A broken metric is at least 1.5 from its mean, 5 sds of a uniform
 	// spread over [0, 1], no other above 1.75 sds: the z-score ranks them first.

@@ -214,6 +214,7 @@ func runSeed(ctx context.Context, cfg Config, seed uint64) (RunFigures, error) {
 	}
 	fix := s.NewWorkspace(1)
 	fixOut := make([]model.Result, 1)
+	recent := s.NewRecent(model.RecentWindow)
 	fixed := make([]float64, d)
 	var ex model.Explanation
 	for i, r := range out {
@@ -256,7 +257,19 @@ func runSeed(ctx context.Context, cfg Config, seed uint64) (RunFigures, error) {
 			f := &rf.Methods[k]
 			f.Method = method
 			t0 := time.Now()
-			if err := s.Explain(ws, i, method, &ex); err != nil {
+			if method == model.MethodRecent {
+				// The test file is one host's series: recent sees the rows
+				// before this one, as the service would.
+				recent.Reset()
+				for k := max(0, i-recent.Window()+1); k < i; k++ {
+					if err := recent.Add(ws, k); err != nil {
+						return rf, fmt.Errorf("row %d: %w", k, err)
+					}
+				}
+				if err := s.ExplainRecent(ws, i, recent, &ex); err != nil {
+					return rf, fmt.Errorf("explain row %d with %s: %w", i, method, err)
+				}
+			} else if err := s.Explain(ws, i, method, &ex); err != nil {
 				return rf, fmt.Errorf("explain row %d with %s: %w", i, method, err)
 			}
 			f.Nanos += time.Since(t0).Nanoseconds()
