@@ -109,7 +109,7 @@ func TestAppendScoreMatchesEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newModelState(src.Current(), 10)
+	st, err := newModelState(src.Current(), 10, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -457,7 +457,7 @@ func (s *Service) scoreSamples(w *worker, st *modelState, samples []ingest.Sampl
 		baseID = src.ID
 	}
 	withID := cfg.EventStream != "" && (baseID != "" || src == nil)
-	if src != nil && st.windows != nil {
+	if src != nil && st.series != nil {
 		// The host's window needs the host before scoring.
 		for i := range samples {
 			samples[i].Host = hostOf(samples[i].Host, src.Subject)

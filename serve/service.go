@@ -109,7 +109,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	s.mem = newMemoryMetrics(s.reg, s.budget)
 	registerRuntime(s.reg)
 	l := s.src.Current()
-	st, err := newModelState(l, cfg.MaxSamples)
+	st, err := newModelState(l, cfg.MaxSamples, s.method)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func (s *Service) model() *modelState {
 	if st.l == l {
 		return st
 	}
-	nst, err := newModelState(l, s.cfg.MaxSamples)
+	nst, err := newModelState(l, s.cfg.MaxSamples, s.method)
 	if err != nil {
 		s.log.Error("model from the source cannot be served; keeping the previous one", "version", l.Version, "err", err)
 		return st

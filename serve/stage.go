@@ -26,9 +26,9 @@ type modelState struct {
 	// and depSeverity its departure severity: see [model.Model.Departures].
 	constant    *model.Model
 	depSeverity float64
-	// windows holds each host's recent energies when the model scores over
-	// a window of a host's samples (nil otherwise).
-	windows     *hostWindows
+	// series holds each host's recent samples when the model scores over a
+	// window of them or explains with them (nil otherwise).
+	series      *hostSeries
 	threshold   float64
 	nameJSON    []byte
 	versionJSON []byte
@@ -37,8 +37,8 @@ type modelState struct {
 }
 
 // newModelState prepares l for serving with at most maxSamples samples per
-// message or request.
-func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
+// message or request, explaining with method by default.
+func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState, error) {
 	s := l.Scorer
 	m := s.Model()
 	constant := make([]string, len(m.Constant))
@@ -58,7 +58,7 @@ func newModelState(l *Loaded, maxSamples int) (*modelState, error) {
 		threshold:   s.Threshold(),
 		nameJSON:    appendString(nil, l.Name),
 		versionJSON: appendString(nil, l.Version),
-		windows:     newHostWindows(s, maxWindowHosts),
+		series:      newHostSeries(s, method),
 	}
 	for _, f := range slices.Concat(st.features, constant) {
 		st.featJSON = append(st.featJSON, appendString(nil, f))
@@ -148,7 +148,7 @@ func (st *modelState) appendScore(b []byte, host string, ts time.Time, r *model.
 	}
 	b = append(b, `,"energy":`...)
 	b = appendFloat(b, r.Energy)
-	if st.windows != nil {
+	if st.l.Scorer.Window() > 1 {
 		b = append(b, `,"score":`...)
 		b = appendFloat(b, r.Score)
 	}
@@ -232,6 +232,7 @@ type worker struct {
 	out   []model.Result
 	lo    int                 // index of out[0] in the samples being scored
 	deps  [][]model.Departure // each sample's departures from constant features, like out
+	ser   []*series           // each sample's host series, like out (nil: scored alone)
 	ex    model.Explanation   // reused by explain
 	buf   []byte              // encoded events of the current message
 	msgs  []outMsg            // their subjects and spans in buf
@@ -262,12 +263,13 @@ func (w *worker) use(st *modelState) {
 	w.x = make([]float64, w.batch*st.d)
 	w.out = make([]model.Result, w.batch)
 	w.deps = make([][]model.Departure, w.batch)
+	w.ser = make([]*series, w.batch)
 }
 
 // explain explains sample i of the samples being scored (valid only inside
 // the callback of score) with method.
 func (w *worker) explain(st *modelState, i int, method model.Method) (*model.Explanation, error) {
-	if err := st.l.Scorer.Explain(w.ws, i-w.lo, method, &w.ex); err != nil {
+	if err := w.ser[i-w.lo].explain(st.l.Scorer, w.ws, i-w.lo, method, &w.ex); err != nil {
 		return nil, fmt.Errorf("%w: explain sample %d: %w", errScore, i, err)
 	}
 	if st.constant != nil {
@@ -307,9 +309,12 @@ func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r
 			}
 			return fmt.Errorf("%w: %w", errScore, err)
 		}
-		if st.windows != nil {
+		if st.series != nil {
 			for i := range out {
-				st.windows.smooth(samples[lo+i].Host, &out[i])
+				w.ser[i] = st.series.of(samples[lo+i].Host)
+				if w.ser[i] != nil && st.l.Scorer.Window() > 1 {
+					w.ser[i].smooth(st.l.Scorer, &out[i])
+				}
 			}
 		}
 		if st.constant != nil {
@@ -318,6 +323,9 @@ func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r
 		for i := range out {
 			if err := fn(lo+i, &out[i]); err != nil {
 				return err
+			}
+			if err := w.ser[i].add(w.ws, i); err != nil {
+				return fmt.Errorf("%w: sample %d: %w", errScore, lo+i, err)
 			}
 		}
 	}

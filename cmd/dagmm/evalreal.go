@@ -449,14 +449,15 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 		return realFigures{}, nil, fmt.Errorf("%s: seed %d: score %s: %w", p.Name, seed, p.Test, err)
 	}
 	// As dagmm score does, a row departing from a feature constant in
-	// training is an anomaly: it ranks above every other row.
+	// training is an anomaly: it ranks at least just above the threshold.
 	deps, err := departures(md.test, m)
 	if err != nil {
 		return realFigures{}, nil, fmt.Errorf("%s: %w", p.Test, err)
 	}
+	flagged := math.Nextafter(m.Calibration.Threshold, math.Inf(1))
 	for i := range deps {
 		if len(deps[i]) > 0 {
-			energies[i] = math.Inf(1)
+			energies[i] = max(energies[i], flagged)
 		}
 	}
 	fig, err := figures(energies, md.labels, m.Calibration.Threshold)

@@ -131,7 +131,9 @@ func seriesOf(t *datasets.Table) []string {
 }
 
 // scoreAll scores x (row-major, model feature order) on every core and
-// explains each anomaly with method (hosts as for [scoreEach]). deps, when not nil, holds each row's
+// explains each anomaly with method (hosts as for [scoreEach]; the zero
+// method explains with each host's recent rows where the model's series
+// default says so, [model.Scorer.ExplainSeries]). deps, when not nil, holds each row's
 // departures from the model's constant features: such a row is an anomaly
 // with at least the model's departure severity, and its explanation names
 // them first (model.Model.AddDepartures).
@@ -139,8 +141,28 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, hosts []string,
 	m := s.Model()
 	depSev := m.DepartureSeverity()
 	res := make([]scored, len(x)/s.NumFeatures())
+	// Each host's recent rows, for the series explanation (model.MethodRecent).
+	useRecent := method == model.MethodRecent || (method == "" && s.DefaultSeriesMethod() == model.MethodRecent)
+	recents := map[string]*model.Recent{}
+	recentOf := func(row int) *model.Recent {
+		if !useRecent {
+			return nil
+		}
+		host := ""
+		if hosts != nil {
+			host = hosts[row]
+		}
+		r, ok := recents[host]
+		if !ok {
+			r = s.NewRecent(0)
+			recents[host] = r
+		}
+		return r
+	}
 	err := scoreEach(ctx, s, x, hosts, func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
+			ws, wi := sampleWorkspace(wss, i)
+			rec := recentOf(lo + i)
 			sc := scored{row: lo + i, energy: r.Energy, score: r.Score, severity: r.Severity, band: r.Band, anomaly: r.Anomaly}
 			if deps != nil && len(deps[lo+i]) > 0 {
 				sc.departed, sc.anomaly = deps[lo+i], true
@@ -150,10 +172,15 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, hosts []string,
 			}
 			if sc.anomaly {
 				sc.ex = new(model.Explanation)
-				if err := s.ExplainParallel(wss, i, method, sc.ex); err != nil {
+				if err := s.ExplainSeries(ws, wi, rec, method, sc.ex); err != nil {
 					return fmt.Errorf("explain row %d: %w", lo+i+1, err)
 				}
 				m.AddDepartures(sc.ex, sc.departed)
+			}
+			if rec != nil {
+				if err := rec.Add(ws, wi); err != nil {
+					return fmt.Errorf("row %d: %w", lo+i+1, err)
+				}
 			}
 			res[lo+i] = sc
 		}

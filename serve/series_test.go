@@ -160,3 +160,70 @@ func TestWindowNATS(t *testing.T) {
 		}
 	}
 }
+
+// TestRecentHTTP: a model of more than five features explains a host's
+// samples with the host's recent samples (model.MethodRecent) once it has
+// one, as the model does locally, across requests; a sample without a host
+// gets the one-sample default.
+func TestRecentHTTP(t *testing.T) {
+	m := modeltest.NewRandom(modeltest.Names("m", 8), []int{6, 2}, []int{4}, 2, 3)
+	path := filepath.Join(t.TempDir(), "wide.json")
+	if err := model.Save(path, m); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, httpOnly(path))
+	s, err := model.NewScorer(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := len(m.Features)
+	x := modeltest.Inputs(m, 12, 4)
+	ws := s.NewWorkspace(1)
+	rec := s.NewRecent(0)
+	ts := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for lo := 0; lo < 12; lo += 4 {
+		var parts []string
+		for i := lo; i < lo+4; i++ {
+			parts = append(parts, sampleJSON("db-1", ts.Add(time.Duration(i)*time.Minute), m.Features, x[i*d:(i+1)*d]))
+		}
+		code, body := r.post(t, "/v1/score?explain=all", "["+strings.Join(parts, ",")+"]")
+		var resp ScoreResponse
+		if err := json.Unmarshal(body, &resp); code != http.StatusOK || err != nil {
+			t.Fatalf("status %d, %v: %s", code, err, body)
+		}
+		for k, got := range resp.Results {
+			i := lo + k
+			out := make([]model.Result, 1)
+			if err := s.ScoreBatch(ws, x[i*d:(i+1)*d], out); err != nil {
+				t.Fatal(err)
+			}
+			var want model.Explanation
+			if err := s.ExplainSeries(ws, 0, rec, "", &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.Add(ws, 0); err != nil {
+				t.Fatal(err)
+			}
+			if i > 0 && want.Method != model.MethodRecent {
+				t.Fatalf("sample %d: the model explains with %s locally, want recent", i, want.Method)
+			}
+			if got.ExplanationMethod != want.Method.String() {
+				t.Errorf("sample %d: explained with %q, want %q", i, got.ExplanationMethod, want.Method)
+				continue
+			}
+			for j, c := range got.Explanation {
+				if c.Feature != m.Features[want.Features[j].Index] {
+					t.Errorf("sample %d: rank %d is %s, want %s", i, j, c.Feature, m.Features[want.Features[j].Index])
+				}
+			}
+		}
+	}
+	code, body := r.post(t, "/v1/score?explain=all", sampleJSON("", ts, m.Features, x[:d]))
+	var resp ScoreResponse
+	if err := json.Unmarshal(body, &resp); code != http.StatusOK || err != nil {
+		t.Fatalf("status %d, %v: %s", code, err, body)
+	}
+	if got, want := resp.Results[0].ExplanationMethod, s.DefaultMethod().String(); got != want {
+		t.Errorf("sample without a host: explained with %q, want %q", got, want)
+	}
+}
