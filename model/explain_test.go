@@ -528,7 +528,17 @@ func TestExplainNoAllocs(t *testing.T) {
 // top-ranked feature stays within the values seen in training, where the
 // transform records them (min-max and log), even for samples far outside.
 func TestExplainExpectedWithinTrainingRange(t *testing.T) {
-	s := metrics4(t)
+	t.Run("minmax and log", func(t *testing.T) { testExpectedWithinRange(t, metrics4(t)) })
+	// The same weights with min-sd kinds: Offset is still the training
+	// minimum, so the expected value must not go below it.
+	m := metrics4(t).Model()
+	for j := range m.Norm {
+		m.Norm[j].Kind = map[model.NormKind]model.NormKind{model.NormMinMax: model.NormMinSD, model.NormLog: model.NormLogMinSD}[m.Norm[j].Kind]
+	}
+	t.Run("min-sd", func(t *testing.T) { testExpectedWithinRange(t, mustScorer(t, m)) })
+}
+
+func testExpectedWithinRange(t *testing.T, s *model.Scorer) {
 	norm := s.Model().Norm
 	rng := rand.New(rand.NewPCG(4, 5))
 	flagged := 0
@@ -544,6 +554,12 @@ func TestExplainExpectedWithinTrainingRange(t *testing.T) {
 			flagged++
 			top := ex.Features[0]
 			tr := norm[top.Index]
+			if tr.Kind == model.NormMinSD || tr.Kind == model.NormLogMinSD {
+				if lo := tr.Invert(0); top.Expected < lo-1e-9*math.Abs(lo) {
+					t.Errorf("%s on %v: %s expected %v, below the training minimum %v", method, x, top.Feature, top.Expected, lo)
+				}
+				continue
+			}
 			if tr.Kind != model.NormMinMax && tr.Kind != model.NormLog {
 				continue
 			}

@@ -33,13 +33,14 @@ const (
 	NormNone   NormKind = "none"   // f(x) = x, Offset 0, Scale 1
 	NormZScore NormKind = "zscore" // f(x) = x; Offset, Scale = mean, standard deviation
 	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); train fits Offset, Scale = min, range of f(x)
-	// NormMinSD: f(x) = x; train fits Offset, Scale = minimum, √12
-	// standard deviations: every feature has the same spread, like zscore,
-	// while the training rows stay at or above 0, away from the origin where
-	// the relative distance ‖x − x'‖/‖x‖ blows up.
+	// NormMinSD: f(x) = x; train fits Offset = the minimum and Scale = the
+	// larger of √12 standard deviations and the 0.1-99.9 percentile spread:
+	// like min-max, except that a range a few spikes stretch does not
+	// squeeze the typical values together; the training rows stay at or
+	// above 0, away from the origin where ‖x − x'‖/‖x‖ blows up.
 	NormMinSD NormKind = "min-sd"
-	// NormLogMinSD: f(x) = sign(x)·log1p(|x|); train fits Offset, Scale =
-	// minimum, √12 standard deviations of f(x).
+	// NormLogMinSD: f(x) = sign(x)·log1p(|x|); train fits Offset and Scale
+	// to f(x) as for NormMinSD.
 	NormLogMinSD NormKind = "log-min-sd"
 	NormMinMax   NormKind = "minmax" // f(x) = x; Offset, Scale = min, max - min
 )

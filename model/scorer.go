@@ -36,7 +36,8 @@ type Scorer struct {
 	searchLo, searchHi []float64
 	// trainLo and trainHi bound each feature's normalised values to the
 	// range seen in training where the transform keeps it ([0, 1] for
-	// min-max and log), and are infinite otherwise.
+	// min-max and log, [0, ∞) for min-sd and log-min-sd), and are infinite
+	// otherwise.
 	trainLo, trainHi []float64
 }
 
@@ -131,8 +132,11 @@ func trainingRange(norm []Transform) (lo, hi []float64) {
 	lo, hi = make([]float64, len(norm)), make([]float64, len(norm))
 	for j, t := range norm {
 		lo[j], hi[j] = math.Inf(-1), math.Inf(1)
-		if t.Kind == NormMinMax || t.Kind == NormLog {
+		switch t.Kind {
+		case NormMinMax, NormLog:
 			lo[j], hi[j] = 0, 1
+		case NormMinSD, NormLogMinSD: // Offset is the training minimum; the maximum is not kept
+			lo[j] = 0
 		}
 	}
 	return lo, hi

@@ -19,9 +19,10 @@ const (
 )
 
 // sdWidth is √12, the range of a uniform distribution of unit standard
-// deviation: min-sd scales a feature by sdWidth standard deviations, so
-// that an evenly spread feature maps to about [0, 1] as min-max would,
-// while one whose range a few spikes stretch keeps its typical values apart.
+// deviation. min-sd scales a feature by the larger of sdWidth standard
+// deviations and its central spread (see [centralSpread]): an evenly spread
+// feature maps to about [0, 1] as with min-max, while one whose range a few
+// spikes stretch keeps its typical values apart.
 const sdWidth = 3.4641016151377544
 
 // FitNormalization fits one model.Transform per feature on the n×d row-major
@@ -33,9 +34,12 @@ const sdWidth = 3.4641016151377544
 //     the range of f(x), so the rows map to [0, 1];
 //   - none: Offset 0, Scale 1;
 //   - auto-sd: the log for a heavy-tailed feature, as auto; then every
-//     feature minus its minimum over √12 standard deviations
-//     (model.NormMinSD, model.NormLogMinSD): the same spread for every
-//     feature, as zscore gives, without centring the rows on the origin;
+//     feature minus its minimum, over the larger of √12 standard deviations
+//     and the spread between its 0.1th and 99.9th percentiles
+//     (model.NormMinSD, model.NormLogMinSD): like min-max for an evenly
+//     spread feature, but a range that a few spikes stretch no longer
+//     squeezes the typical values together; the rows are not centred on
+//     the origin, as zscore would;
 //   - auto: log for a heavy-tailed feature, minmax for any other. A feature is
 //     heavy-tailed when all its values are ≥ 0 and either its max/median
 //     ratio is at least [AutoLogRatio] (median > 0), or its skewness is above
@@ -101,10 +105,10 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 		switch k {
 		case string(model.NormMinSD):
 			_, s := meanSD(col)
-			t = model.Transform{Kind: model.NormMinSD, Offset: lo, Scale: sdWidth * s}
+			t = model.Transform{Kind: model.NormMinSD, Offset: lo, Scale: max(sdWidth*s, centralSpread(col))}
 		case string(model.NormLogMinSD):
 			_, s := meanSD(lg)
-			t = model.Transform{Kind: model.NormLogMinSD, Offset: slices.Min(lg), Scale: sdWidth * s}
+			t = model.Transform{Kind: model.NormLogMinSD, Offset: slices.Min(lg), Scale: max(sdWidth*s, centralSpread(lg))}
 		case NormZScore:
 			m, s := meanSD(col)
 			t = model.Transform{Kind: model.NormZScore, Offset: m, Scale: s}
@@ -189,4 +193,13 @@ func normalise(dst, x []float64, ts []model.Transform) {
 	for i, v := range x {
 		dst[i] = ts[i%d].Apply(v)
 	}
+}
+
+// centralSpread returns the spread of v without its 0.1% lowest and 0.1%
+// highest values: its 99.9th minus its 0.1th percentile (nearest rank).
+func centralSpread(v []float64) float64 {
+	c := slices.Clone(v)
+	slices.Sort(c)
+	n := len(c)
+	return c[n*999/1000] - c[n/1000]
 }

@@ -406,8 +406,20 @@ func TestFitNormalization(t *testing.T) {
 					t.Errorf("%s: feature %q maps to [%v, %v], want [0, 1]", c.kind, f3[j], lo, hi)
 				}
 			case model.NormMinSD, model.NormLogMinSD:
-				if math.Abs(lo) > 1e-12 || math.Abs(sd*math.Sqrt(12)-1) > 1e-9 {
-					t.Errorf("%s: feature %q has minimum %v, sd %v after normalisation; want 0, 1/√12", c.kind, f3[j], lo, sd)
+				// Scale is the larger of √12 sd and the 0.1-99.9 percentile
+				// spread of f(x), so sd ≤ 1/√12 after normalisation.
+				raw := make([]float64, n)
+				for i := range n {
+					raw[i] = x3[i*3+j]
+					if tr.Kind == model.NormLogMinSD {
+						raw[i] = math.Copysign(math.Log1p(math.Abs(raw[i])), raw[i])
+					}
+				}
+				_, rsd := meanSD(raw)
+				sorted := slices.Sorted(slices.Values(raw))
+				want := max(math.Sqrt(12)*rsd, sorted[n*999/1000]-sorted[n/1000])
+				if math.Abs(lo) > 1e-12 || sd > 1/math.Sqrt(12)+1e-9 || math.Abs(tr.Scale-want) > 1e-12*want {
+					t.Errorf("%s: feature %q: min %v, sd %v, scale %v; want 0, <= 1/√12, %v", c.kind, f3[j], lo, sd, tr.Scale, want)
 				}
 			case model.NormZScore:
 				if math.Abs(mean) > 1e-9 || math.Abs(sd-1) > 1e-9 {
