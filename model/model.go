@@ -34,7 +34,7 @@ const (
 	NormZScore NormKind = "zscore" // f(x) = x; Offset, Scale = mean, standard deviation
 	NormLog    NormKind = "log"    // f(x) = sign(x)·log1p(|x|); train fits Offset, Scale = min, range of f(x)
 	// NormMinSD: f(x) = x; train fits Offset = the minimum and Scale = the
-	// larger of √12 standard deviations and the 0.1-99.9 percentile spread:
+	// larger of √12 standard deviations and the 1-99 percentile spread:
 	// like min-max, except that a range a few spikes stretch does not
 	// squeeze the typical values together; the training rows stay at or
 	// above 0, away from the origin where ‖x − x'‖/‖x‖ blows up.

@@ -14,7 +14,7 @@ const (
 	NormAuto = "auto" // per feature: log for heavy-tailed non-negative features, minmax otherwise
 	// NormAutoSD: the log for heavy-tailed non-negative features (as auto),
 	// then every feature shifted to start at 0 on the training rows and
-	// divided by the larger of √12 standard deviations and its 0.1-99.9
+	// divided by the larger of √12 standard deviations and its 1-99
 	// percentile spread (model.NormMinSD, NormLogMinSD).
 	NormAutoSD = "auto-sd"
 	NormZScore = "zscore" // (x − mean) / sd

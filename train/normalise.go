@@ -35,7 +35,7 @@ const sdWidth = 3.4641016151377544
 //   - none: Offset 0, Scale 1;
 //   - auto-sd: the log for a heavy-tailed feature, as auto; then every
 //     feature minus its minimum, over the larger of √12 standard deviations
-//     and the spread between its 0.1th and 99.9th percentiles
+//     and the spread between its 1st and 99th percentiles
 //     (model.NormMinSD, model.NormLogMinSD): like min-max for an evenly
 //     spread feature, but a range that a few spikes stretch no longer
 //     squeezes the typical values together; the rows are not centred on
@@ -195,11 +195,11 @@ func normalise(dst, x []float64, ts []model.Transform) {
 	}
 }
 
-// centralSpread returns the spread of v without its 0.1% lowest and 0.1%
-// highest values: its 99.9th minus its 0.1th percentile (nearest rank).
+// centralSpread returns the spread of v without its 1% lowest and 1%
+// highest values: its 99th minus its 1st percentile (nearest rank).
 func centralSpread(v []float64) float64 {
 	c := slices.Clone(v)
 	slices.Sort(c)
 	n := len(c)
-	return c[n*999/1000] - c[n/1000]
+	return c[n*99/100] - c[n/100]
 }

@@ -406,7 +406,7 @@ func TestFitNormalization(t *testing.T) {
 					t.Errorf("%s: feature %q maps to [%v, %v], want [0, 1]", c.kind, f3[j], lo, hi)
 				}
 			case model.NormMinSD, model.NormLogMinSD:
-				// Scale is the larger of √12 sd and the 0.1-99.9 percentile
+				// Scale is the larger of √12 sd and the 1-99 percentile
 				// spread of f(x), so sd ≤ 1/√12 after normalisation.
 				raw := make([]float64, n)
 				for i := range n {
@@ -417,7 +417,7 @@ func TestFitNormalization(t *testing.T) {
 				}
 				_, rsd := meanSD(raw)
 				sorted := slices.Sorted(slices.Values(raw))
-				want := max(math.Sqrt(12)*rsd, sorted[n*999/1000]-sorted[n/1000])
+				want := max(math.Sqrt(12)*rsd, sorted[n*99/100]-sorted[n/100])
 				if math.Abs(lo) > 1e-12 || sd > 1/math.Sqrt(12)+1e-9 || math.Abs(tr.Scale-want) > 1e-12*want {
 					t.Errorf("%s: feature %q: min %v, sd %v, scale %v; want 0, <= 1/√12, %v", c.kind, f3[j], lo, sd, tr.Scale, want)
 				}

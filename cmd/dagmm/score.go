@@ -295,7 +295,7 @@ func addScoreColumns(t *datasets.Table, res []scored, window bool) error {
 // defaultMethodHelp says which method explains anomalies when none is
 // named, as model.Scorer.DefaultMethod chooses it.
 func defaultMethodHelp() string {
-	return fmt.Sprintf("%s for a model of at most %d features, %s for a wider one", model.MethodRepair, model.RepairMaxFeatures, model.MethodRepairGradient)
+	return fmt.Sprintf("%s for a model of at most %d features; for a wider one %s over the host's last %d samples once it has one, %s for its first", model.MethodRepair, model.RepairMaxFeatures, model.MethodRecent, model.RecentWindow, model.MethodRepairGradient)
 }
 
 func methodList() string {
