@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // MaxWindow is the largest [Model.Window] a model may have.
 const MaxWindow = 1 << 16
 
@@ -45,14 +47,17 @@ func (h *History) push(e float64) float64 {
 // WindowScore returns a sample's score from its energy e and the mean m of
 // the energies of the window ending with it: max(e, m). A lasting anomaly
 // raises the mean of its window; a single far-out sample keeps its own
-// energy.
+// energy. Each energy counts in the mean at most as the highest training
+// energy ([Model.WindowLimit]), so that one far-out sample does not flag
+// the samples after it.
 func WindowScore(e, m float64) float64 { return max(e, m) }
 
 // WindowScores returns the score of each of the energies of one series, in
 // order, as [Scorer.Smooth] computes them sample by sample with a window of
-// w (w ≤ 1: the energies themselves): the first w−1 samples use the window
-// of the samples so far. Training calibrates the threshold on them.
-func WindowScores(energies []float64, w int) []float64 {
+// w (w ≤ 1: the energies themselves) and each energy counted in the mean
+// at most as limit ([Model.WindowLimit]): the first w−1 samples use the
+// window of the samples so far.
+func WindowScores(energies []float64, w int, limit float64) []float64 {
 	out := make([]float64, len(energies))
 	if w <= 1 {
 		copy(out, energies)
@@ -60,7 +65,7 @@ func WindowScores(energies []float64, w int) []float64 {
 	}
 	h := History{e: make([]float64, w)}
 	for i, e := range energies {
-		out[i] = WindowScore(e, h.push(e))
+		out[i] = WindowScore(e, h.push(min(e, limit)))
 	}
 	return out
 }
@@ -75,7 +80,7 @@ func (s *Scorer) Smooth(h *History, r *Result) {
 	if s.window <= 1 {
 		return
 	}
-	r.Score = WindowScore(r.Energy, h.push(r.Energy))
+	r.Score = WindowScore(r.Energy, h.push(min(r.Energy, s.windowLimit)))
 	r.Anomaly = r.Score > s.threshold
 	r.Severity = s.m.Calibration.Severity(r.Score)
 	r.Band = BandOf(r.Severity)
@@ -95,4 +100,14 @@ func (s *Scorer) ScoreSeries(ws *Workspace, h *History, x []float64, out []Resul
 		s.Smooth(h, &out[i])
 	}
 	return nil
+}
+
+// WindowLimit returns the most a sample's energy counts in the mean of its
+// window: the highest training energy (+Inf for a model without
+// calibration quantiles).
+func (m *Model) WindowLimit() float64 {
+	if q := m.Calibration.Quantiles; len(q) > 0 {
+		return q[len(q)-1]
+	}
+	return math.Inf(1)
 }

@@ -12,19 +12,24 @@ func TestWindowScores(t *testing.T) {
 	inf := math.Inf(1)
 	for _, c := range []struct {
 		name string
-		e    []float64
-		w    int
-		want []float64
+		e     []float64
+		w     int
+		limit float64
+		want  []float64
 	}{
-		{"no window", []float64{1, 5, 2}, 0, []float64{1, 5, 2}},
-		{"window 1", []float64{1, 5, 2}, 1, []float64{1, 5, 2}},
+		{"no window", []float64{1, 5, 2}, 0, inf, []float64{1, 5, 2}},
+		{"window 1", []float64{1, 5, 2}, 1, inf, []float64{1, 5, 2}},
 		// means 1, 3, 3, 3.5 (of 5, 2), 6 (of 2, 10): the score is the larger
-		{"window 2", []float64{1, 5, 1, 2, 10}, 2, []float64{1, 5, 3, 2, 10}},
+		{"window 2", []float64{1, 5, 1, 2, 10}, 2, inf, []float64{1, 5, 3, 2, 10}},
 		// a lasting rise: each sample below its window's mean is lifted
-		{"window 3", []float64{0, 0, 6, 6, 6, 0}, 3, []float64{0, 0, 6, 6, 6, 4}},
-		{"infinite energy", []float64{0, inf, 0, 0, 0}, 2, []float64{0, inf, inf, 0, 0}},
+		{"window 3", []float64{0, 0, 6, 6, 6, 0}, 3, inf, []float64{0, 0, 6, 6, 6, 4}},
+		{"infinite energy", []float64{0, inf, 0, 0, 0}, 2, inf, []float64{0, inf, inf, 0, 0}},
+		// one far-out sample counts as the limit: it keeps its own energy,
+		// and lifts the next samples only by limit / w
+		{"limited", []float64{0, 0, 90, 0, 0}, 3, 6, []float64{0, 0, 90, 2, 2}},
+		{"limited lasting rise", []float64{0, 9, 9, 9, 0}, 3, 6, []float64{0, 9, 9, 9, 4}},
 	} {
-		got := model.WindowScores(c.e, c.w)
+		got := model.WindowScores(c.e, c.w, c.limit)
 		if len(got) != len(c.want) {
 			t.Fatalf("%s: %d scores, want %d", c.name, len(got), len(c.want))
 		}
@@ -57,7 +62,7 @@ func TestScoreSeries(t *testing.T) {
 			t.Fatalf("ScoreBatch sample %d: score %v, energy %v; want them equal", i, r.Score, r.Energy)
 		}
 	}
-	want := model.WindowScores(energies, 5)
+	want := model.WindowScores(energies, 5, m.WindowLimit())
 	for _, batch := range []int{1, 7, 60} {
 		h := s.NewHistory()
 		ws := s.NewWorkspace(batch)

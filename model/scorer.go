@@ -30,7 +30,9 @@ type Scorer struct {
 	reconW    float64 // Model.ReconWeight
 	window    int     // Model.Window
 	threshold float64
-	index     map[string]int // feature name → position
+	// windowLimit is the most an energy counts in a window's mean.
+	windowLimit float64
+	index       map[string]int // feature name → position
 	// searchLo and searchHi bound each feature's normal normalised values,
 	// for [MethodSearch].
 	searchLo, searchHi []float64
@@ -93,19 +95,20 @@ func NewScorer(m *Model) (*Scorer, error) {
 	}
 	d := len(m.Features)
 	s := &Scorer{
-		m:         m,
-		d:         d,
-		codes:     make([]normCode, d),
-		offset:    make([]float64, d),
-		scale:     make([]float64, d),
-		code:      m.CodeSize(),
-		dim:       m.GMM.Dim,
-		width:     d,
-		mix:       mix,
-		reconW:    m.ReconWeight,
-		window:    m.Window,
-		threshold: m.Calibration.Threshold,
-		index:     make(map[string]int, d),
+		m:           m,
+		d:           d,
+		codes:       make([]normCode, d),
+		offset:      make([]float64, d),
+		scale:       make([]float64, d),
+		code:        m.CodeSize(),
+		dim:         m.GMM.Dim,
+		width:       d,
+		mix:         mix,
+		reconW:      m.ReconWeight,
+		window:      m.Window,
+		threshold:   m.Calibration.Threshold,
+		windowLimit: m.WindowLimit(),
+		index:       make(map[string]int, d),
 	}
 	for j, f := range m.Features {
 		s.index[f] = j

@@ -56,7 +56,7 @@ func wantWindowScores(t *testing.T, m *model.Model, x []float64, hosts []string)
 			}
 			energies[k] = r.Energy
 		}
-		for k, sc := range model.WindowScores(energies, m.Window) {
+		for k, sc := range model.WindowScores(energies, m.Window, m.WindowLimit()) {
 			want[rows[k]] = sc
 		}
 	}

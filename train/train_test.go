@@ -191,7 +191,7 @@ func TestTrainCapsEpochs(t *testing.T) {
 	}
 	// The scores are the window scores of the energies; the threshold is
 	// the percentile of the energies.
-	want := model.WindowScores(rep.Energies, cfg.Window)
+	want := model.WindowScores(rep.Energies, cfg.Window, m.WindowLimit())
 	for i := range want {
 		if rep.Scores[i] != want[i] {
 			t.Fatalf("row %d: score %v, want %v", i, rep.Scores[i], want[i])

@@ -40,7 +40,7 @@ func TestScoreAllSeries(t *testing.T) {
 				energies = append(energies, res[i].energy)
 			}
 		}
-		want := model.WindowScores(energies, 4)
+		want := model.WindowScores(energies, 4, m.WindowLimit())
 		for k, i := range rows {
 			if res[i].score != want[k] || res[i].anomaly != (want[k] > m.Calibration.Threshold) {
 				t.Fatalf("host %s row %d: score %v anomaly %v, want %v %v", host, i, res[i].score, res[i].anomaly, want[k], want[k] > m.Calibration.Threshold)
@@ -56,7 +56,7 @@ func TestScoreAllSeries(t *testing.T) {
 	for i, r := range one {
 		energies[i] = r.energy
 	}
-	for i, w := range model.WindowScores(energies, 4) {
+	for i, w := range model.WindowScores(energies, 4, m.WindowLimit()) {
 		if one[i].score != w {
 			t.Fatalf("one series, row %d: score %v, want %v", i, one[i].score, w)
 		}
