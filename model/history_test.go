@@ -11,7 +11,7 @@ import (
 func TestWindowScores(t *testing.T) {
 	inf := math.Inf(1)
 	for _, c := range []struct {
-		name string
+		name  string
 		e     []float64
 		w     int
 		limit float64
