@@ -245,13 +245,12 @@ func calibrate(m *model.Model, xn []float64, cfg *Config, rep *Report) error {
 	// scores: a window only ever raises a sample's score, and the scores of
 	// a window's neighbours move together, which would push the percentile
 	// up (own-threshold F1 on the six SMD machines: 0.27 against 0.36).
-	scores := model.WindowScores(energies, m.Window, m.WindowLimit())
 	cal, err := model.Calibrate(energies, cfg.Percentile)
 	if err != nil {
 		return fmt.Errorf("train: calibrate the threshold: %w", err)
 	}
 	m.Calibration = cal
-	rep.Energies, rep.Scores = energies, scores
+	rep.Energies = energies
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/train"
 )
 
@@ -30,7 +31,7 @@ func ExampleTrain() {
 	}
 	labels, _ := tab.Column("label")
 	found := 0
-	for i, e := range rep.Scores {
+	for i, e := range model.WindowScores(rep.Energies, m.Window, m.WindowLimit()) {
 		if labels.Ints[i] == 1 && e > m.Calibration.Threshold {
 			found++
 		}

@@ -63,11 +63,6 @@ type Report struct {
 	Epochs []EpochStats
 	// Energies holds every training row's sample energy, in input order.
 	Energies []float64
-	// Scores holds every training row's score (model.WindowScores of
-	// Energies with the model's window, in row order; Energies itself
-	// without one). The threshold is a percentile of Energies; rows whose
-	// score is above it are the training rows the model would flag.
-	Scores []float64
 	// BatchSize is the batch size used (the configured one, or the number of
 	// rows when there are fewer), and Steps the number of optimiser steps.
 	BatchSize, Steps int
