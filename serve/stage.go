@@ -338,7 +338,7 @@ func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r
 func (w *worker) departures(st *modelState, samples []ingest.Sample, out []model.Result) {
 	for i := range out {
 		w.deps[i] = w.deps[i][:0]
-		vals := st.dec.Optional(&samples[i])
+		vals := samples[i].Optional
 		if vals == nil {
 			continue
 		}

@@ -122,8 +122,8 @@ func NewSampleDecoder(features []string) (*SampleDecoder, error) {
 
 // NewSampleDecoderOptional is [NewSampleDecoder] with names a sample may
 // carry besides the features, such as the columns a model found constant
-// in training: their values, checked as feature values are, are read with
-// [SampleDecoder.Optional], NaN standing for one the sample does not carry.
+// in training: their values, checked as feature values are, go to
+// [Sample.Optional], NaN standing for one the sample does not carry.
 func NewSampleDecoderOptional(features, optional []string) (*SampleDecoder, error) {
 	if len(features) == 0 {
 		return nil, errors.New("ingest: sample decoder: no features")
@@ -144,17 +144,6 @@ func NewSampleDecoderOptional(features, optional []string) (*SampleDecoder, erro
 		d.index[f] = i
 	}
 	return d, nil
-}
-
-// Optional returns the values of the decoder's optional names in smp, a
-// sample this decoder returned, in the order they were given to
-// [NewSampleDecoderOptional] (NaN for one the sample does not carry), or
-// nil when there are none or smp was not decoded with optional names.
-func (d *SampleDecoder) Optional(smp *Sample) []float64 {
-	if len(smp.Optional) != len(d.names)-len(d.features) || len(smp.Optional) == 0 {
-		return nil
-	}
-	return smp.Optional
 }
 
 // Features returns the feature names in Values order. The caller must not
