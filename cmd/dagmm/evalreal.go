@@ -418,15 +418,17 @@ func (s *realSetup) modelRun(ctx context.Context, md *machineData, p realPair, s
 		sums[k][0] += datasets.HitRate(ranking, md.causes[next], 1)
 		sums[k][1] += datasets.HitRate(ranking, md.causes[next], 1.5)
 	}
-	recent := sc.NewRecent(model.RecentWindow)
+	hosts := seriesOf(md.test)
+	recentOf := perHost(hosts, func() *model.Recent { return sc.NewRecent(model.RecentWindow) })
 	xt, err := modelMatrix(md.test, m, p.Test, "the trained model")
 	if err != nil {
 		return realFigures{}, nil, err
 	}
-	err = scoreEach(ctx, sc, xt, seriesOf(md.test), func(lo int, wss []*model.Workspace, out []model.Result) error {
+	err = scoreEach(ctx, sc, xt, hosts, func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
 			energies[lo+i] = r.Score
 			ws, wi := sampleWorkspace(wss, i)
+			recent := recentOf(lo + i)
 			for ; next < len(md.explain) && md.explain[next] == lo+i; next++ {
 				for k, me := range methods {
 					if err := sc.Explain(ws, wi, me, &ex); err != nil {
@@ -717,16 +719,4 @@ func (rep *realReport) summarise() {
 		mean.summarise()
 		rep.Explainers = append(rep.Explainers, mean)
 	}
-}
-
-// sampleWorkspace returns the workspace of wss that scored sample i of the
-// last ScoreParallel call, and the sample's index in it.
-func sampleWorkspace(wss []*model.Workspace, i int) (*model.Workspace, int) {
-	for _, ws := range wss {
-		if i < ws.Len() {
-			return ws, i
-		}
-		i -= ws.Len()
-	}
-	return nil, i
 }

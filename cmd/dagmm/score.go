@@ -143,21 +143,9 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, hosts []string,
 	res := make([]scored, len(x)/s.NumFeatures())
 	// Each host's recent rows, for the series explanation (model.MethodRecent).
 	useRecent := method == model.MethodRecent || (method == "" && s.DefaultSeriesMethod() == model.MethodRecent)
-	recents := map[string]*model.Recent{}
-	recentOf := func(row int) *model.Recent {
-		if !useRecent {
-			return nil
-		}
-		host := ""
-		if hosts != nil {
-			host = hosts[row]
-		}
-		r, ok := recents[host]
-		if !ok {
-			r = s.NewRecent(0)
-			recents[host] = r
-		}
-		return r
+	recentOf := func(int) *model.Recent { return nil }
+	if useRecent {
+		recentOf = perHost(hosts, func() *model.Recent { return s.NewRecent(0) })
 	}
 	err := scoreEach(ctx, s, x, hosts, func(lo int, wss []*model.Workspace, out []model.Result) error {
 		for i, r := range out {
@@ -192,6 +180,25 @@ func scoreAll(ctx context.Context, s *model.Scorer, x []float64, hosts []string,
 	return res, nil
 }
 
+// perHost returns a function giving the state of row i's host, made with
+// newState on the host's first row: hosts[i] is row i's host (nil: the rows
+// are one host's).
+func perHost[T any](hosts []string, newState func() T) func(row int) T {
+	states := map[string]T{}
+	return func(row int) T {
+		host := ""
+		if hosts != nil {
+			host = hosts[row]
+		}
+		st, ok := states[host]
+		if !ok {
+			st = newState()
+			states[host] = st
+		}
+		return st
+	}
+}
+
 // scoreEach scores x (row-major, model feature order) in file order, a
 // chunk at a time on every core, and calls visit with each chunk's first
 // row, the workspaces that scored it (for [model.Scorer.ExplainParallel])
@@ -208,19 +215,7 @@ func scoreEach(ctx context.Context, s *model.Scorer, x []float64, hosts []string
 	}
 	chunk := len(wss) * model.DefaultBatch
 	out := make([]model.Result, chunk)
-	histories := map[string]*model.History{}
-	history := func(row int) *model.History {
-		host := ""
-		if hosts != nil {
-			host = hosts[row]
-		}
-		h, ok := histories[host]
-		if !ok {
-			h = s.NewHistory()
-			histories[host] = h
-		}
-		return h
-	}
+	history := perHost(hosts, s.NewHistory)
 	for lo := 0; lo < n; lo += chunk {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -406,4 +401,16 @@ func explain(r scored) string {
 	}
 	c := ex.Top()
 	return fmt.Sprintf("%s is %.4g, expected about %.4g (%.0f%% of the anomaly, by %s)", c.Feature, c.Actual, c.Expected, 100*c.Share, ex.Method)
+}
+
+// sampleWorkspace returns the workspace of wss that scored sample i of the
+// last ScoreParallel call, and the sample's index in it.
+func sampleWorkspace(wss []*model.Workspace, i int) (*model.Workspace, int) {
+	for _, ws := range wss {
+		if i < ws.Len() {
+			return ws, i
+		}
+		i -= ws.Len()
+	}
+	return nil, i
 }
