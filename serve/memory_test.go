@@ -17,29 +17,7 @@ import (
 	"time"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
-	"github.com/dagmm/dagmm/model"
 )
-
-// maxSizeBody returns a valid POST /v1/score body of n samples of m padded
-// to just under size bytes: host names as long as a host may be (255
-// bytes), then blanks between a sample's members.
-func maxSizeBody(tb testing.TB, m *model.Model, n int, size int64) []byte {
-	tb.Helper()
-	ts := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	x := modeltest.Inputs(m, n, 1)
-	base := int64(len(batchJSON("", ts, m.Features, x)))
-	pad := (size - base) / int64(n)
-	if pad < 1 {
-		tb.Fatalf("%d samples take %d bytes, more than %d", n, base, size)
-	}
-	host := min(pad, 255)
-	blanks := `,` + strings.Repeat(" ", int(pad-host)) + `"values":`
-	body := []byte(strings.ReplaceAll(batchJSON(strings.Repeat("h", int(host)), ts, m.Features, x), `,"values":`, blanks))
-	if int64(len(body)) > size {
-		tb.Fatalf("body of %d bytes, want at most %d", len(body), size)
-	}
-	return body
-}
 
 // loadResult is what concurrentPosts saw.
 type loadResult struct {
@@ -147,7 +125,10 @@ func TestHTTPMemoryBound(t *testing.T) {
 		t.Fatalf("MaxInFlightBytes %d, want %d derived from the memory limit", cfg.MaxInFlightBytes, want)
 	}
 	bound := uint64(MemoryReserve + BytesPerBodyByte*cfg.MaxInFlightBytes)
-	body := maxSizeBody(t, m, cfg.MaxSamples, cfg.MaxBodyBytes)
+	body, err := modeltest.MaxSizeBody(m, cfg.MaxSamples, int(cfg.MaxBodyBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
 	debug.FreeOSMemory()
 	stop := make(chan struct{})
 	peak := peakMemory(stop)

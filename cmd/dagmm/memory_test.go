@@ -94,7 +94,10 @@ func TestServeMemorySubprocess(t *testing.T) {
 	})
 	waitVersion(t, addr, "")
 
-	body := maxSizeBody(t, m, 10000, 8<<20)
+	body, err := modeltest.MaxSizeBody(m, 10000, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := procStatus(pid, "VmHWM")
 	codes, errs := postAll("http://"+addr+"/v1/score"+os.Getenv("DAGMM_MEMORY_QUERY"), body, 48)
 	hwm := procStatus(pid, "VmHWM")
@@ -135,39 +138,6 @@ func procStatus(pid, field string) uint64 {
 		}
 	}
 	return 0
-}
-
-// maxSizeBody returns a valid POST /v1/score body of n samples of m, padded
-// to just under size bytes by hosts of 255 bytes (the longest allowed) and blanks.
-func maxSizeBody(t *testing.T, m *model.Model, n int, size int) []byte {
-	t.Helper()
-	x := modeltest.Inputs(m, n, 1)
-	enc := func(host string, blanks int) []byte {
-		var b bytes.Buffer
-		b.WriteByte('[')
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, `{"host":%q,"ts":"2026-11-24T10:00:00Z",%s"values":{`, host, strings.Repeat(" ", blanks))
-			for j, f := range m.Features {
-				if j > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "%q:%v", f, x[i*len(m.Features)+j])
-			}
-			b.WriteString("}}")
-		}
-		b.WriteByte(']')
-		return b.Bytes()
-	}
-	pad := (size - len(enc("", 0))) / n
-	host := min(pad, 255) // the longest host a sample may carry; blanks for the rest
-	body := enc(strings.Repeat("h", host), pad-host)
-	if len(body) > size || pad < 1 {
-		t.Fatalf("body of %d bytes, want at most %d", len(body), size)
-	}
-	return body
 }
 
 // postAll sends body to url from clients goroutines at once, each on its

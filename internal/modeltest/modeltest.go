@@ -4,9 +4,11 @@
 package modeltest
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/dagmm/dagmm/model"
 )
@@ -172,4 +174,38 @@ func Inputs(m *model.Model, n int, seed uint64) []float64 {
 		x[i] = m.Norm[i%d].Invert(rng.NormFloat64())
 	}
 	return x
+}
+
+// MaxSizeBody returns a valid POST /v1/score body, a JSON batch of n
+// samples of m's features drawn with [Inputs], padded to at most size bytes
+// by hosts as long as a host may be (255 bytes) and blanks between a
+// sample's members: the heaviest body a size limit lets through. It returns
+// an error when n samples do not fit in size bytes.
+func MaxSizeBody(m *model.Model, n, size int) ([]byte, error) {
+	x := Inputs(m, n, 1)
+	enc := func(host string, blanks int) []byte {
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"host":%q,"ts":"2026-11-24T10:00:00Z",%s"values":{`, host, strings.Repeat(" ", blanks))
+			for j, f := range m.Features {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "%q:%v", f, x[i*len(m.Features)+j])
+			}
+			b.WriteString("}}")
+		}
+		b.WriteByte(']')
+		return b.Bytes()
+	}
+	pad := (size - len(enc("", 0))) / n
+	if pad < 1 {
+		return nil, fmt.Errorf("modeltest: %d samples take more than %d bytes", n, size)
+	}
+	host := min(pad, 255)
+	return enc(strings.Repeat("h", host), pad-host), nil
 }

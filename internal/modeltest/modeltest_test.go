@@ -1,6 +1,7 @@
 package modeltest_test
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -91,5 +92,31 @@ func TestNewRandomPanicsOnBadArchitecture(t *testing.T) {
 			}()
 			modeltest.NewRandom(tc.features, tc.encoder, nil, tc.k, 1)
 		})
+	}
+}
+
+func TestMaxSizeBody(t *testing.T) {
+	m := modeltest.Metrics4(1)
+	for _, c := range []struct{ n, size int }{{1, 1000}, {100, 64 << 10}, {10, 100 << 10}} {
+		body, err := modeltest.MaxSizeBody(m, c.n, c.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var samples []struct {
+			Host   string             `json:"host"`
+			Values map[string]float64 `json:"values"`
+		}
+		if err := json.Unmarshal(body, &samples); err != nil {
+			t.Fatalf("n %d size %d: %v", c.n, c.size, err)
+		}
+		if len(body) > c.size || len(body) < c.size-c.n || len(samples) != c.n {
+			t.Errorf("n %d size %d: %d bytes, %d samples", c.n, c.size, len(body), len(samples))
+		}
+		if h := len(samples[0].Host); h < 1 || h > 255 || len(samples[0].Values) != len(m.Features) {
+			t.Errorf("n %d size %d: host of %d bytes, %d values", c.n, c.size, h, len(samples[0].Values))
+		}
+	}
+	if _, err := modeltest.MaxSizeBody(m, 100, 500); err == nil {
+		t.Error("100 samples in 500 bytes: no error")
 	}
 }
