@@ -63,17 +63,41 @@ func Encode(w io.Writer, m *Model) error {
 // model bytes that do not match the digest [ErrChecksum]; and a model that
 // fails [Model.Validate] [ErrInvalid].
 func Decode(r io.Reader) (*Model, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxArtifactSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("model: read artifact: %w", err)
-	}
-	if len(data) > MaxArtifactSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrNotModel, MaxArtifactSize)
-	}
-	return decode(data)
+	m, _, err := DecodeDigest(r)
+	return m, err
 }
 
-func decode(data []byte) (*Model, error) {
+// DecodeDigest is [Decode] that also returns the artifact's digest: the
+// lower-case hex SHA-256 of the model's bytes, checked against the one the
+// artifact records. The digest is the model's identity; equal digests are
+// the same model.
+func DecodeDigest(r io.Reader) (*Model, string, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxArtifactSize+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("model: read artifact: %w", err)
+	}
+	if len(data) > MaxArtifactSize {
+		return nil, "", fmt.Errorf("%w: larger than %d bytes", ErrNotModel, MaxArtifactSize)
+	}
+	env, err := decodeEnvelope(data)
+	if err != nil {
+		return nil, "", err
+	}
+	m := new(Model)
+	dec := json.NewDecoder(bytes.NewReader(env.Model))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return nil, "", fmt.Errorf("%w: model field: %v", ErrNotModel, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, "", err
+	}
+	return m, env.SHA256, nil
+}
+
+// decodeEnvelope parses the artifact's envelope and checks its format,
+// version and digest.
+func decodeEnvelope(data []byte) (*envelope, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return nil, ErrEmpty
@@ -108,16 +132,7 @@ func decode(data []byte) (*Model, error) {
 	if got := hex.EncodeToString(sum[:]); got != env.SHA256 {
 		return nil, fmt.Errorf("%w (sha256 of the model is %s, the artifact records %q)", ErrChecksum, got, env.SHA256)
 	}
-	m := new(Model)
-	dec := json.NewDecoder(bytes.NewReader(env.Model))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("%w: model field: %v", ErrNotModel, err)
-	}
-	if err := m.Validate(); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return &env, nil
 }
 
 // endsEarly reports whether data is a well-formed prefix of a JSON document

@@ -281,3 +281,36 @@ func TestEncodeWriteError(t *testing.T) {
 		t.Errorf("Encode to a failing writer = %v, want the write error", err)
 	}
 }
+
+// TestDecodeDigest: the digest is the SHA-256 of the model field's bytes,
+// the same for the same model, and different once the model changes.
+func TestDecodeDigest(t *testing.T) {
+	data := encode(t, tinyModel())
+	m, digest, err := model.DecodeDigest(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, tinyModel()) {
+		t.Errorf("DecodeDigest returned %+v, want tinyModel", m)
+	}
+	var env struct{ Model json.RawMessage }
+	if err := json.Unmarshal(data, &env); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(env.Model)
+	if want := hex.EncodeToString(sum[:]); digest != want {
+		t.Errorf("digest = %s, want %s", digest, want)
+	}
+	other := tinyModel()
+	other.Calibration.Threshold++
+	_, d2, err := model.DecodeDigest(bytes.NewReader(encode(t, other)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2 == digest {
+		t.Errorf("a changed model kept the digest %s", digest)
+	}
+	if _, _, err := model.DecodeDigest(bytes.NewReader(data[:len(data)/2])); !errors.Is(err, model.ErrTruncated) {
+		t.Errorf("half an artifact: err = %v, want ErrTruncated", err)
+	}
+}

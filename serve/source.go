@@ -3,8 +3,6 @@ package serve
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -170,22 +168,15 @@ func (f *FileSource) load() (*Loaded, fileStamp, error) {
 // LoadArtifact decodes and validates an artifact (see [model.Decode]) and
 // prepares it to serve under name; origin says where it came from.
 func LoadArtifact(data []byte, name, origin string) (*Loaded, error) {
-	m, err := model.Decode(bytes.NewReader(data))
+	m, digest, err := model.DecodeDigest(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
-	}
-	// Decode checked the digest; it is the model's identity.
-	var env struct {
-		SHA256 string `json:"sha256"`
-	}
-	if err := json.Unmarshal(data, &env); err != nil || len(env.SHA256) < 12 {
-		return nil, errors.New("serve: the artifact has no usable sha256 digest")
 	}
 	s, err := model.NewScorer(m)
 	if err != nil {
 		return nil, err
 	}
-	return &Loaded{Scorer: s, Name: name, Version: env.SHA256[:12], Origin: origin, LoadedAt: time.Now()}, nil
+	return &Loaded{Scorer: s, Name: name, Version: digest[:12], Origin: origin, LoadedAt: time.Now()}, nil
 }
 
 // StaticSource is a [ModelSource] that always serves the same model: for
