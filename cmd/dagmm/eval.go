@@ -184,6 +184,16 @@ every anomalous test row inside an interpreted segment with each
 explanation method and reports HitRate@100% and @150% beside two rankings:
 PCA per-metric reconstruction error and absolute z-score.
 
+With --per-host, on pre-split fleet data (files with a host column, such as
+dagmm gen --hosts writes) it trains, for each of --seeds seeds, one model
+per host on that host's training rows and one fleet model on every host's
+training rows, each as dagmm train does, scores every host's test rows with
+both as dagmm score does, and reports for each approach F1, precision and
+recall with each row flagged at the threshold of the model that scores it,
+AUROC and AUPRC over every row (by its score minus that threshold) and per
+host, and the recall of each kind of anomaly (the --kind column), as mean
+± sd over the runs (pairs × seeds).
+
 On one labelled file it runs the DAGMM paper's benchmark protocol (Zong et al., ICLR 2018,
 Table 2) on a Parquet or CSV file with a 0/1 label column (1 = anomaly).
 For each of --runs seeds (--seed, --seed+1, ...) it trains on a random half
@@ -213,6 +223,7 @@ own settings apply unless the flag is given. The presets:
 `+presetHelp(),
 		`  dagmm eval ../shared/datasets/smd
   dagmm eval --seeds 5 --markdown real.md --train smd-1-6-train.parquet --interpretation smd-1-6-interpretation.txt smd-1-6-test.parquet
+  dagmm eval --per-host --seeds 5 --train fleet-train.parquet fleet-test.parquet
   dagmm eval ../shared/datasets/thyroid.parquet
   dagmm eval --preset kddcup --runs 10 --untrained --json kdd.json ../shared/datasets/kddcup99.parquet
   dagmm eval --preset arrhythmia --epochs 500 --lr 1e-4 --csv runs.csv arrhythmia.parquet
@@ -235,6 +246,8 @@ own settings apply unless the flag is given. The presets:
 	seeds := fs.Int("seeds", 3, "pre-split data: number of seeds (--seed, --seed+1, ...)")
 	interp := fs.String("interpretation", "", "pre-split data with --train: the interpretation `file` (START-END:DIMS a line) for explanation accuracy")
 	explainRows := fs.Int("explain-rows", 0, "pre-split data: explain at most `n` rows per pair, evenly spaced (0 = every anomalous row in an interpreted segment)")
+	perHost := fs.Bool("per-host", false, "pre-split fleet data: one model per host (the host column) against one model for every host's rows")
+	kind := fs.String("kind", "kind", "with --per-host: `column` naming each anomaly's kind, for the recall of each kind (ignored when absent)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -245,12 +258,18 @@ own settings apply unless the flag is given. The presets:
 		if *explainRows < 0 {
 			return usagef("--explain-rows %d: want 0 (every row) or more", *explainRows)
 		}
+		if *perHost {
+			return runEvalPerHost(ctx, env, fs, &tf, *seeds, *label, *kind, *trainFile, *jsonOut, *mdOut, args)
+		}
+		if kindSet(fs) {
+			return usagef("--kind: only with --per-host")
+		}
 		s := &realSetup{tf: &tf, seeds: *seeds, label: *label, explainRows: *explainRows}
 		return runEvalReal(ctx, env, fs, &tf, s, *trainFile, *interp, *jsonOut, *mdOut, args)
 	}
 	var realOnly []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "seeds" || f.Name == "interpretation" || f.Name == "explain-rows" {
+		if f.Name == "seeds" || f.Name == "interpretation" || f.Name == "explain-rows" || f.Name == "per-host" || f.Name == "kind" {
 			realOnly = append(realOnly, "--"+f.Name)
 		}
 	})
@@ -298,6 +317,13 @@ own settings apply unless the flag is given. The presets:
 	rep.Seconds = time.Since(start).Seconds()
 	rep.summarise()
 	return rep.write(env, *jsonOut, *csvOut, *mdOut)
+}
+
+// kindSet reports whether --kind was given.
+func kindSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "kind" })
+	return set
 }
 
 // presetHelp describes each preset's settings, for --help.
