@@ -52,6 +52,11 @@ bench-paper:
 bench-real:
 	scripts/bench-real.sh
 
+## bench-fleet: per-host models against one fleet model on fleets from dagmm gen --hosts (5 fleets of 20 hosts, 2 seeds each; about 3 minutes on 2 cores); rewrites docs/fleet-quality.md
+.PHONY: bench-fleet
+bench-fleet:
+	scripts/bench-fleet.sh
+
 ## notebooks: execute notebooks/*.ipynb headlessly with Debian's jupyter, saving their outputs in the files
 notebooks:
 	@test -x /usr/bin/jupyter || (echo 'notebooks: apt-get install jupyter-nbconvert python3-ipykernel python3-matplotlib python3-pandas' && exit 1)

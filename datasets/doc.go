@@ -42,7 +42,10 @@
 //
 // [Generate] makes the seed experiment's data: correlated host metrics with a
 // few injected anomalies that break the correlation, labelled with their
-// cause.
+// cause. [GenerateFleet] makes a fleet of such hosts whose normal behaviour
+// differs by role (database, web, batch, cache), with labelled anomalies of
+// several kinds, contextual ones among them: values ordinary on a host of
+// another role, anomalous on this one.
 //
 // Nothing in this package keeps state between calls. A [Table] is not safe for
 // concurrent modification; concurrent reads are safe.
