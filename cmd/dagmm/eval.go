@@ -725,34 +725,38 @@ func summarise(scores []*evalScore) evalSummary {
 // write prints the table (unless --json or --csv went to stdout) and writes
 // the machine-readable outputs.
 func (rep *evalReport) write(env *cliEnv, jsonOut, csvOut, mdOut string) error {
-	outputs := []struct {
-		path  string
-		write func(io.Writer) error
-	}{
-		{jsonOut, rep.writeJSON},
-		{csvOut, rep.writeCSV},
-		{mdOut, rep.writeMarkdown},
-	}
-	table := true
-	for _, o := range outputs {
-		if o.path == "" {
-			continue
-		}
-		if o.path == "-" {
-			table = false
+	return writeOutputs(env, rep.writeTable, output{jsonOut, rep.writeJSON}, output{csvOut, rep.writeCSV}, output{mdOut, rep.writeMarkdown})
+}
+
+// output is one of an evaluation's outputs: a path ("" for none, "-" for
+// stdout) and what writes it.
+type output struct {
+	path  string
+	write func(io.Writer) error
+}
+
+// writeOutputs writes each output given a path, and the table to stdout
+// unless an output went there.
+func writeOutputs(env *cliEnv, table func(io.Writer) error, outs ...output) error {
+	toStdout := false
+	for _, o := range outs {
+		switch o.path {
+		case "":
+		case "-":
+			toStdout = true
 			if err := o.write(env.stdout); err != nil {
 				return err
 			}
-			continue
-		}
-		if err := writeFileWith(o.path, o.write); err != nil {
-			return err
+		default:
+			if err := writeFileWith(o.path, o.write); err != nil {
+				return err
+			}
 		}
 	}
-	if table {
-		return rep.writeTable(env.stdout)
+	if toStdout {
+		return nil
 	}
-	return nil
+	return table(env.stdout)
 }
 
 // writeFileWith creates path and writes it with write.

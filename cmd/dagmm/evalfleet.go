@@ -437,28 +437,7 @@ func summariseHosts(runs []perHostRun, kinds []string, get func(perHostRun) host
 }
 
 func (rep *perHostReport) write(env *cliEnv, jsonOut, mdOut string) error {
-	table := true
-	for _, o := range []struct {
-		path  string
-		write func(io.Writer) error
-	}{{jsonOut, rep.writeJSON}, {mdOut, rep.writeMarkdown}} {
-		switch o.path {
-		case "":
-		case "-":
-			table = false
-			if err := o.write(env.stdout); err != nil {
-				return err
-			}
-		default:
-			if err := writeFileWith(o.path, o.write); err != nil {
-				return err
-			}
-		}
-	}
-	if table {
-		return rep.writeTable(env.stdout)
-	}
-	return nil
+	return writeOutputs(env, rep.writeTable, output{jsonOut, rep.writeJSON}, output{mdOut, rep.writeMarkdown})
 }
 
 func (rep *perHostReport) writeJSON(w io.Writer) error {

@@ -12,28 +12,7 @@ import (
 // write prints the table (unless --json went to stdout) and writes --json
 // and --markdown.
 func (rep *realReport) write(env *cliEnv, jsonOut, mdOut string) error {
-	table := true
-	for _, o := range []struct {
-		path  string
-		write func(io.Writer) error
-	}{{jsonOut, rep.writeJSON}, {mdOut, rep.writeMarkdown}} {
-		switch o.path {
-		case "":
-		case "-":
-			table = false
-			if err := o.write(env.stdout); err != nil {
-				return err
-			}
-		default:
-			if err := writeFileWith(o.path, o.write); err != nil {
-				return err
-			}
-		}
-	}
-	if table {
-		return rep.writeTable(env.stdout)
-	}
-	return nil
+	return writeOutputs(env, rep.writeTable, output{jsonOut, rep.writeJSON}, output{mdOut, rep.writeMarkdown})
 }
 
 func (rep *realReport) writeJSON(w io.Writer) error {
