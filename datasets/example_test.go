@@ -93,3 +93,36 @@ func ExampleTable_AddFloats() {
 	// web-1,12.5,1.25,false
 	// web-2,97.0,30.0,true
 }
+
+// Generate a fleet of four hosts, one of each role, and count the test
+// period's anomalies of each kind.
+func ExampleGenerateFleet() {
+	cfg := datasets.DefaultFleetConfig()
+	cfg.Hosts = 4
+	f, err := datasets.GenerateFleet(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hosts := make([]string, len(f.Hosts))
+	for i, h := range f.Hosts {
+		hosts[i] = fmt.Sprintf("%s (%s)", h.Name, h.Role)
+	}
+	fmt.Println(strings.Join(hosts, ", "))
+	fmt.Printf("training rows %d, test rows %d\n", f.Train.Len(), f.Test.Len())
+	kind, _ := f.Test.Column("kind")
+	rows := map[string]int{}
+	for _, k := range kind.Strings {
+		if k != "" {
+			rows[k]++
+		}
+	}
+	for _, k := range datasets.AnomalyKinds() {
+		fmt.Printf("%s: %d rows\n", k, rows[k])
+	}
+	// Output:
+	// db-1 (database), web-1 (web), batch-1 (batch), cache-1 (cache)
+	// training rows 4000, test rows 4000
+	// contextual: 31 rows
+	// correlation: 24 rows
+	// spike: 29 rows
+}

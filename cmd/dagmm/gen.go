@@ -46,7 +46,7 @@ dagmm train drops. Train one host's model with dagmm train --host NAME.`,
 		`  dagmm gen -o metrics.parquet
   dagmm gen -n 5000 --anomalies 20 --max-broken 2 --seed 7 -o metrics.csv
   dagmm gen --hosts 20 --seed 3 -o fleet.parquet    # fleet-train.parquet, fleet-test.parquet
-  dagmm train --host db-01 -o db-01.json fleet-train.parquet
+  dagmm train --host db-1 -o db-1.json fleet-train.parquet
   dagmm eval --per-host --train fleet-train.parquet fleet-test.parquet`)
 	out := fs.String("o", "", "output `file` (.parquet or .csv); required")
 	fs.IntVar(&cfg.N, "n", cfg.N, "number of samples, anomalies included")
