@@ -454,14 +454,14 @@ func (rep *perHostReport) approaches() []struct {
 	name string
 	s    hostSummary
 } {
-	hosts := 0
-	if len(rep.Fleets) > 0 {
-		hosts = rep.Fleets[0].Hosts
+	name := "per-host models"
+	if len(rep.Fleets) > 0 && !slices.ContainsFunc(rep.Fleets, func(f perHostFleet) bool { return f.Hosts != rep.Fleets[0].Hosts }) {
+		name = fmt.Sprintf("per-host models (%d)", rep.Fleets[0].Hosts)
 	}
 	return []struct {
 		name string
 		s    hostSummary
-	}{{fmt.Sprintf("per-host models (%d)", hosts), rep.PerHost}, {"one fleet model", rep.Pooled}}
+	}{{name, rep.PerHost}, {"one fleet model", rep.Pooled}}
 }
 
 func hostCells(s hostSummary, kinds []string, sep string) (figures, byKind string) {
