@@ -193,27 +193,33 @@ func publishHistory(t testing.TB, js jetstream.JetStream, h *History, hosts []in
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	var futures []jetstream.PubAckFuture
+	wait := func() {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			t.Fatal("history not acknowledged")
+		}
+		for _, f := range futures {
+			select {
+			case err := <-f.Err():
+				t.Fatal(err)
+			default:
+			}
+		}
+		futures = futures[:0]
+	}
 	for n := from; n < to; n++ {
 		for _, i := range hosts {
 			f, err := js.PublishAsync(h.Subject(hostName(i)), testSample(i, n, t0, ""))
 			if err != nil {
 				t.Fatal(err)
 			}
-			futures = append(futures, f)
+			if futures = append(futures, f); len(futures) == 1000 {
+				wait()
+			}
 		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("history not acknowledged")
-	}
-	for _, f := range futures {
-		select {
-		case err := <-f.Err():
-			t.Fatal(err)
-		default:
-		}
-	}
+	wait()
 }
 
 // hostRange returns 0, 1, ..., n-1.

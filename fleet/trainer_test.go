@@ -203,11 +203,14 @@ func TestTrainerKilledMidJob(t *testing.T) {
 	second := &fastTrain{}
 	startTrainer(t, srv, store, second.train, TrainerConfig{AckWait: ackWait, OnResult: res.add})
 	waitFor(t, 15*time.Second, func() error {
-		if store.versions()[hostName(7)] != 1 {
-			return errors.New("no model yet")
+		if len(res.snapshot()) == 0 { // reported after the model is published and the job acknowledged
+			return errors.New("no result yet")
 		}
 		return nil
 	})
+	if v := store.versions()[hostName(7)]; v != 1 {
+		t.Errorf("%d versions of the model, want 1", v)
+	}
 	if took := time.Since(killedAt); took < ackWait/2 {
 		t.Errorf("redelivered after %v, before the ack wait %v", took, ackWait)
 	}
