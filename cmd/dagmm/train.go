@@ -181,29 +181,41 @@ func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, 
 	if err != nil {
 		return nil, err
 	}
+	data, err := tableTrainingData(t, tf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	data.digest = digest
+	return data, nil
+}
+
+// tableTrainingData is what dagmm train makes of a table, read from a file
+// or from a host's history (dagmm trainer): the rows flagged in the event
+// column removed, the features chosen, and the constant ones set apart.
+func tableTrainingData(t *datasets.Table, tf *trainFlags) (*trainingData, error) {
 	excluded := 0
 	if _, ok := t.Column(tf.event); ok {
-		t, excluded, err = datasets.RemoveEvents(t, tf.event)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		var err error
+		if t, excluded, err = datasets.RemoveEvents(t, tf.event); err != nil {
+			return nil, err
 		}
 	}
 	choice := columnChoice{features: tf.features, exclude: tf.exclude, defaults: !tf.noDefaultExclude, event: tf.event}
 	features, skipped, err := choice.choose(t)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	x, err := datasets.Matrix(t, features)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	all := features
 	features, x, constant := train.SplitConstant(features, x)
 	skipped = append(skipped, constantColumns(constant)...)
 	if len(features) == 0 {
-		return nil, fmt.Errorf("%s: every feature column is constant (%s): nothing to learn from", path, strings.Join(all, ", "))
+		return nil, fmt.Errorf("every feature column is constant (%s): nothing to learn from", strings.Join(all, ", "))
 	}
-	return &trainingData{all: all, features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest,
+	return &trainingData{all: all, features: features, x: x, rows: t.Len(), excluded: excluded,
 		constant: constant, skipped: skipped}, nil
 }
 
