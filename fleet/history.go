@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -129,6 +130,9 @@ func EnsureHistory(ctx context.Context, js jetstream.JetStream, cfg HistoryConfi
 	if err != nil {
 		return nil, fmt.Errorf("fleet: history stream %s: %w", name, err)
 	}
+	if sc := stream.CachedInfo().Config; !slices.ContainsFunc(sc.Subjects, func(s string) bool { return covers(s, cfg.Subject) }) {
+		return nil, fmt.Errorf("fleet: history stream %s holds %s, not the samples' subject %s", name, strings.Join(sc.Subjects, ", "), cfg.Subject)
+	}
 	limit := cfg.MaxMsgsPerSubject
 	if sc := stream.CachedInfo().Config; sc.MaxMsgsPerSubject <= 0 {
 		sc.MaxMsgsPerSubject = cfg.MaxMsgsPerSubject
@@ -182,6 +186,24 @@ func (h *History) HostOf(ctx context.Context, token string) (string, error) {
 		return token, nil
 	}
 	return samples[len(samples)-1].Host, nil
+}
+
+// covers reports whether every subject that matches sub also matches
+// pattern, token by token ("metrics.>" covers itself, ">" covers all).
+func covers(pattern, sub string) bool {
+	p, q := strings.Split(pattern, "."), strings.Split(sub, ".")
+	for i, tok := range p {
+		switch {
+		case tok == ">":
+			return i < len(q)
+		case i >= len(q):
+			return false
+		case tok == "*" && q[i] != ">":
+		case tok != q[i]:
+			return false
+		}
+	}
+	return len(p) == len(q)
 }
 
 // HostToken returns host as one NATS subject token, as the service writes

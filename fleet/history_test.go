@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,20 @@ func TestEnsureHistoryBinds(t *testing.T) {
 	}
 }
 
+// TestEnsureHistoryWrongStream: a stream of the history's name over other
+// subjects is refused, not bound.
+func TestEnsureHistoryWrongStream(t *testing.T) {
+	srv := runNATS(t)
+	_, js := connectJS(t, srv)
+	ctx := testContext(t, 10*time.Second)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DAGMM_METRICS", Subjects: []string{"telegraf.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureHistory(ctx, js, HistoryConfig{}); err == nil || !strings.Contains(err.Error(), "telegraf.>") {
+		t.Errorf("EnsureHistory = %v, want an error naming the stream's subjects", err)
+	}
+}
+
 func TestHistoryConfigValidate(t *testing.T) {
 	for _, subj := range []string{"metrics", "metrics.*", ">", "a.*.>"} {
 		if err := (HistoryConfig{Subject: subj}).withDefaults().Validate(); err == nil {
@@ -254,5 +269,24 @@ func TestWindowExclusions(t *testing.T) {
 				t.Error("the sample marked as a false alarm is not in the window")
 			}
 		})
+	}
+}
+
+func TestCovers(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, sub string
+		want         bool
+	}{
+		{"metrics.>", "metrics.>", true},
+		{">", "metrics.>", true},
+		{"*.>", "metrics.>", true},
+		{"metrics.*", "metrics.>", false},
+		{"metrics.a.>", "metrics.>", false},
+		{"telegraf.>", "metrics.>", false},
+		{"metrics", "metrics.>", false},
+	} {
+		if got := covers(tc.pattern, tc.sub); got != tc.want {
+			t.Errorf("covers(%q, %q) = %v, want %v", tc.pattern, tc.sub, got, tc.want)
+		}
 	}
 }
