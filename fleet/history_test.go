@@ -97,6 +97,10 @@ func TestHistoryFleet(t *testing.T) {
 	if len(counts) != hosts {
 		t.Fatalf("%d host subjects, want %d", len(counts), hosts)
 	}
+	if s, err := js.Stream(ctx, h.Stream()); err == nil {
+		st := s.CachedInfo().State
+		t.Logf("history: %d messages, %d bytes, %.0f bytes per message of %d bytes of JSON", st.Msgs, st.Bytes, float64(st.Bytes)/float64(st.Msgs), len(testSample(0, 0, t0, "")))
+	}
 	for tok, n := range counts {
 		if n != limit {
 			t.Errorf("%s: %d messages kept, want the limit %d", tok, n, limit)
