@@ -294,3 +294,42 @@ func TestCovers(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowFeatures: the window's features are those of the latest
+// readable sample; samples without one of them, with a value that is not a
+// number, or in a message that cannot be decoded are counted, not trained
+// on; a batch message gives all its samples.
+func TestWindowFeatures(t *testing.T) {
+	srv := runNATS(t)
+	_, js := connectJS(t, srv)
+	ctx := testContext(t, 10*time.Second)
+	h, err := EnsureHistory(ctx, js, HistoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		`{"ts":1,"values":{"a":1}}`,                                         // lacks b
+		`[{"ts":2,"values":{"b":2,"a":1}},{"ts":3,"values":{"a":1,"b":3}}]`, // a batch
+		`not json`,
+		`{"ts":4,"values":{"a":1,"b":4,"c":9}}`, // an extra value is ignored
+		`{"ts":5,"values":{"b":5,"a":1}}`,       // the latest readable: its order
+		`{"ts":6,"values":{"b":"6","a":1}}`,     // not a number
+	} {
+		if _, err := js.Publish(ctx, h.Subject("h1"), []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := h.Window(ctx, "h1", WindowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.Features, []string{"b", "a"}) {
+		t.Errorf("features %v, want [b a]", w.Features)
+	}
+	if w.Messages != 6 || w.Samples != 6 || w.Incomplete != 3 || w.Rows() != 4 {
+		t.Errorf("messages %d samples %d incomplete %d rows %d, want 6 6 3 4", w.Messages, w.Samples, w.Incomplete, w.Rows())
+	}
+	if want := []float64{2, 1, 3, 1, 4, 1, 5, 1}; !slices.Equal(w.X, want) {
+		t.Errorf("X %v, want %v", w.X, want)
+	}
+}

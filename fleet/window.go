@@ -95,10 +95,16 @@ func (h *History) Window(ctx context.Context, host string, opt WindowOptions) (*
 			kept = append(kept, s)
 		}
 	}
-	if len(kept) == 0 {
+	// The features are the latest readable sample's.
+	i := len(kept) - 1
+	for i >= 0 && kept[i].bad {
+		i--
+	}
+	if i < 0 {
+		w.Incomplete += len(kept)
 		return w, nil
 	}
-	w.Features = kept[len(kept)-1].Names
+	w.Features = kept[i].Names
 	w.X = make([]float64, 0, len(kept)*len(w.Features))
 	row := make([]float64, len(w.Features))
 	for _, s := range kept {
