@@ -281,3 +281,13 @@ func waitFor(t testing.TB, timeout time.Duration, check func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// testArtifact returns a small valid model artifact.
+func testArtifact(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := model.Encode(&buf, modeltest.NewRandom(testFeatures, []int{4, 1}, []int{4}, 2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
