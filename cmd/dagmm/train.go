@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,9 @@ type trainFlags struct {
 	// of adding to it.
 	noDefaultExclude bool
 	event            string
+	// host, when not empty, keeps only the rows whose host column holds it
+	// (dagmm train --host).
+	host string
 }
 
 func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
@@ -88,12 +92,14 @@ report.json with the numbers. Progress goes to stderr: a progress bar on a
 terminal, log lines otherwise.`,
 		`  dagmm train -o model.json metrics.parquet
   dagmm train --features cpu_usage,mem_usage,disk_busy,net_in_bps --epochs 300 -o model.json metrics.csv
+  dagmm train --host db-1 -o db-1.json fleet-train.parquet
   dagmm train --encoder 60,30,10,1 --k 4 --batch 1024 --lr 1e-4 --norm none -o kdd.json kddcup99.parquet`)
 	var tf trainFlags
 	addTrainFlags(fs, &tf)
 	out := fs.String("o", "", "model `file` to write; required")
 	reportDir := fs.String("report", "", "training report `directory` (default: MODEL without extension + \"-report\"; \"-\" for none)")
 	format := fs.String("report-format", "png", "picture format of the training report: png or svg")
+	fs.StringVar(&tf.host, "host", "", "train on the rows whose host column holds `name` only (one host's model from a fleet's file)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -181,41 +187,42 @@ func loadTrainingData(env *cliEnv, path string, tf *trainFlags) (*trainingData, 
 	if err != nil {
 		return nil, err
 	}
-	data, err := tableTrainingData(t, tf)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if tf.host != "" {
+		if t, err = hostRows(t, tf.host); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	data.digest = digest
-	return data, nil
+	return prepareTraining(t, path, digest, tf)
 }
 
-// tableTrainingData is what dagmm train makes of a table, read from a file
-// or from a host's history (dagmm trainer): the rows flagged in the event
-// column removed, the features chosen, and the constant ones set apart.
-func tableTrainingData(t *datasets.Table, tf *trainFlags) (*trainingData, error) {
+// prepareTraining turns the rows t read from the file path (its SHA-256
+// digest) into training data as dagmm train does: the rows flagged in the
+// event column removed, the features chosen, constant ones set aside.
+func prepareTraining(t *datasets.Table, path, digest string, tf *trainFlags) (*trainingData, error) {
 	excluded := 0
+	var err error
 	if _, ok := t.Column(tf.event); ok {
-		var err error
-		if t, excluded, err = datasets.RemoveEvents(t, tf.event); err != nil {
-			return nil, err
+		t, excluded, err = datasets.RemoveEvents(t, tf.event)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	choice := columnChoice{features: tf.features, exclude: tf.exclude, defaults: !tf.noDefaultExclude, event: tf.event}
 	features, skipped, err := choice.choose(t)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	x, err := datasets.Matrix(t, features)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	all := features
 	features, x, constant := train.SplitConstant(features, x)
 	skipped = append(skipped, constantColumns(constant)...)
 	if len(features) == 0 {
-		return nil, fmt.Errorf("every feature column is constant (%s): nothing to learn from", strings.Join(all, ", "))
+		return nil, fmt.Errorf("%s: every feature column is constant (%s): nothing to learn from", path, strings.Join(all, ", "))
 	}
-	return &trainingData{all: all, features: features, x: x, rows: t.Len(), excluded: excluded,
+	return &trainingData{all: all, features: features, x: x, rows: t.Len(), excluded: excluded, digest: digest,
 		constant: constant, skipped: skipped}, nil
 }
 
@@ -312,4 +319,50 @@ func countAbove(v []float64, threshold float64) int {
 		}
 	}
 	return n
+}
+
+// hostRows returns the rows of t whose host column holds host; a file
+// without a host column, or without that host, is an error naming the
+// hosts it has.
+func hostRows(t *datasets.Table, host string) (*datasets.Table, error) {
+	names, groups, err := hostGroups(t)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.Index(names, host)
+	if i < 0 {
+		return nil, fmt.Errorf("no rows of host %q (hosts: %s)", host, hostList(names))
+	}
+	return t.Take(groups[i]), nil
+}
+
+// hostGroups returns the values of t's host column in order of first
+// appearance and each one's rows, in file order.
+func hostGroups(t *datasets.Table) (names []string, rows [][]int, err error) {
+	c, ok := t.Column("host")
+	if !ok {
+		return nil, nil, fmt.Errorf("no host column (columns: %s)", strings.Join(t.Names(), ", "))
+	}
+	index := map[string]int{}
+	for i := range t.Len() {
+		h := c.Text(i)
+		k, ok := index[h]
+		if !ok {
+			k = len(names)
+			index[h] = k
+			names = append(names, h)
+			rows = append(rows, nil)
+		}
+		rows[k] = append(rows[k], i)
+	}
+	return names, rows, nil
+}
+
+// hostList names the first hosts of names, and how many more there are.
+func hostList(names []string) string {
+	const shown = 10
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }

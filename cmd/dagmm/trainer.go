@@ -173,7 +173,7 @@ func windowTrainer(tf *trainFlags) fleet.TrainFunc {
 		if err != nil {
 			return nil, fleet.Permanent(err)
 		}
-		data, err := tableTrainingData(t, tf)
+		data, err := prepareTraining(t, "nats:"+w.Subject, "", tf)
 		if err != nil {
 			return nil, fleet.Permanent(err)
 		}
