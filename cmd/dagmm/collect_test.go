@@ -168,12 +168,12 @@ func (h *host) next(ts time.Time, cpu, mem, disk, net float64, jsonFormat bool) 
 	}, x
 }
 
-// fleet publishes intervals [from, to) of the hosts' correlated metrics
+// telegrafFleet publishes intervals [from, to) of the hosts' correlated metrics
 // (one load drives CPU, memory, disk and network) and returns the vectors
 // the default mapping makes of them (none for each host's first interval,
 // when from is 0). Odd hosts send JSON, even ones influx; every third host
 // sends its interval as one batch.
-func fleet(t *testing.T, nc *nats.Conn, hosts []*host, from, to int, rng *rand.Rand) []telegrafRow {
+func telegrafFleet(t *testing.T, nc *nats.Conn, hosts []*host, from, to int, rng *rand.Rand) []telegrafRow {
 	t.Helper()
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	var rows []telegrafRow
@@ -292,7 +292,7 @@ func TestCollectTrainServe(t *testing.T) {
 
 	hosts := makeHosts(10)
 	rng := rand.New(rand.NewPCG(1, 2))
-	rows := fleet(t, nc, hosts[:5], 0, 41, rng)
+	rows := telegrafFleet(t, nc, hosts[:5], 0, 41, rng)
 	bad := []byte("cpu,cpu=cpu-total,host=web-99 usage_idle=oops 1795546170000000000\n")
 	if err := nc.Publish("telegraf", bad); err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestCollectTrainServe(t *testing.T) {
 	if err := nc.Publish("telegraf", badHost); err != nil {
 		t.Fatal(err)
 	}
-	rows = append(rows, fleet(t, nc, hosts[5:], 0, 41, rng)...)
+	rows = append(rows, telegrafFleet(t, nc, hosts[5:], 0, 41, rng)...)
 	for _, want := range []struct {
 		data   []byte
 		reason string
@@ -369,7 +369,7 @@ func TestCollectTrainServe(t *testing.T) {
 	}
 	srv := startCommand(t, runServe, "--model", modelPath, "--telegraf", "--nats-url", url, "--http", "127.0.0.1:0", "--scores", "--poll", "0")
 	srv.stderr.waitFor(t, `msg=serving`, 10*time.Second)
-	live := fleet(t, nc, hosts, 41, 44, rng)
+	live := telegrafFleet(t, nc, hosts, 41, 44, rng)
 	msgs, x := hosts[3].next(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC).Add(44*10*time.Second), 97, 30, 0.1, 2e4, false)
 	publishTelegraf(t, nc, false, false, msgs)
 	want := map[string]bool{}
@@ -420,7 +420,7 @@ func TestCollectEmbeddedRollsByTime(t *testing.T) {
 	nc := natsConnect(t, url)
 	hosts := makeHosts(2)
 	rng := rand.New(rand.NewPCG(3, 4))
-	rows := fleet(t, nc, hosts, 0, 5, rng)
+	rows := telegrafFleet(t, nc, hosts, 0, 5, rng)
 	deadline := time.Now().Add(10 * time.Second)
 	var files []string
 	for len(files) == 0 {
@@ -430,7 +430,7 @@ func TestCollectEmbeddedRollsByTime(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		files, _ = filepath.Glob(filepath.Join(dir, "fleet-*.parquet"))
 	}
-	more := fleet(t, nc, hosts, 5, 8, rng)
+	more := telegrafFleet(t, nc, hosts, 5, 8, rng)
 	if err := col.stop(t); err != nil {
 		t.Fatal(err)
 	}

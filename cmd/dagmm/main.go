@@ -39,6 +39,7 @@ func commands() []command {
 		{"inspect", "print a model's metadata", runInspect},
 		{"eval", "the DAGMM paper's protocol on a labelled benchmark file, over several seeds", runEval},
 		{"serve", "score live metrics from NATS and HTTP", runServe},
+		{"trainer", "train a model per host from the NATS history, on the fleet's training jobs", runTrainer},
 		{"bench", "load-test the service (NATS and HTTP) and print throughput, latency and loss", runBench},
 		{"demo", "run the main job end to end on generated data", runDemo},
 		{"version", "print the version", runVersion},
