@@ -72,9 +72,9 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// checkHost refuses a host that cannot name a host (see
+// checkHostName refuses a host that cannot name a host (see
 // [ingest.CheckHost]), saying what is wrong with it.
-func checkHost(host string) error {
+func checkHostName(host string) error {
 	if err := ingest.CheckHost(host); err != nil {
 		return fmt.Errorf("host %q: %w", host, err)
 	}

@@ -137,7 +137,7 @@ func NewMarks(ctx context.Context, js jetstream.JetStream, cfg MarksConfig, enq 
 // queued for retraining; when that fails the mark is kept and the error
 // wraps [ErrNotQueued].
 func (m *Marks) Mark(ctx context.Context, host string, ts time.Time, by, note string) error {
-	switch err := checkHost(host); {
+	switch err := checkHostName(host); {
 	case err != nil:
 		return fmt.Errorf("fleet: mark: %w", err)
 	case ts.IsZero():
@@ -168,7 +168,7 @@ func (m *Marks) Mark(ctx context.Context, host string, ts time.Time, by, note st
 
 // List returns the host's marks, by sample time.
 func (m *Marks) List(ctx context.Context, host string) ([]Mark, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return nil, fmt.Errorf("fleet: marks: %w", err)
 	}
 	w, err := m.kv.Watch(ctx, hostKey(host)+".*", jetstream.IgnoreDeletes())
@@ -247,7 +247,7 @@ func (m *Marks) Handle(ctx context.Context, req MarkRequest) MarkReply {
 // replied to with a [MarkReply]) until ctx is done, in the queue group
 // "dagmm-marks", so that with several scorers one answers each request.
 // Each request is handled within ctx and timeout (0: 10 s). It returns once
-// subscribed; the subscription ends with ctx.
+// the server has the subscription; the subscription ends with ctx.
 //
 //	nats req dagmm.marks '{"host":"web-1","ts":"2026-12-05T20:49:05Z","by":"ana","note":"deploy"}'
 func ServeMarks(ctx context.Context, nc *nats.Conn, subject string, m *Marks, timeout time.Duration) (*nats.Subscription, error) {
@@ -268,6 +268,12 @@ func ServeMarks(ctx context.Context, nc *nats.Conn, subject string, m *Marks, ti
 		_ = msg.Respond(data)          // nowhere to report to: the requester times out
 	})
 	if err != nil {
+		return nil, fmt.Errorf("fleet: serve marks on %s: %w", subject, err)
+	}
+	// Once ServeMarks returns, the server knows the subscription: a request
+	// sent then is answered, not refused for want of responders.
+	if err := nc.FlushWithContext(ctx); err != nil {
+		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("fleet: serve marks on %s: %w", subject, err)
 	}
 	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })

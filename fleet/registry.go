@@ -72,9 +72,9 @@ type RegistryConfig struct {
 	Keep int
 	// Replicas of both buckets in a JetStream cluster (1).
 	Replicas int
-	// MaxBytes caps the Object Store bucket; -1 or 0 for no cap. With the
-	// defaults a four-metric model is about 20 KB, so 100,000 hosts x 5
-	// versions need about 10 GB.
+	// MaxBytes caps the Object Store bucket; -1 or 0 for no cap. A
+	// four-metric model of the default architecture is about 15 KB, so
+	// 100,000 hosts x 5 versions need about 7.5 GB.
 	MaxBytes int64
 	// Memory keeps both buckets in memory rather than on disk (tests).
 	Memory bool
@@ -285,7 +285,7 @@ func objectName(host string, v uint64) string {
 // while this one was storing its artifact, that higher version stays
 // current; the returned version is stored and can be rolled back to.
 func (r *Registry) Publish(ctx context.Context, host string, artifact []byte) (ModelInfo, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return ModelInfo{}, fmt.Errorf("fleet: publish: %w", err)
 	}
 	_, digest, err := model.DecodeDigest(bytes.NewReader(artifact))
@@ -335,7 +335,7 @@ func (r *Registry) Publish(ctx context.Context, host string, artifact []byte) (M
 func (r *Registry) setCurrent(ctx context.Context, info ModelInfo, cause string) error {
 	key := curPrefix + hostKey(info.Host)
 	for range casAttempts {
-		cur, rev, err := r.current(ctx, key)
+		cur, rev, err := r.current(ctx, info.Host)
 		if err != nil && !errors.Is(err, ErrNoModel) {
 			return err
 		}
@@ -418,16 +418,20 @@ func (r *Registry) readVersions(ctx context.Context, vkey string) (versionList, 
 
 // current reads a host's current record and its revision, or an error
 // wrapping ErrNoModel.
-func (r *Registry) current(ctx context.Context, key string) (Change, uint64, error) {
+func (r *Registry) current(ctx context.Context, host string) (Change, uint64, error) {
+	key := curPrefix + hostKey(host)
 	e, err := r.index.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Change{}, 0, ErrNoModel
+		return Change{}, 0, fmt.Errorf("%w for host %q", ErrNoModel, host)
 	}
 	if err != nil {
-		return Change{}, 0, fmt.Errorf("read %s: %w", key, err)
+		return Change{}, 0, fmt.Errorf("fleet: current model of host %q: read %s: %w", host, key, err)
 	}
 	c, err := decodeChange(e)
-	return c, e.Revision(), err
+	if err != nil {
+		return Change{}, 0, fmt.Errorf("fleet: current model of host %q: %w", host, err)
+	}
+	return c, e.Revision(), nil
 }
 
 // decodeChange decodes a current record.
@@ -491,20 +495,17 @@ func (r *Registry) deleteObject(ctx context.Context, name string) error {
 // Current returns the host's current version, or an error wrapping
 // [ErrNoModel] when it has none.
 func (r *Registry) Current(ctx context.Context, host string) (ModelInfo, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return ModelInfo{}, fmt.Errorf("fleet: %w", err)
 	}
-	c, _, err := r.current(ctx, curPrefix+hostKey(host))
-	if err != nil {
-		return ModelInfo{}, fmt.Errorf("fleet: current model of host %q: %w", host, err)
-	}
-	return c.ModelInfo, nil
+	c, _, err := r.current(ctx, host)
+	return c.ModelInfo, err
 }
 
 // Versions returns the versions of the host's model kept, by ascending
 // version; none (and no error) for a host never published.
 func (r *Registry) Versions(ctx context.Context, host string) ([]ModelInfo, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	v, _, err := r.readVersions(ctx, verPrefix+hostKey(host))
@@ -555,7 +556,7 @@ func (r *Registry) fetchCurrent(ctx context.Context, host string) ([]byte, *mode
 
 // fetch reads and validates version v of a host's model.
 func (r *Registry) fetch(ctx context.Context, host string, v uint64) ([]byte, *model.Model, ModelInfo, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return nil, nil, ModelInfo{}, fmt.Errorf("fleet: %w", err)
 	}
 	vs, _, err := r.readVersions(ctx, verPrefix+hostKey(host))
@@ -564,25 +565,25 @@ func (r *Registry) fetch(ctx context.Context, host string, v uint64) ([]byte, *m
 	}
 	info, ok := vs.find(v)
 	if !ok {
-		return nil, nil, ModelInfo{}, fmt.Errorf("fleet: host %q version %d: %w (versions kept: %v)", host, v, ErrNoModel, vs.numbers())
+		return nil, nil, ModelInfo{}, fmt.Errorf("%w: host %q version %d (versions kept: %v)", ErrNoModel, host, v, vs.numbers())
 	}
 	name := objectName(host, v)
 	data, err := r.objects.GetBytes(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
-		return nil, nil, info, fmt.Errorf("fleet: host %q version %d: %w: object %q is missing from bucket %s", host, v, ErrCorrupt, name, r.cfg.Objects)
+		return nil, nil, info, fmt.Errorf("%w: host %q version %d: object %q is missing from bucket %s", ErrCorrupt, host, v, name, r.cfg.Objects)
 	case errors.Is(err, jetstream.ErrDigestMismatch):
-		return nil, nil, info, fmt.Errorf("fleet: host %q version %d: %w: object %q: the bytes stored do not match the object's digest (%v)", host, v, ErrCorrupt, name, err)
+		return nil, nil, info, fmt.Errorf("%w: host %q version %d: object %q: the bytes stored do not match the object's digest (%v)", ErrCorrupt, host, v, name, err)
 	case err != nil:
 		return nil, nil, info, fmt.Errorf("fleet: host %q version %d: read object %q: %w", host, v, name, err)
 	}
 	m, digest, err := model.DecodeDigest(bytes.NewReader(data))
 	switch {
 	case err != nil:
-		return nil, nil, info, fmt.Errorf("fleet: host %q version %d: %w: object %q is not a valid artifact: %w", host, v, ErrCorrupt, name, err)
+		return nil, nil, info, fmt.Errorf("%w: host %q version %d: object %q is not a valid artifact: %w", ErrCorrupt, host, v, name, err)
 	case digest != info.Digest:
-		return nil, nil, info, fmt.Errorf("fleet: host %q version %d: %w: object %q holds the model with digest %s, but version %d was published with digest %s",
-			host, v, ErrCorrupt, name, digest, v, info.Digest)
+		return nil, nil, info, fmt.Errorf("%w: host %q version %d: object %q holds the model with digest %s, but version %d was published with digest %s",
+			ErrCorrupt, host, v, name, digest, v, info.Digest)
 	}
 	return data, m, info, nil
 }
@@ -593,13 +594,13 @@ func (r *Registry) fetch(ctx context.Context, host string, v uint64) ([]byte, *m
 // corrupted one is refused and the current version stays. It fails when
 // the current version changed while it ran (run it again).
 func (r *Registry) Rollback(ctx context.Context, host string, to uint64) (ModelInfo, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return ModelInfo{}, fmt.Errorf("fleet: rollback: %w", err)
 	}
 	key := curPrefix + hostKey(host)
-	cur, rev, err := r.current(ctx, key)
+	cur, rev, err := r.current(ctx, host)
 	if err != nil {
-		return ModelInfo{}, fmt.Errorf("fleet: rollback host %q: %w", host, err)
+		return ModelInfo{}, err
 	}
 	if to == 0 {
 		vs, err := r.Versions(ctx, host)
@@ -637,12 +638,12 @@ func (r *Registry) Rollback(ctx context.Context, host string, to uint64) (ModelI
 // history). It returns an error wrapping [ErrNoModel] for a host never
 // published.
 func (r *Registry) History(ctx context.Context, host string) ([]Change, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	entries, err := r.index.History(ctx, curPrefix+hostKey(host))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("fleet: history of host %q: %w", host, ErrNoModel)
+		return nil, fmt.Errorf("%w for host %q", ErrNoModel, host)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet: history of host %q: %w", host, err)
