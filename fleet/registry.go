@@ -695,8 +695,9 @@ func (r *Registry) List(ctx context.Context) ([]ModelInfo, error) {
 // returns (publishes and rollbacks, of every host), in order, until ctx is
 // done; then it closes the channel. A scorer calls Watch before loading its
 // models, so that no change falls between, and loads the version a change
-// names with [Registry.LoadVersion], keeping its model when that fails. A
-// slow reader holds the changes back; it does not lose them.
+// names with [Registry.LoadVersion], keeping its model when that fails.
+// The channel holds up to 64 changes; a reader slower than that holds the
+// watch back.
 func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
 	w, err := r.index.Watch(ctx, curPrefix+"*", jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
 	if err != nil {
