@@ -213,7 +213,9 @@ func (m *Marks) Marked(ctx context.Context, host string) ([]time.Time, error) {
 }
 
 // MarkRequest is the body of a mark request, over NATS ([ServeMarks]) or
-// HTTP: the host and time of the event, as its "host" and "ts" fields.
+// HTTP: the host and time of the event, as its "host" and "ts" fields. An
+// event as the service publishes it is a valid request: its other fields
+// are ignored.
 type MarkRequest struct {
 	Host string    `json:"host"`
 	TS   time.Time `json:"ts"`

@@ -156,6 +156,7 @@ func TestServeMarks(t *testing.T) {
 		kept   int
 	}{
 		{"marked and queued", &enqueued{}, `{"host":"web-1","ts":"2026-12-05T20:49:05Z","by":"ana","note":"deploy"}`, MarkReply{OK: true, Queued: true}, "", 1},
+		{"an event as published", &enqueued{}, `{"host":"web-1","ts":"2026-11-24T10:00:00Z","model":"dagmm","score":12.5,"anomaly":true}`, MarkReply{OK: true, Queued: true}, "", 1},
 		{"marked without a queue", nil, `{"host":"web-1","ts":"2026-12-05T20:49:05Z"}`, MarkReply{OK: true}, "", 1},
 		{"marked, queueing failed", &enqueued{err: errors.New("no job stream")}, `{"host":"web-1","ts":"2026-12-05T20:49:05Z"}`, MarkReply{OK: true}, "no job stream", 1},
 		{"not JSON", &enqueued{}, `host=web-1`, MarkReply{}, "not a JSON object", 0},
