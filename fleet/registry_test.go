@@ -619,3 +619,24 @@ func TestOpenRegistryMissing(t *testing.T) {
 		t.Fatalf("open after create: %v", err)
 	}
 }
+
+func TestRegistryHistoryDepth(t *testing.T) {
+	r, _ := regTestRegistry(t, RegistryConfig{History: 3})
+	for v := uint64(1); v <= 5; v++ {
+		publish(t, r, "web-1", v, v)
+	}
+	hist, err := r.History(regCtx(t), "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, c := range hist {
+		got = append(got, c.Version)
+	}
+	if !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("history with a depth of 3: versions %v, want [3 4 5]", got)
+	}
+	if _, err := r.History(regCtx(t), "web-2"); !errors.Is(err, ErrNoModel) || !strings.Contains(err.Error(), `"web-2"`) {
+		t.Fatalf("history of a host never published: %v, want ErrNoModel naming it", err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	// Aliased: collect_test.go declares a func fleet in this package.
 	fleetpkg "github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/model"
 )
 
 // modelsOptions are the settings of dagmm models.
@@ -97,6 +99,12 @@ brackets: a flag on the command line wins over the environment.`,
 	case o.timeout <= 0:
 		return usagef("--timeout %v: want a positive duration", o.timeout)
 	}
+	var artifact []byte
+	if pos[0] == "publish" { // a bad file is refused before anything is created
+		if artifact, err = readArtifact(pos[1], pos[2]); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	reg, nc, err := o.open(ctx, pos[0] == "publish")
@@ -112,7 +120,7 @@ brackets: a flag on the command line wins over the environment.`,
 	case "rollback":
 		return modelsRollback(ctx, env.stdout, reg, pos[1], o.to)
 	default:
-		return modelsPublish(ctx, env.stdout, reg, pos[1], pos[2])
+		return modelsPublish(ctx, env.stdout, reg, pos[1], pos[2], artifact)
 	}
 }
 
@@ -265,11 +273,19 @@ func modelsRollback(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, ho
 	return err
 }
 
-func modelsPublish(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, host, path string) error {
+// readArtifact reads the model artifact at path and validates it.
+func readArtifact(host, path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("publish host %s: %w", host, err)
+		return nil, fmt.Errorf("publish host %s: %w", host, err)
 	}
+	if _, _, err := model.DecodeDigest(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("publish host %s: %s is not a valid model artifact: %w", host, path, err)
+	}
+	return data, nil
+}
+
+func modelsPublish(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, host, path string, data []byte) error {
 	info, err := reg.Publish(ctx, host, data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

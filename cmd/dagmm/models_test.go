@@ -52,6 +52,9 @@ func TestModelsCommand(t *testing.T) {
 		out, err []string // substrings of stdout and stderr
 	}{
 		{args: []string{"list", nu}, code: 1, err: []string{"no model registry on " + url, "dagmm-models"}},
+		// A bad file is refused before the registry is created.
+		{args: []string{"publish", "web-1", bad, nu}, code: 1, err: []string{"publish host web-1: " + bad + " is not a valid model artifact"}},
+		{args: []string{"list", nu}, code: 1, err: []string{"no model registry on " + url}},
 		{args: []string{"publish", "web-1", m1, nu}, out: []string{"host web-1: published " + m1 + " as version 1", "it is current"}},
 		{args: []string{nu, "publish", "web-1", m2}, out: []string{"as version 2"}},
 		{args: []string{"publish", "db.eu", m3}, env: map[string]string{"DAGMM_NATS_URL": url}, out: []string{"host db.eu: published", "as version 1"}},
@@ -62,7 +65,6 @@ func TestModelsCommand(t *testing.T) {
 		{args: []string{"rollback", "web-1", "--to", "2", nu}, out: []string{"rolled back from version 1 to version 2"}},
 		{args: []string{"rollback", "web-1", "--to", "9", nu}, code: 1, err: []string{`host "web-1" version 9`, "no model", "versions kept: [1 2]"}},
 		{args: []string{"show", "web-9", nu}, code: 1, err: []string{`host "web-9"`, "no model"}},
-		{args: []string{"publish", "web-1", bad, nu}, code: 1, err: []string{bad, `host "web-1"`, "invalid model artifact"}},
 		{args: []string{"publish", "web-1", filepath.Join(dir, "missing.json"), nu}, code: 1, err: []string{"publish host web-1", "missing.json"}},
 		{args: []string{"publish", "web 1", m1, nu}, code: 1, err: []string{"white space"}},
 		{args: []string{nu}, code: 2, err: []string{"which action?"}},
