@@ -448,6 +448,9 @@ func decodeChange(e jetstream.KeyValueEntry) (Change, error) {
 // one: first from the index, so no reader is sent to them, then their
 // objects.
 func (r *Registry) prune(ctx context.Context, host string) {
+	if vs, _, err := r.readVersions(ctx, verPrefix+hostKey(host)); err == nil && len(vs.Kept) <= r.cfg.Keep {
+		return // nothing to delete: no write
+	}
 	cur, err := r.Current(ctx, host)
 	if err != nil {
 		r.cfg.Log.Warn("fleet: not pruning old versions", "host", host, "err", err)
