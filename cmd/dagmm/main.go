@@ -37,6 +37,7 @@ func commands() []command {
 		{"train", "train a DAGMM model on a Parquet or CSV file", runTrain},
 		{"score", "score a Parquet or CSV file with a model", runScore},
 		{"inspect", "print a model's metadata", runInspect},
+		{"models", "list, show, roll back and publish the fleet's per-host models in the NATS registry", runModels},
 		{"eval", "the DAGMM paper's protocol on a labelled benchmark file, over several seeds", runEval},
 		{"serve", "score live metrics from NATS and HTTP", runServe},
 		{"trainer", "train a model per host from the NATS history, on the fleet's training jobs", runTrainer},
