@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -221,26 +219,3 @@ func HostToken(host string) string {
 	}, host)
 }
 
-// maxHostLen is the longest host name accepted, in bytes, as the service's
-// (a DNS name is at most 253 characters).
-const maxHostLen = 255
-
-// checkHost refuses what the service refuses as a host name: empty, longer
-// than maxHostLen, invalid UTF-8, white space, control characters or NATS
-// wildcards.
-func checkHost(h string) error {
-	switch {
-	case h == "":
-		return errors.New("fleet: empty host name")
-	case len(h) > maxHostLen:
-		return fmt.Errorf("fleet: host name of %d bytes, longer than %d", len(h), maxHostLen)
-	case !utf8.ValidString(h):
-		return fmt.Errorf("fleet: host %q: not valid UTF-8", h)
-	}
-	for i, r := range h {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '*' || r == '>' {
-			return fmt.Errorf("fleet: host %q: white space, a control character or a NATS wildcard at byte %d", h, i)
-		}
-	}
-	return nil
-}

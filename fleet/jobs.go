@@ -129,7 +129,7 @@ func (q *Jobs) Subject(host string) string { return q.cfg.Prefix + "." + HostTok
 // error wrapping [ErrJobPending] when the host already has a job waiting
 // or in progress: that job will read the host's latest window.
 func (q *Jobs) Enqueue(ctx context.Context, host, reason string) error {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return err
 	}
 	data, err := json.Marshal(Job{Host: host, Reason: reason, Enqueued: time.Now().UTC()})

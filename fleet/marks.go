@@ -160,7 +160,9 @@ func (m *Marks) Mark(ctx context.Context, host string, ts time.Time, by, note st
 		return nil
 	}
 	reason := fmt.Sprintf("false alarm at %s marked by %q", mk.TS.Format(time.RFC3339Nano), by)
-	if err := m.enq.Enqueue(ctx, host, reason); err != nil {
+	// A job already pending for the host reads its window after this mark
+	// (unless it has started): that is the retraining asked for.
+	if err := m.enq.Enqueue(ctx, host, reason); err != nil && !errors.Is(err, ErrJobPending) {
 		return fmt.Errorf("host %q: %w: %w", host, ErrNotQueued, err)
 	}
 	return nil

@@ -205,3 +205,31 @@ func TestServeMarks(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkQueuesOnTheJobQueue: marks queue the host on the real job queue,
+// and a second mark while the first job is pending is no error: that job
+// reads the window with both marks.
+func TestMarkQueuesOnTheJobQueue(t *testing.T) {
+	ctx := regCtx(t)
+	_, js := regJS(t, regServer(t))
+	jobs, err := EnsureJobs(ctx, js, JobsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMarks(ctx, js, MarksConfig{}, jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
+	for i := range 2 {
+		if err := m.Mark(ctx, "db-1", base.Add(time.Duration(i)*time.Minute), "ana", ""); err != nil {
+			t.Fatalf("mark %d: %v", i+1, err)
+		}
+	}
+	if err := jobs.Enqueue(ctx, "db-1", "test"); !errors.Is(err, ErrJobPending) {
+		t.Errorf("enqueue after the marks: %v, want ErrJobPending (the marks queued a job)", err)
+	}
+	if got, err := m.Marked(ctx, "db-1"); err != nil || len(got) != 2 {
+		t.Errorf("marked: %v, %v; want 2 marks", got, err)
+	}
+}

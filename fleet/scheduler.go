@@ -208,7 +208,7 @@ func (s *Scheduler) check(ctx context.Context, tok string, count uint64) (host, 
 		if host, err = s.hist.HostOf(ctx, tok); err != nil {
 			return "", "", err
 		}
-		if checkHost(host) != nil {
+		if checkHostName(host) != nil {
 			host = tok
 		}
 		s.hosts[tok] = host

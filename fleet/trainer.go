@@ -201,7 +201,7 @@ func (t *Trainer) handle(ctx context.Context, msg jetstream.Msg) {
 	if meta, err := msg.Metadata(); err == nil {
 		res.Delivery = int(meta.NumDelivered)
 	}
-	if err := json.Unmarshal(msg.Data(), &res.Job); err != nil || checkHost(res.Job.Host) != nil {
+	if err := json.Unmarshal(msg.Data(), &res.Job); err != nil || checkHostName(res.Job.Host) != nil {
 		res.Outcome, res.Err = OutcomeFailed, fmt.Errorf("fleet: job on %s is not a job: %q", msg.Subject(), msg.Data())
 		t.end(ctx, msg, res, start)
 		return

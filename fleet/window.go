@@ -68,7 +68,7 @@ func (w *Window) Rows() int { return len(w.TS) }
 // and those opt.Flags gives, unless opt.FalseAlarms marks them. A host
 // without samples gets an empty window, not an error.
 func (h *History) Window(ctx context.Context, host string, opt WindowOptions) (*Window, error) {
-	if err := checkHost(host); err != nil {
+	if err := checkHostName(host); err != nil {
 		return nil, err
 	}
 	w := &Window{Host: host, Subject: h.Subject(host)}

@@ -16,8 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	// Aliased: collect_test.go declares a func fleet in this package.
-	fleetpkg "github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -58,7 +57,7 @@ brackets: a flag on the command line wins over the environment.`,
   dagmm models rollback web-1.example.com --to 3
   dagmm models publish web-1.example.com model.json
   dagmm models list --json | jq -r '.[].host'`)
-	d := fleetpkg.DefaultRegistryConfig()
+	d := fleet.DefaultRegistryConfig()
 	var o modelsOptions
 	fs.StringVar(&o.natsURL, "nats-url", nats.DefaultURL, "NATS server `URL`s, comma-separated")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials `file` (a user JWT and NKey seed); empty for none")
@@ -142,7 +141,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // open connects to NATS and binds the registry; only publish creates its
 // buckets when they are missing.
-func (o *modelsOptions) open(ctx context.Context, create bool) (*fleetpkg.Registry, *nats.Conn, error) {
+func (o *modelsOptions) open(ctx context.Context, create bool) (*fleet.Registry, *nats.Conn, error) {
 	opts := []nats.Option{nats.Name("dagmm models"), nats.Timeout(min(o.timeout, 10*time.Second))}
 	if o.natsCreds != "" {
 		opts = append(opts, nats.UserCredentials(o.natsCreds))
@@ -156,12 +155,12 @@ func (o *modelsOptions) open(ctx context.Context, create bool) (*fleetpkg.Regist
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream on %s: %w", o.natsURL, err)
 	}
-	cfg := fleetpkg.RegistryConfig{Objects: o.objects, Index: o.index}
-	var reg *fleetpkg.Registry
+	cfg := fleet.RegistryConfig{Objects: o.objects, Index: o.index}
+	var reg *fleet.Registry
 	if create {
-		reg, err = fleetpkg.NewRegistry(ctx, js, cfg)
+		reg, err = fleet.NewRegistry(ctx, js, cfg)
 	} else {
-		reg, err = fleetpkg.OpenRegistry(ctx, js, cfg)
+		reg, err = fleet.OpenRegistry(ctx, js, cfg)
 	}
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		err = fmt.Errorf("no model registry on %s (nothing published yet?): %w", o.natsURL, err)
@@ -179,7 +178,7 @@ func shortDigest(d string) string { return d[:min(12, len(d))] }
 
 func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func modelsList(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, asJSON bool) error {
+func modelsList(ctx context.Context, w io.Writer, reg *fleet.Registry, asJSON bool) error {
 	list, err := reg.List(ctx)
 	if err != nil {
 		return err
@@ -201,19 +200,19 @@ func modelsList(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, asJSON
 
 // modelsShowJSON is the JSON of dagmm models show.
 type modelsShowJSON struct {
-	Current  fleetpkg.ModelInfo   `json:"current"`
-	Versions []fleetpkg.ModelInfo `json:"versions"`
-	History  []modelsChange       `json:"history"`
+	Current  fleet.ModelInfo   `json:"current"`
+	Versions []fleet.ModelInfo `json:"versions"`
+	History  []modelsChange    `json:"history"`
 }
 
 // modelsChange is a fleet.Change with its time, which Change leaves out of
 // its JSON (it comes from the KV entry, not the value).
 type modelsChange struct {
-	fleetpkg.Change
+	fleet.Change
 	At time.Time `json:"at"`
 }
 
-func modelsShow(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, host string, asJSON bool) error {
+func modelsShow(ctx context.Context, w io.Writer, reg *fleet.Registry, host string, asJSON bool) error {
 	cur, err := reg.Current(ctx, host)
 	if err != nil {
 		return err
@@ -260,7 +259,7 @@ func modelsShow(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, host s
 	return tw.Flush()
 }
 
-func modelsRollback(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, host string, to uint64) error {
+func modelsRollback(ctx context.Context, w io.Writer, reg *fleet.Registry, host string, to uint64) error {
 	before, err := reg.Current(ctx, host)
 	if err != nil {
 		return err
@@ -285,7 +284,7 @@ func readArtifact(host, path string) ([]byte, error) {
 	return data, nil
 }
 
-func modelsPublish(ctx context.Context, w io.Writer, reg *fleetpkg.Registry, host, path string, data []byte) error {
+func modelsPublish(ctx context.Context, w io.Writer, reg *fleet.Registry, host, path string, data []byte) error {
 	info, err := reg.Publish(ctx, host, data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -20,22 +20,15 @@ import (
 // operators' false-alarm marks (nil: none) on js.
 type fleetBackends func(ctx context.Context, js jetstream.JetStream) (fleet.Store, fleet.FalseAlarms, error)
 
-// openRegistry opens the fleet's model registry and false-alarm marks.
-//
-// TODO(issue 15): the registry (fleet/registry.go) and the marks
-// (fleet/marks.go) are on the h15-registry branch. On merge, replace the
-// return below with these lines (checked against that branch: the merged
-// tree builds and the trainers publish to the Registry), and drop
-// TestTrainerWithoutRegistry:
-//
-//	reg, err := fleet.NewRegistry(ctx, js, fleet.RegistryConfig{})
-//	if err != nil {
-//		return nil, nil, err
-//	}
-//	marks, err := fleet.NewMarks(ctx, js, fleet.MarksConfig{}, nil)
-//	return reg, marks, err
+// openRegistry opens the fleet's model registry and false-alarm marks,
+// creating their buckets when missing.
 func openRegistry(ctx context.Context, js jetstream.JetStream) (fleet.Store, fleet.FalseAlarms, error) {
-	return nil, nil, errors.New("this build has no model registry (fleet.Registry) to publish to")
+	reg, err := fleet.NewRegistry(ctx, js, fleet.RegistryConfig{})
+	if err != nil {
+		return nil, nil, err
+	}
+	marks, err := fleet.NewMarks(ctx, js, fleet.MarksConfig{}, nil)
+	return reg, marks, err
 }
 
 // trainerOptions are the flags of dagmm trainer besides the train flags.

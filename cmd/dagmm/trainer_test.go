@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,43 +15,6 @@ import (
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/model"
 )
-
-// memStore is a fleet.Store in memory, standing in for the registry built
-// on another branch; it validates artifacts as the registry does.
-type memStore struct {
-	mu   sync.Mutex
-	data map[string][][]byte
-}
-
-func (s *memStore) Publish(_ context.Context, host string, artifact []byte) (fleet.ModelInfo, error) {
-	_, digest, err := model.DecodeDigest(bytes.NewReader(artifact))
-	if err != nil {
-		return fleet.ModelInfo{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.data[host] = append(s.data[host], artifact)
-	return fleet.ModelInfo{Host: host, Version: uint64(len(s.data[host])), Digest: digest, Size: int64(len(artifact)), Created: time.Now()}, nil
-}
-
-func (s *memStore) Current(_ context.Context, host string) (fleet.ModelInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.data[host]
-	if len(v) == 0 {
-		return fleet.ModelInfo{}, fmt.Errorf("%w: %s", fleet.ErrNoModel, host)
-	}
-	return fleet.ModelInfo{Host: host, Version: uint64(len(v)), Created: time.Now()}, nil
-}
-
-func (s *memStore) current(host string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v := s.data[host]; len(v) > 0 {
-		return v[len(v)-1]
-	}
-	return nil
-}
 
 // TestTrainerCommand runs dagmm trainer --schedule on an embedded
 // JetStream server with two hosts whose normal differs: the scheduler
@@ -116,16 +77,14 @@ func TestTrainerCommand(t *testing.T) {
 		}
 	}
 
-	store := &memStore{data: make(map[string][][]byte)}
 	run := func(ctx context.Context, env *cliEnv, args []string) error {
-		return trainerCommand(ctx, env, args, func(context.Context, jetstream.JetStream) (fleet.Store, fleet.FalseAlarms, error) {
-			return store, nil, nil
-		})
+		return trainerCommand(ctx, env, args, openRegistry)
 	}
 	cmd := startCommand(t, run, "--nats-url", srv.ClientURL(), "--schedule", "--schedule-every", "200ms",
 		"--epochs", "40", "--ack-wait", "10s", "--min-samples", "100")
+	reg := waitRegistry(ctx, t, js)
 	deadline := time.Now().Add(90 * time.Second)
-	for store.current(hosts[0].name) == nil || store.current(hosts[1].name) == nil {
+	for !hasModel(ctx, reg, hosts[0].name) || !hasModel(ctx, reg, hosts[1].name) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no models after 90s:\n%s", cmd.stderr.String())
 		}
@@ -135,7 +94,7 @@ func TestTrainerCommand(t *testing.T) {
 		t.Fatalf("dagmm trainer: %v\n%s", err, cmd.stderr.String())
 	}
 	for i, h := range hosts {
-		m, err := model.Decode(bytes.NewReader(store.current(h.name)))
+		m, _, err := reg.Load(ctx, h.name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,18 +130,24 @@ func TestTrainerCommand(t *testing.T) {
 	}
 }
 
-// TestTrainerWithoutRegistry: on a build without the registry, dagmm
-// trainer says so rather than training for nothing.
-func TestTrainerWithoutRegistry(t *testing.T) {
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	code, _, stderr := dagmm(t, "trainer", "--nats-url", srv.ClientURL())
-	if code != 1 || !strings.Contains(stderr, "registry") {
-		t.Errorf("exit %d, stderr %q; want 1 and a word about the registry", code, stderr)
+// waitRegistry opens the registry once the trainer has created it.
+func waitRegistry(ctx context.Context, t *testing.T, js jetstream.JetStream) *fleet.Registry {
+	t.Helper()
+	for {
+		reg, err := fleet.OpenRegistry(ctx, js, fleet.RegistryConfig{})
+		if err == nil {
+			return reg
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the trainer created no registry: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+}
+
+// hasModel reports whether host has a current model in reg.
+func hasModel(ctx context.Context, reg *fleet.Registry, host string) bool {
+	_, err := reg.Current(ctx, host)
+	return err == nil
 }
