@@ -84,8 +84,8 @@
 //
 // Share_j = max(a_j, 0) / Σ_i max(a_i, 0) (1/d each when no a_j is
 // positive). The expected value of the top-ranked feature (or of the pair)
-// is its repaired value: the fixed point of v ↦ x'_j(x with x_j = v), one
-// secant step from x_j and x'_j, or the searched minimum; the other
+// is its repaired value: the fixed point of v ↦ x'_j(x with x_j = v), two
+// secant steps from x_j and x'_j, or the searched minimum; the other
 // features' expected values are the reconstruction of the sample so
 // repaired, and [Explanation.Resolved] says whether that repaired sample's
 // energy is at or below the threshold. docs/explanations.md compares the
