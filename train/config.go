@@ -13,9 +13,10 @@ import (
 const (
 	NormAuto = "auto" // per feature: log for heavy-tailed non-negative features, minmax otherwise
 	// NormAutoSD: the log for heavy-tailed non-negative features (as auto),
-	// then every feature shifted to start at 0 on the training rows and
-	// divided by the larger of √12 standard deviations and its 1-99
-	// percentile spread (model.NormMinSD, NormLogMinSD).
+	// then min-max for a feature with no far-out value (Tukey's outer
+	// fences), and for the others the feature shifted to start at 0 on the
+	// training rows and divided by the larger of √12 standard deviations
+	// and its 1-99 percentile spread (model.NormMinSD, NormLogMinSD).
 	NormAutoSD = "auto-sd"
 	NormZScore = "zscore" // (x − mean) / sd
 	NormLog    = "log"    // sign(x)·log1p(|x|), then scaled to [0, 1] over the rows
