@@ -67,10 +67,11 @@ const (
 	// the sample or averaged over the sample and its series' samples before
 	// it (up to [RecentWindow] samples in all), whichever is larger: the
 	// features the model has failed to reconstruct most, for what they
-	// usually vary, over the host's last samples. [Scorer.ExplainRecent] takes the series' earlier
-	// samples as a [Recent]; [Scorer.Explain] has none and ranks by the
-	// sample alone, as [MethodShare] does. The default for a series
-	// (measured on real server metrics, docs/real-metrics.md); no pass.
+	// usually vary, over the host's last samples. [Scorer.ExplainRecent]
+	// takes the series' earlier samples as a [Recent]; [Scorer.Explain] has
+	// none and ranks by the sample alone (as [MethodShare] does, for a
+	// model without spreads). The default for a series (measured on real
+	// server metrics, docs/real-metrics.md); no pass.
 	MethodRecent Method = "recent"
 )
 
