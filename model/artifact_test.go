@@ -61,6 +61,13 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		{"tiny", tinyModel()},
 		{"metrics4", modeltest.Metrics4(2)},
 		{"kddcup", modeltest.KDDCup(2)},
+		{"spreads", func() *model.Model {
+			m := tinyModel()
+			for j := range m.Norm {
+				m.Norm[j].Spread = 0.25 * float64(j+1)
+			}
+			return m
+		}()},
 		{"awkward floats", func() *model.Model {
 			m := tinyModel()
 			m.Encoder[0].W[0] = math.Copysign(0, -1)

@@ -75,14 +75,17 @@
 //     takes the whole drop when min over (v_a, v_b) beats the best single
 //     feature by [SearchPairMargin]·(q99 − q50).
 //   - [MethodShare]: a_j = Share_j.
-//   - [MethodRecent]: a_j = max((x_j − x'_j)², its mean over the sample and
-//     the series' samples before it, [RecentWindow] in all), with the
-//     history a [Recent] holds ([Scorer.ExplainRecent], [Scorer.ExplainSeries]).
+//   - [MethodRecent]: a_j = w_j·max((x_j − x'_j)², its mean over the
+//     sample and the series' samples before it, [RecentWindow] in all),
+//     with the history a [Recent] holds ([Scorer.ExplainRecent],
+//     [Scorer.ExplainSeries]) and w_j = (Scale_j/Spread_j)², which
+//     measures the error in the feature's training spread
+//     ([Transform.Spread]; w_j = 1 for models without spreads).
 //
 // Share_j = max(a_j, 0) / Σ_i max(a_i, 0) (1/d each when no a_j is
 // positive). The expected value of the top-ranked feature (or of the pair)
-// is its repaired value: the fixed point of v ↦ x'_j(x with x_j = v), one
-// secant step from x_j and x'_j, or the searched minimum; the other
+// is its repaired value: the fixed point of v ↦ x'_j(x with x_j = v), two
+// secant steps from x_j and x'_j, or the searched minimum; the other
 // features' expected values are the reconstruction of the sample so
 // repaired, and [Explanation.Resolved] says whether that repaired sample's
 // energy is at or below the threshold. docs/explanations.md compares the

@@ -29,15 +29,15 @@ const (
 	// MethodRepair (the default for up to [RepairMaxFeatures] features): the
 	// drop in squared reconstruction error when feature j alone is replaced
 	// by x'_j, a counterfactual on the reconstruction error. One pass per
-	// feature, and one more for the expected values.
+	// feature, and two more for the expected values.
 	MethodRepair Method = "repair"
 	// MethodRepairGradient (the default for wider models): integrated
 	// gradients of the squared reconstruction error with respect to the
 	// normalised input, from x' to x, in [RepairGradientSteps] steps. About
-	// five passes whatever the number of features.
+	// six passes whatever the number of features.
 	MethodRepairGradient Method = "repair-gradient"
 	// MethodCounterfactual: the drop in energy when feature j alone is
-	// replaced by x'_j. One pass per feature, and one more.
+	// replaced by x'_j. One pass per feature, and two more.
 	MethodCounterfactual Method = "counterfactual"
 	// MethodGradient: integrated gradients of the energy, from x' to x, in
 	// [GradientSteps] steps, with an analytic backward pass through the
@@ -62,13 +62,16 @@ const (
 	// The explanation's Method says which one answered.
 	MethodRepairSearch Method = "repair-search"
 	// MethodRecent: each feature's squared reconstruction error
-	// (x_j − x'_j)², in normalised units, in the sample or averaged over the
-	// sample and its series' samples before it (up to [RecentWindow]
-	// samples in all), whichever is larger: the features the model has
-	// failed to reconstruct most over the host's last samples. [Scorer.ExplainRecent] takes the series' earlier
-	// samples as a [Recent]; [Scorer.Explain] has none and ranks by the
-	// sample alone, as [MethodShare] does. The default for a series
-	// (measured on real server metrics, docs/real-metrics.md); no pass.
+	// (x_j − x'_j)², in units of the feature's training spread
+	// ([Transform.Spread]; in normalised units for models without it), in
+	// the sample or averaged over the sample and its series' samples before
+	// it (up to [RecentWindow] samples in all), whichever is larger: the
+	// features the model has failed to reconstruct most, for what they
+	// usually vary, over the host's last samples. [Scorer.ExplainRecent]
+	// takes the series' earlier samples as a [Recent]; [Scorer.Explain] has
+	// none and ranks by the sample alone (as [MethodShare] does, for a
+	// model without spreads). The default for a series (measured on real
+	// server metrics, docs/real-metrics.md); no pass.
 	MethodRecent Method = "recent"
 )
 
@@ -109,7 +112,7 @@ func (m Method) String() string { return string(m) }
 // DefaultMethod returns the method [Scorer.Explain] uses for the zero
 // Method, chosen by measurement (docs/explanations.md): [MethodRepair] for
 // models of at most [RepairMaxFeatures] features, [MethodRepairGradient]
-// for wider ones, so that an explanation costs at most about five passes.
+// for wider ones, so that an explanation costs at most about six passes.
 func (s *Scorer) DefaultMethod() Method {
 	if s.d <= RepairMaxFeatures {
 		return MethodRepair
@@ -129,7 +132,7 @@ type Contribution struct {
 	// sample, in the feature's own units. For the features that explain the
 	// anomaly (the first [Explanation.Set]) it is their repaired value: the
 	// value at which the network would reconstruct the feature as itself,
-	// the other features unchanged (one secant step from x_j and x'_j), or
+	// the other features unchanged (two secant steps from x_j and x'_j), or
 	// for [MethodSearch] the value that makes the sample most normal. For
 	// the others it is their reconstruction once those are repaired, so
 	// that a broken feature does not drag them along. [MethodShare] gives
@@ -195,6 +198,7 @@ type explainScratch struct {
 	gx, acc    []float64 // d: the gradient of one pass; their sum
 	attr       []float64 // d: raw attributions
 	expected   []float64 // d: normalised expected values
+	g1         []float64 // d: g(x'_j) = x'_j(x with x_j = x'_j) − x'_j, for the second secant step
 	order      []int     // d: feature indexes
 	inSet      []bool    // d: the features that explain the anomaly
 	repaired   float64   // the energy with them at their expected values
@@ -217,7 +221,7 @@ func (s *Scorer) newExplainScratch() *explainScratch {
 		mix: make([]float64, k*dim+dim+k),
 		ga:  make([]float64, w), gb: make([]float64, w),
 		gx: make([]float64, d), acc: make([]float64, d),
-		attr: make([]float64, d), expected: make([]float64, d),
+		attr: make([]float64, d), expected: make([]float64, d), g1: make([]float64, d),
 		order: make([]int, d), inSet: make([]bool, d),
 		pre0: make([]float64, s.enc[0].out),
 	}
@@ -398,7 +402,8 @@ func (s *Scorer) fill(ws *Workspace, i int, method Method, e0 float64, dst *Expl
 // anomaly (the top-ranked one, or the set [MethodSearch] found; none when no
 // attribution is positive) take their repaired values: the method's own
 // (a secant step or a search) or, for the gradient methods, one secant step
-// from one more pass. The other features take their reconstruction in the
+// from one more pass; then one more secant step (secantAgain), one more
+// pass. The other features take their reconstruction in the
 // sample so repaired, one more pass, which also gives ex.repaired: what
 // the model considers normal for them once the anomaly's cause is set
 // right, rather than in the anomalous sample, whose reconstruction the
@@ -427,6 +432,7 @@ func (s *Scorer) expectedSample(ex *explainScratch, method Method, e0 float64) {
 			return
 		}
 		ex.inSet[top] = true
+		ex.expected[top] = s.secantAgain(ex, top, ex.expected[top])
 		s.clampToTraining(ex.expected, top)
 	}
 	copy(ex.xc, ex.xn)
@@ -458,7 +464,31 @@ func (s *Scorer) secant(ex *explainScratch, j int) float64 {
 	copy(ex.xc, ex.xn)
 	ex.xc[j] = ex.xr[j]
 	r := s.reconstruct(ex.xc, ex.acts)
+	ex.g1[j] = r[j] - ex.xr[j]
 	return secantStep(ex.xn[j], ex.xr[j], r[j])
+}
+
+// secantAgain takes the secant step v2 of feature j one step further: one
+// pass gives g(v2) = x'_j(x with x_j = v2) − v2, and the secant through
+// (x'_j, g(x'_j)) and (v2, g(v2)) the next estimate of the root of g. It
+// keeps v2 where that secant's slope says the network copies the feature
+// (as [secantStep] does) or the step is not finite.
+func (s *Scorer) secantAgain(ex *explainScratch, j int, v2 float64) float64 {
+	v1 := ex.xr[j]
+	if v2 == v1 {
+		return v2
+	}
+	copy(ex.xc, ex.xn)
+	ex.xc[j] = v2
+	g2 := s.reconstruct(ex.xc, ex.acts)[j] - v2
+	v := v2
+	if slope := (g2 - ex.g1[j]) / (v2 - v1); slope <= -minSlope {
+		v = v2 - g2/slope
+	}
+	if !isFinite(v) {
+		v = v2
+	}
+	return v
 }
 
 // secantStep returns the root of g(v) = x'_j(v) − v from g at x (the
@@ -526,6 +556,7 @@ func (s *Scorer) counterfactual(ex *explainScratch, e0 float64, energy bool) {
 			ex.attr[j] = drop(sdd0, sdd)
 		}
 		ex.expected[j] = secantStep(xn[j], v1, r[j])
+		ex.g1[j] = r[j] - v1
 		xc[j] = xn[j]
 	}
 }

@@ -44,8 +44,8 @@ func ExampleScorer_Explain() {
 	// Output:
 	// sample 0: severity 30 (normal)
 	// sample 1: severity 94 (critical)
-	//   disk_busy  actual       65  expected    24.03  share 100%
-	//   cpu_usage  actual     30.5  expected    34.02  share   0%
-	//   mem_usage  actual     40.1  expected    43.62  share   0%
-	//   net_in_bps actual    7e+05  expected 1.008e+06  share   0%
+	//   disk_busy  actual       65  expected     28.6  share 100%
+	//   cpu_usage  actual     30.5  expected    35.34  share   0%
+	//   mem_usage  actual     40.1  expected    44.51  share   0%
+	//   net_in_bps actual    7e+05  expected 1.122e+06  share   0%
 }

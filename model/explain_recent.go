@@ -68,8 +68,11 @@ func (r *Recent) Add(ws *Workspace, i int) error {
 // [MethodRecent]: it ranks the features by the larger of their squared
 // reconstruction error (x_j − x'_j)² in the sample and its mean over the
 // sample and the samples r holds (the series' samples before it; nil for
-// none). Attribution is that value in normalised units, Share its part of
-// the sum over features, Expected the sample's reconstruction; Set is 0
+// none). Attribution is that value in units of the feature's training
+// spread, ((x_j − x'_j)·Scale_j/Spread_j)² ([Transform.Spread]; in
+// normalised units for a model without spreads, written before they
+// existed), Share its part of the sum over features, Expected the sample's
+// reconstruction; Set is 0
 // and RepairedEnergy the energy, as for [MethodShare]. Explaining into the
 // same dst again does not allocate.
 //
@@ -79,8 +82,12 @@ func (r *Recent) Add(ws *Workspace, i int) error {
 // among them. The sample's own error keeps a single far-out sample
 // explained by its own broken feature, which the window's mean would
 // dilute: the same max(now, mean of the window) as a smoothed score's
-// max(energy, mean energy of the last samples). The errors are those of [Scorer.Explain], plus an
-// [*InputError] when r belongs to another Scorer.
+// max(energy, mean energy of the last samples). Measured in each
+// feature's spread rather than in the normalisation's units, a metric that
+// is flat but for its spikes, or whose values barely move, weighs by how
+// far it left its usual values, and the weights do not depend on how the
+// model scales its inputs. The errors are those of [Scorer.Explain], plus
+// an [*InputError] when r belongs to another Scorer.
 func (s *Scorer) ExplainRecent(ws *Workspace, i int, r *Recent, dst *Explanation) error {
 	if r != nil && r.s != s {
 		return &InputError{Sample: -1, Problem: "recent history belongs to another scorer"}
@@ -106,6 +113,11 @@ func (s *Scorer) explainRecent(ws *Workspace, i int, r *Recent, dst *Explanation
 		}
 		for j, v := range now {
 			attr[j] = max(v, attr[j]/float64(r.n+1))
+		}
+	}
+	if s.errWeight != nil {
+		for j, w := range s.errWeight {
+			attr[j] *= w
 		}
 	}
 	e0 := s.energy(s.mix.energy(ws.z[i*dim:(i+1)*dim], ex.mix), ws.sdd[i])

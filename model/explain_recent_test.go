@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -106,10 +107,24 @@ func TestExplainRecentIncident(t *testing.T) {
 
 // TestExplainRecentMeans: each attribution is the larger of the feature's
 // squared reconstruction error in the explained sample and its mean over
-// that sample and the window − 1 samples before it, computed here from the results' actual and
-// expected values and the model's transforms, across the ring's wrap.
+// that sample and the window − 1 samples before it, computed here from the
+// results' actual and expected values and the model's transforms, across
+// the ring's wrap; in normalised units for a model without spreads (an
+// older artifact), in units of each feature's spread for one with them.
 func TestExplainRecentMeans(t *testing.T) {
-	s := metrics4(t)
+	old := metrics4(t).Model()
+	spread := old.Clone()
+	for j := range spread.Norm {
+		spread.Norm[j].Spread = spread.Norm[j].Scale / float64(1+3*j) // weights 1, 16, 49, 100
+	}
+	for _, m := range []*model.Model{old, spread} {
+		t.Run(fmt.Sprintf("spread %v", m.Norm[1].Spread), func(t *testing.T) {
+			recentMeans(t, mustScorer(t, m))
+		})
+	}
+}
+
+func recentMeans(t *testing.T, s *model.Scorer) {
 	norm := s.Model().Norm
 	rng := rand.New(rand.NewPCG(5, 6))
 	const window = 7
@@ -134,6 +149,9 @@ func TestExplainRecentMeans(t *testing.T) {
 		e := make([]float64, len(row))
 		for j, tr := range norm {
 			d := tr.Apply(out[0].Actual[j]) - tr.Apply(out[0].Expected[j])
+			if tr.Spread > 0 {
+				d *= tr.Scale / tr.Spread
+			}
 			e[j] = d * d
 		}
 		sq = append(sq, e)

@@ -90,7 +90,8 @@ func TestExplainNamesBrokenFeature(t *testing.T) {
 // TestExplainExpectedRepairs: for the methods that search or estimate the
 // value the model expects, setting the top-ranked feature to its expected
 // value brings a one-feature anomaly back to normal, and the expected value
-// is near the normal sample's value.
+// is near the normal sample's value; repair's is the value the network
+// reconstructs as itself (two secant steps).
 func TestExplainExpectedRepairs(t *testing.T) {
 	s := metrics4(t)
 	normal := genSample(0.3)
@@ -107,6 +108,11 @@ func TestExplainExpectedRepairs(t *testing.T) {
 				fixed := slices.Clone(x)
 				fixed[top.Index] = top.Expected
 				r, _ := explainOne(t, s, fixed, model.MethodShare)
+				// repair's expected value is nearly a fixed point of the
+				// network: the sample with it reconstructs it as itself.
+				if off, moved := math.Abs(r.Expected[j]-top.Expected), math.Abs(x[j]-top.Expected); method == model.MethodRepair && off > 0.02*moved {
+					t.Errorf("with %s = %v (expected) the reconstruction gives %v: %.1f%% of the %v the anomaly moved it", f, top.Expected, r.Expected[j], 100*off/moved, moved)
+				}
 				if r.Anomaly {
 					t.Errorf("with %s = %v (expected) the energy is %v, above the threshold %v", top.Feature, top.Expected, r.Energy, s.Threshold())
 				}

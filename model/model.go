@@ -50,6 +50,14 @@ type Transform struct {
 	Kind   NormKind `json:"kind"`
 	Offset float64  `json:"offset"`
 	Scale  float64  `json:"scale"`
+	// Spread is the typical spread of f(x) over the training rows, in f's
+	// units (those of Offset and Scale), as a standard deviation robust to
+	// rare spikes (package train: FitNormalization): [MethodRecent]
+	// measures each feature's reconstruction error in it, whatever the
+	// normalisation's Scale, when every feature has one. 0 in artifacts
+	// written before it existed, whose explanations measure the error in
+	// normalised units.
+	Spread float64 `json:"spread,omitempty"`
 }
 
 // GMM is the Gaussian mixture over the estimation input z = [z_c, relative

@@ -41,6 +41,10 @@ type Scorer struct {
 	// min-max and log, [0, ∞) for min-sd and log-min-sd), and are infinite
 	// otherwise.
 	trainLo, trainHi []float64
+	// errWeight turns a squared reconstruction error in normalised units
+	// into one in units of the feature's training spread, for
+	// [MethodRecent]; nil when the model lacks them ([Transform.Spread]).
+	errWeight []float64
 }
 
 // Result is one sample's score.
@@ -126,7 +130,24 @@ func NewScorer(m *Model) (*Scorer, error) {
 	}
 	s.searchLo, s.searchHi = s.normalRange()
 	s.trainLo, s.trainHi = trainingRange(m.Norm)
+	s.errWeight = errorWeights(m.Norm)
 	return s, nil
+}
+
+// errorWeights returns each feature's (Scale/Spread)², which turns a
+// squared reconstruction error in normalised units into one in units of
+// the feature's training spread, or nil when some feature has no Spread
+// (artifacts written before it existed) or the ratio overflows.
+func errorWeights(norm []Transform) []float64 {
+	w := make([]float64, len(norm))
+	for j, t := range norm {
+		r := t.Scale / t.Spread
+		if t.Spread <= 0 || !isFinite(r*r) {
+			return nil
+		}
+		w[j] = r * r
+	}
+	return w
 }
 
 // trainingRange returns the normalised range of each feature's training

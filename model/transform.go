@@ -72,10 +72,12 @@ func (t Transform) Apply(x float64) float64 { return apply(t.Kind.code(), t.Offs
 // to rounding.
 func (t Transform) Invert(y float64) float64 { return invert(t.Kind.code(), t.Offset, t.Scale, y) }
 
-// Validate reports whether t has a known kind, a finite Offset and a finite,
-// positive Scale.
+// Validate reports whether t has a known kind, a finite Offset, a finite,
+// positive Scale and a finite Spread that is not negative.
 func (t Transform) Validate() error {
 	switch {
+	case !isFinite(t.Spread) || t.Spread < 0:
+		return fmt.Errorf("spread is %v, want a finite number >= 0", t.Spread)
 	case !t.Kind.Valid():
 		return fmt.Errorf("unknown kind %q (want none, zscore, minmax, min-sd, log or log-min-sd)", t.Kind)
 	case !isFinite(t.Offset):

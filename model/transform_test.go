@@ -56,6 +56,9 @@ func TestTransformValidate(t *testing.T) {
 		{model.Transform{Kind: model.NormZScore, Scale: -2}, "scale is -2"},
 		{model.Transform{Kind: model.NormLog, Scale: math.Inf(1)}, "scale is +Inf"},
 		{model.Transform{Kind: model.NormMinMax, Offset: math.NaN(), Scale: 1}, "offset is NaN"},
+		{model.Transform{Kind: model.NormMinSD, Scale: 1, Spread: -0.5}, "spread is -0.5"},
+		{model.Transform{Kind: model.NormMinSD, Scale: 1, Spread: math.NaN()}, "spread is NaN"},
+		{model.Transform{Kind: model.NormLogMinSD, Scale: 1, Spread: math.Inf(1)}, "spread is +Inf"},
 	} {
 		err := tc.t.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -41,9 +41,9 @@ func ExampleTrain() {
 	}
 	fmt.Printf("anomalies above the %gth percentile: %d of 2\n", m.Calibration.Percentile, found)
 	// Output:
-	// cpu_usage: min-sd
-	// mem_usage: min-sd
-	// disk_busy: min-sd
-	// net_in_bps: log-min-sd
+	// cpu_usage: minmax
+	// mem_usage: minmax
+	// disk_busy: minmax
+	// net_in_bps: log
 	// anomalies above the 99th percentile: 2 of 2
 }

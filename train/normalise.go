@@ -33,13 +33,15 @@ const sdWidth = 3.4641016151377544
 //   - log: f(x) = sign(x)·log1p(|x|), then Offset, Scale = the minimum and
 //     the range of f(x), so the rows map to [0, 1];
 //   - none: Offset 0, Scale 1;
-//   - auto-sd: the log for a heavy-tailed feature, as auto; then every
-//     feature minus its minimum, over the larger of √12 standard deviations
-//     and the spread between its 1st and 99th percentiles
-//     (model.NormMinSD, model.NormLogMinSD): like min-max for an evenly
-//     spread feature, but a range that a few spikes stretch no longer
-//     squeezes the typical values together; the rows are not centred on
-//     the origin, as zscore would;
+//   - auto-sd: the log for a heavy-tailed feature, as auto; then min-max
+//     (minmax or log) for a feature none of whose values is far out
+//     (beyond Tukey's outer fences: more than 3 interquartile ranges below
+//     the first quartile or above the third), and for the others the
+//     feature minus its minimum, over the larger of √12 standard
+//     deviations and the spread between its 1st and 99th percentiles
+//     (model.NormMinSD, model.NormLogMinSD): a range that a few spikes
+//     stretch no longer squeezes the typical values together; the rows are
+//     not centred on the origin, as zscore would;
 //   - auto: log for a heavy-tailed feature, minmax for any other. A feature is
 //     heavy-tailed when all its values are ≥ 0 and either its max/median
 //     ratio is at least [AutoLogRatio] (median > 0), or its skewness is above
@@ -52,8 +54,10 @@ const sdWidth = 3.4641016151377544
 // seed's four-metric data zscore hides the anomalies among them (see the
 // package documentation).
 //
-// A feature with zero spread is an error naming it, except with [NormNone].
-// x must be finite (Train checks it first).
+// Every transform also records the spread of f(x) as a standard deviation
+// robust to rare spikes (model.Transform.Spread; see [robustSD]), in which
+// explanations measure reconstruction errors. A feature with zero spread is an error naming it, except with
+// [NormNone]. x must be finite (Train checks it first).
 func FitNormalization(features []string, x []float64, kind string) ([]model.Transform, error) {
 	ts, err := fitNormalization(features, x, kind)
 	if err != nil {
@@ -81,7 +85,7 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 			lg[i] = signedLog1p(col[i])
 		}
 		if kind == NormNone {
-			out[j] = model.Transform{Kind: model.NormNone, Offset: 0, Scale: 1}
+			out[j] = model.Transform{Kind: model.NormNone, Offset: 0, Scale: 1, Spread: robustSD(col)}
 			continue
 		}
 		lo, hi := slices.Min(col), slices.Max(col)
@@ -96,10 +100,7 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 				k = NormLog
 			}
 		case NormAutoSD:
-			k = string(model.NormMinSD)
-			if autoLog(col, lg, lo, hi) {
-				k = string(model.NormLogMinSD)
-			}
+			k = autoSD(col, lg, lo, hi)
 		}
 		var t model.Transform
 		switch k {
@@ -123,6 +124,11 @@ func fitNormalization(features []string, x []float64, kind string) ([]model.Tran
 		if !isFinite(t.Offset) || !isFinite(t.Scale) || t.Scale <= 0 {
 			return nil, fmt.Errorf("feature %q: %s normalisation gives offset %v, scale %v: the values' spread is zero or out of range", name, k, t.Offset, t.Scale)
 		}
+		f := col
+		if t.Kind == model.NormLog || t.Kind == model.NormLogMinSD {
+			f = lg
+		}
+		t.Spread = robustSD(f)
 		out[j] = t
 	}
 	return out, nil
@@ -139,6 +145,72 @@ func autoLog(col, lg []float64, lo, hi float64) bool {
 	}
 	sr := skewness(col)
 	return sr > AutoLogSkew && math.Abs(skewness(lg)) < math.Abs(sr)
+}
+
+// autoSD decides the auto-sd normalisation of one column (see
+// FitNormalization): the log when auto takes it, then min-max when no value
+// is far out, min-sd otherwise.
+func autoSD(col, lg []float64, lo, hi float64) string {
+	f, k := col, NormMinMax
+	if autoLog(col, lg, lo, hi) {
+		f, k = lg, NormLog
+	}
+	if !farOut(f) {
+		return k
+	}
+	if k == NormLog {
+		return string(model.NormLogMinSD)
+	}
+	return string(model.NormMinSD)
+}
+
+// farOutFence is how many interquartile ranges beyond the quartiles a value
+// lies to be far out: Tukey's outer fences.
+const farOutFence = 3.0
+
+// farOut reports whether any value of v is far out: below its first
+// quartile or above its third by more than farOutFence interquartile ranges
+// (nearest rank). A column that is one value most of the time (a zero
+// interquartile range) and anything else now and then has far-out values.
+func farOut(v []float64) bool {
+	c := slices.Clone(v)
+	slices.Sort(c)
+	n := len(c)
+	q1, q3 := c[n/4], c[3*n/4]
+	iqr := q3 - q1
+	return c[0] < q1-farOutFence*iqr || c[n-1] > q3+farOutFence*iqr
+}
+
+// centralSpreads are the central spreads robustSD tries in turn: the
+// middle 50%, 80% and 98% of the values, each with the standard normal
+// quantile of its upper end (the spread of a normal distribution is twice
+// that many standard deviations).
+var centralSpreads = [...]struct{ tail, z float64 }{
+	{0.25, 0.6744897501960817},
+	{0.10, 1.2815515655446004},
+	{0.01, 2.3263478740408408},
+}
+
+// robustSD returns the spread of v as a standard deviation that rare spikes
+// do not inflate: the interquartile range over that of a standard normal
+// distribution (1.349), or, for a column that holds one value in half its
+// rows or more, the same for the middle 80% or 98% of its values,
+// whichever first is not zero; the standard deviation when all three are.
+// A metric that is flat but for its spikes thus has a small spread, and
+// its spikes count as far out when explanations weigh reconstruction
+// errors by it.
+func robustSD(v []float64) float64 {
+	c := slices.Clone(v)
+	slices.Sort(c)
+	n := len(c)
+	for _, cs := range centralSpreads {
+		lo, hi := int(cs.tail*float64(n)), min(n-1, int((1-cs.tail)*float64(n)))
+		if w := c[hi] - c[lo]; w > 0 {
+			return w / (2 * cs.z)
+		}
+	}
+	_, sd := meanSD(v)
+	return sd
 }
 
 // signedLog1p is sign(x)·log1p(|x|), the log transform's f.

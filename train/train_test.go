@@ -360,8 +360,8 @@ func TestFitNormalization(t *testing.T) {
 		t.Fatalf("none: %v", err)
 	}
 	for j, tr := range ts {
-		if tr != (model.Transform{Kind: model.NormNone, Scale: 1}) {
-			t.Errorf("none: feature %d: %+v", j, tr)
+		if tr.Kind != model.NormNone || tr.Offset != 0 || tr.Scale != 1 || tr.Spread != robustSD(column(x, 4, j)) {
+			t.Errorf("none: feature %d: %+v, want none, offset 0, scale 1 and the column's robust spread", j, tr)
 		}
 	}
 	x3, f3 := make([]float64, n*3), feats[:3]
@@ -373,7 +373,7 @@ func TestFitNormalization(t *testing.T) {
 		kinds []model.NormKind
 	}{
 		{NormAuto, []model.NormKind{model.NormMinMax, model.NormLog, model.NormMinMax}},
-		{NormAutoSD, []model.NormKind{model.NormMinSD, model.NormLogMinSD, model.NormMinSD}},
+		{NormAutoSD, []model.NormKind{model.NormMinMax, model.NormLog, model.NormMinMax}}, // nothing far out
 		{NormZScore, []model.NormKind{model.NormZScore, model.NormZScore, model.NormZScore}},
 		{NormMinMax, []model.NormKind{model.NormMinMax, model.NormMinMax, model.NormMinMax}},
 		{NormLog, []model.NormKind{model.NormLog, model.NormLog, model.NormLog}},

@@ -43,7 +43,11 @@ func describeModel(w io.Writer, path string, m *model.Model) {
 	fmt.Fprintf(w, "features:     %d\n", len(m.Features))
 	for i, f := range m.Features {
 		t := m.Norm[i]
-		fmt.Fprintf(w, "  %-20s %-7s offset %.6g scale %.6g\n", f, t.Kind, t.Offset, t.Scale)
+		fmt.Fprintf(w, "  %-20s %-7s offset %.6g scale %.6g", f, t.Kind, t.Offset, t.Scale)
+		if t.Spread > 0 {
+			fmt.Fprintf(w, " spread %.6g", t.Spread)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(m.Constant) > 0 {
 		fmt.Fprintf(w, "constant:     %d (left out of the network; a sample departing from one is an anomaly)\n", len(m.Constant))

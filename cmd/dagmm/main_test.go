@@ -172,7 +172,7 @@ func TestGenTrainScore(t *testing.T) {
 	if want := "timestamp,host,cpu_usage,mem_usage,disk_busy,net_in_bps,label,cause,energy,score,anomaly,severity,band,explain_method,explanation"; head != want {
 		t.Errorf("header %q, want %q", head, want)
 	}
-	if code, stdout, _ := dagmm(t, "inspect", modelPath); code != 0 || !strings.Contains(stdout, "threshold:") {
+	if code, stdout, _ := dagmm(t, "inspect", modelPath); code != 0 || !strings.Contains(stdout, "threshold:") || !strings.Contains(stdout, " spread ") {
 		t.Errorf("inspect: exit %d:\n%s", code, stdout)
 	}
 }

@@ -61,7 +61,7 @@ func addTrainFlags(fs *flag.FlagSet, tf *trainFlags) {
 	fs.Float64Var(&c.MinComponentWeight, "min-component-weight", c.MinComponentWeight, "after training, drop the mixture components whose weight is below this (0 keeps all)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed: the same data, flags and seed write the same model")
 	fs.Float64Var(&c.Percentile, "percentile", c.Percentile, "percentile of the training energies at which the anomaly threshold is set")
-	fs.StringVar(&c.Normalization, "norm", c.Normalization, "input normalisation: auto-sd (log for heavy-tailed rates; then each feature minus its minimum, over the larger of sqrt(12) standard deviations and its 1-99 percentile spread), auto (log then [0, 1] for heavy-tailed rates, min-max otherwise), zscore, log, minmax or none")
+	fs.StringVar(&c.Normalization, "norm", c.Normalization, "input normalisation: auto-sd (log for heavy-tailed rates; then min-max for a feature with no far-out value, and for the others the feature minus its minimum, over the larger of sqrt(12) standard deviations and its 1-99 percentile spread), auto (log then [0, 1] for heavy-tailed rates, min-max otherwise), zscore, log, minmax or none")
 	fs.StringVar(&c.DType, "dtype", c.DType, "training arithmetic: float64 or float32 (the model is float64 either way)")
 }
 
