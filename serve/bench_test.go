@@ -53,12 +53,11 @@ func BenchmarkScoreMessage(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			body := benchBody(b, m, n)
 			w := newWorker(s.cfg.Batch)
-			st := s.model()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
 				src := Source{Subject: "metrics.h"}
-				if _, err := s.scoreMessage(w, st, body, &src, time.Now()); err != nil {
+				if _, err := s.pipe.scoreMessage(w, body, &src, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -310,7 +310,7 @@ func (s *Service) handleScore(c echo.Context) error {
 		return err
 	}
 	defer release()
-	st := s.model()
+	st := s.models.def()
 	samples, err := st.dec.Decode(body, start)
 	if err != nil {
 		return badRequest(err)
@@ -328,18 +328,19 @@ func (s *Service) handleScore(c echo.Context) error {
 	b = appendFloat(b, st.threshold)
 	b = append(b, `,"results":[`...)
 	anomalies := 0
-	err = w.score(st, samples, func(i int, r *model.Result) error {
+	err = w.score(s.models, st, samples, func(hst *modelState, i int, r *model.Result) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var ex *model.Explanation
 		if explain == explainAll || (explain == explainAnomalies && r.Anomaly) {
 			var err error
-			if ex, err = w.explain(st, i, method); err != nil {
+			if ex, err = w.explain(hst, i, method); err != nil {
 				return err
 			}
 		}
-		b = st.appendScore(b, samples[i].Host, samples[i].TS, r, false, ex, nil)
+		// A result scored by another model than the response's names it.
+		b = hst.appendScore(b, samples[i].Host, samples[i].TS, r, hst != st, ex, nil)
 		if r.Anomaly {
 			anomalies++
 		}
@@ -360,7 +361,7 @@ func (s *Service) handleScore(c echo.Context) error {
 
 // handleModel serves GET /v1/model.
 func (s *Service) handleModel(c echo.Context) error {
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.model().info)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.models.def().info)
 }
 
 // ReloadResponse is the body of POST /v1/model/reload.

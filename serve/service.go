@@ -29,7 +29,10 @@ type Service struct {
 	reg    *prometheus.Registry
 	met    *metrics
 
-	state    atomic.Pointer[modelState]
+	models   *modelSet // the one owner of the models and their serving state
+	pipe     *pipeline // decode, resolve, score, explain, encode
+	out      *natsOut  // where NATS events and dead letters go
+	errs     *asyncErrors
 	reloadMu sync.Mutex // serialises Reload
 
 	e       *echo.Echo
@@ -108,15 +111,23 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	s.budget = newBodyBudget(cfg.MaxInFlightBytes)
 	s.mem = newMemoryMetrics(s.reg, s.budget)
 	registerRuntime(s.reg)
-	l := s.src.Current()
-	st, err := newModelState(l, cfg.MaxSamples, s.method)
-	if err != nil {
+	if s.models, err = newModelSet(s.src, cfg.MaxSamples, s.method, s.log); err != nil {
 		return nil, err
 	}
-	s.state.Store(st)
-	s.met.modelLoaded(l, st.d)
+	st := s.models.def()
+	s.met.modelLoaded(st.l, st.d)
+	s.pipe = &pipeline{
+		models: s.models,
+		method: s.method,
+		ev: eventConfig{anomalyPrefix: cfg.AnomalyPrefix, scorePrefix: cfg.ScorePrefix,
+			publishScores: cfg.PublishScores, ids: cfg.EventStream != ""},
+		samples:   s.met.samplesNATS,
+		anomalies: s.met.anomaliesNATS,
+	}
+	s.out = newNATSOut(&cfg, s.met)
+	s.errs = &asyncErrors{log: s.log, count: s.met.natsErrors}
 	if cfg.Telegraf {
-		if s.tg, err = newTelegraf(s, st); err != nil {
+		if s.tg, err = newTelegraf(&cfg, s.pipe, s.out, s.errs, s.log, s.met, s.reg, st); err != nil {
 			return nil, err
 		}
 	}
@@ -135,8 +146,8 @@ func (s *Service) Registry() *prometheus.Registry { return s.reg }
 // mounting the API in another server. It is the one [Service.Run] serves.
 func (s *Service) Handler() http.Handler { return s.e }
 
-// Model returns the model serving now.
-func (s *Service) Model() *Loaded { return s.model().l }
+// Model returns the model serving now: the source's default model.
+func (s *Service) Model() *Loaded { return s.models.def().l }
 
 // Ready returns a channel closed once Run has bound its ports and
 // subscribed, so that [Service.HTTPAddr] and [Service.NATSURL] are set.
@@ -161,25 +172,6 @@ func (s *Service) NATSURL() string {
 	return ""
 }
 
-// model returns the serving model's state, rebuilding it when the source
-// swapped its model by itself.
-func (s *Service) model() *modelState {
-	l := s.src.Current()
-	st := s.state.Load()
-	if st.l == l {
-		return st
-	}
-	nst, err := newModelState(l, s.cfg.MaxSamples, s.method)
-	if err != nil {
-		s.log.Error("model from the source cannot be served; keeping the previous one", "version", l.Version, "err", err)
-		return st
-	}
-	if s.state.CompareAndSwap(st, nst) {
-		s.met.modelLoaded(l, nst.d)
-	}
-	return s.state.Load()
-}
-
 // Reload asks the model source for its latest model (for a file: reads
 // it again). A model that fails to load or validate is refused and the
 // current one keeps serving; the error says why. Messages and requests in
@@ -188,7 +180,7 @@ func (s *Service) model() *modelState {
 func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	prev := s.model()
+	prev := s.models.def()
 	l, err := s.src.Reload(ctx)
 	if err != nil {
 		s.met.reloads.WithLabelValues("failed").Inc()
@@ -202,7 +194,9 @@ func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, err
 		s.log.Info("model unchanged", "reason", reason, "version", l.Version)
 		return l, false, nil
 	}
-	st := s.model()
+	st := s.models.def()
+	s.models.retain(func(m *Loaded) bool { return m == st.l })
+	s.met.modelLoaded(st.l, st.d)
 	s.met.reloads.WithLabelValues("changed").Inc()
 	s.met.lastReloadOK.Set(1)
 	s.log.Info("model reloaded", "reason", reason, "version", st.l.Version, "previous", prev.l.Version,

@@ -778,11 +778,11 @@ func TestTelegrafMetricsLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.tg.incomplete(ingest.Incomplete{Host: "h", TS: tgT0, Missing: []ingest.MissingFeature{{Feature: "disk_busy", Reason: "series name=vdb missing"}}})
-	problems, err := testutil.CollectAndLint(s.tg.met)
+	problems, err := testutil.CollectAndLint(s.tg.tmet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	problems2, err := testutil.CollectAndLint(s.tg.met.missing)
+	problems2, err := testutil.CollectAndLint(s.tg.tmet.missing)
 	if err != nil {
 		t.Fatal(err)
 	}
