@@ -52,7 +52,7 @@ func BenchmarkScoreMessage(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			body := benchBody(b, m, n)
-			w := newWorker(s.cfg.Batch)
+			w := newWorker(s.cfg.Scoring.Batch)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {

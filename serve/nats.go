@@ -41,7 +41,7 @@ const (
 )
 
 // embeddedMaxPayload is the embedded server's largest message: room for a
-// batch of Config.MaxSamples samples.
+// batch of Config.Scoring.MaxSamples samples.
 const embeddedMaxPayload = 8 << 20
 
 // natsSide is the NATS half of a running service: the connection, the
@@ -76,8 +76,8 @@ type natsOut struct {
 // newNATSOut returns the output of cfg's events; its link is set by the
 // connection's setup.
 func newNATSOut(cfg *Config, met *metrics) *natsOut {
-	o := &natsOut{deadLetterSubject: cfg.DeadLetterSubject, met: met}
-	o.pub.Acked, o.pub.Timeout = cfg.EventStream != "", cfg.ShutdownTimeout
+	o := &natsOut{deadLetterSubject: cfg.NATS.DeadLetterSubject, met: met}
+	o.pub.Acked, o.pub.Timeout = cfg.JetStream.EventStream != "", cfg.ShutdownTimeout
 	return o
 }
 
@@ -138,7 +138,7 @@ func (a *asyncErrors) natsHandler(_ *nats.Conn, sub *nats.Subscription, err erro
 // [natsSide.setup].
 func (s *Service) startNATS() (n *natsSide, err error) {
 	cfg := s.cfg
-	n = &natsSide{cfg: cfg, log: s.log, met: s.met, pipe: s.pipe, out: s.out, tg: s.tg, url: cfg.NATSURL,
+	n = &natsSide{cfg: cfg, log: s.log, met: s.met, pipe: s.pipe, out: s.out, tg: s.tg, url: cfg.NATS.URL,
 		errs: s.errs}
 	defer func() {
 		if err != nil {
@@ -146,13 +146,13 @@ func (s *Service) startNATS() (n *natsSide, err error) {
 		}
 	}()
 	opts := []nats.Option{
-		nats.Name(cfg.NATSName),
+		nats.Name(cfg.NATS.Name),
 		nats.ErrorHandler(n.errs.natsHandler),
 	}
-	if cfg.NATSURL == "" {
+	if cfg.NATS.URL == "" {
 		n.embed, err = natsio.StartEmbedded(natsio.EmbeddedOptions{
-			Name: "dagmm-embedded", Host: cfg.EmbeddedHost, Port: cfg.EmbeddedPort,
-			JetStream: true, StoreDir: cfg.StoreDir, MaxPayload: embeddedMaxPayload,
+			Name: "dagmm-embedded", Host: cfg.NATS.EmbeddedHost, Port: cfg.NATS.EmbeddedPort,
+			JetStream: true, StoreDir: cfg.NATS.StoreDir, MaxPayload: embeddedMaxPayload,
 			PortHint: "choose another with the embedded port setting, or -1 for any",
 		})
 		if err != nil {
@@ -188,18 +188,18 @@ func (n *natsSide) setup(nc *nats.Conn) error {
 		cc.Stop()
 	}
 	n.subs, n.consume = nil, nil
-	link, err := natsio.NewLink(nc, cfg.JetStream || cfg.EventStream != "")
+	link, err := natsio.NewLink(nc, cfg.JetStream.Enabled || cfg.JetStream.EventStream != "")
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	n.out.pub.SetLink(link)
-	if cfg.EventStream != "" {
+	if cfg.JetStream.EventStream != "" {
 		if err := n.bindEventStream(ctx, link.JS); err != nil {
 			return err
 		}
 	}
 	switch {
-	case cfg.JetStream:
+	case cfg.JetStream.Enabled:
 		err = n.startDurable(ctx, link.JS)
 	case n.tg != nil:
 		err = n.startTelegrafCore(nc)
@@ -218,9 +218,9 @@ func (n *natsSide) setup(nc *nats.Conn) error {
 // startCore subscribes each worker in the queue group.
 func (n *natsSide) startCore(nc *nats.Conn) error {
 	cfg := &n.cfg
-	for range cfg.Workers {
-		w := newWorker(cfg.Batch)
-		sub, err := natsio.Subscribe(nc, cfg.Subject, cfg.QueueGroup, natsio.WorkerLimits, func(m *nats.Msg) { n.handleCore(w, m) })
+	for range cfg.Scoring.Workers {
+		w := newWorker(cfg.Scoring.Batch)
+		sub, err := natsio.Subscribe(nc, cfg.NATS.Subject, cfg.NATS.QueueGroup, natsio.WorkerLimits, func(m *nats.Msg) { n.handleCore(w, m) })
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
@@ -234,8 +234,8 @@ func (n *natsSide) startCore(nc *nats.Conn) error {
 // group: replicas sharing the subject at random would each see only part
 // of a host's measurements.
 func (n *natsSide) startTelegrafCore(nc *nats.Conn) error {
-	w := newWorker(n.cfg.Batch)
-	sub, err := natsio.Subscribe(nc, n.cfg.Subject, "", natsio.OrderedLimits, func(m *nats.Msg) { n.tg.handleCore(w, m) })
+	w := newWorker(n.cfg.Scoring.Batch)
+	sub, err := natsio.Subscribe(nc, n.cfg.NATS.Subject, "", natsio.OrderedLimits, func(m *nats.Msg) { n.tg.handleCore(w, m) })
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -246,12 +246,12 @@ func (n *natsSide) startTelegrafCore(nc *nats.Conn) error {
 // bindEventStream creates or binds the stream that stores events.
 func (n *natsSide) bindEventStream(ctx context.Context, js jetstream.JetStream) error {
 	cfg := &n.cfg
-	subjects := []string{cfg.AnomalyPrefix + ".>", cfg.DeadLetterSubject}
-	if cfg.PublishScores {
-		subjects = append(subjects, cfg.ScorePrefix+".>")
+	subjects := []string{cfg.NATS.AnomalyPrefix + ".>", cfg.NATS.DeadLetterSubject}
+	if cfg.NATS.PublishScores {
+		subjects = append(subjects, cfg.NATS.ScorePrefix+".>")
 	}
-	_, err := natsio.BindStream(ctx, js, natsio.Stream{Name: cfg.EventStream, Subjects: subjects,
-		MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes})
+	_, err := natsio.BindStream(ctx, js, natsio.Stream{Name: cfg.JetStream.EventStream, Subjects: subjects,
+		MaxAge: cfg.JetStream.StreamMaxAge, MaxBytes: cfg.JetStream.StreamMaxBytes})
 	if err != nil {
 		return fmt.Errorf("serve: event %w", err)
 	}
@@ -262,14 +262,14 @@ func (n *natsSide) bindEventStream(ctx context.Context, js jetstream.JetStream) 
 // consumer, and starts one pull loop per worker.
 func (n *natsSide) startDurable(ctx context.Context, js jetstream.JetStream) error {
 	cfg := &n.cfg
-	stream, err := natsio.BindStream(ctx, js, natsio.Stream{Name: cfg.Stream, Subjects: []string{cfg.Subject},
-		MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes})
+	stream, err := natsio.BindStream(ctx, js, natsio.Stream{Name: cfg.JetStream.Stream, Subjects: []string{cfg.NATS.Subject},
+		MaxAge: cfg.JetStream.StreamMaxAge, MaxBytes: cfg.JetStream.StreamMaxBytes})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	cons, err := natsio.BindDurable(ctx, stream, natsio.Durable{
-		Name: cfg.Consumer, Description: "dagmm scorer", Filter: cfg.Subject,
-		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending,
+		Name: cfg.JetStream.Consumer, Description: "dagmm scorer", Filter: cfg.NATS.Subject,
+		AckWait: cfg.JetStream.AckWait, MaxDeliver: cfg.JetStream.MaxDeliver, MaxAckPending: cfg.JetStream.MaxAckPending,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -277,13 +277,13 @@ func (n *natsSide) startDurable(ctx context.Context, js jetstream.JetStream) err
 	// Each worker buffers up to 500 messages or 4 MiB, whichever is less,
 	// within the consumer's MaxAckPending. Telegraf's measurements are
 	// assembled in order by one pull loop.
-	loops := cfg.Workers
-	perLoop := max(1, min(500, cfg.MaxAckPending/cfg.Workers))
+	loops := cfg.Scoring.Workers
+	perLoop := max(1, min(500, cfg.JetStream.MaxAckPending/cfg.Scoring.Workers))
 	if n.tg != nil {
-		loops, perLoop = 1, max(1, min(1000, cfg.MaxAckPending))
+		loops, perLoop = 1, max(1, min(1000, cfg.JetStream.MaxAckPending))
 	}
 	handler := func(int) jetstream.MessageHandler {
-		w := newWorker(cfg.Batch)
+		w := newWorker(cfg.Scoring.Batch)
 		if n.tg != nil {
 			return func(m jetstream.Msg) { n.tg.handleDurable(w, m) }
 		}
@@ -348,7 +348,7 @@ func (n *natsSide) handleDurable(w *worker, m jetstream.Msg) {
 			n.met.scoreNATS.Observe(since(start))
 			return
 		}
-		if !d.Last(n.cfg.MaxDeliver) && !natsio.PermanentPublishError(perr) {
+		if !d.Last(n.cfg.JetStream.MaxDeliver) && !natsio.PermanentPublishError(perr) {
 			n.met.msgFailed.Inc()
 			n.errs.report("", fmt.Errorf("publish events (delivery %d): %w", d.Delivered, perr))
 			_ = m.NakWithDelay(d.RedeliveryDelay())
@@ -366,7 +366,7 @@ func (n *natsSide) handleDurable(w *worker, m jetstream.Msg) {
 func (n *natsSide) deadLetterDurable(m jetstream.Msg, src *Source, kind string, cause error, d natsio.Delivery) {
 	if perr := n.out.deadLetter(n.version(), m.Data(), src, kind, cause); perr != nil {
 		n.met.msgFailed.Inc()
-		if d.Last(n.cfg.MaxDeliver) {
+		if d.Last(n.cfg.JetStream.MaxDeliver) {
 			n.log.Error("message given up: its dead letter could not be published on its last delivery",
 				"stream", src.Stream, "seq", src.Seq, "reason", cause, "err", perr)
 			_ = m.TermWithReason("dagmm: dead letter not published")

@@ -628,7 +628,7 @@ func (s *Service) handleInfer(c echo.Context) error {
 	defer release()
 	w := s.workers.Get().(*worker)
 	defer s.workers.Put(w)
-	b, _, err := decodeInfer(body, st.features, s.cfg.MaxSamples, w.inferX)
+	b, _, err := decodeInfer(body, st.features, s.cfg.Scoring.MaxSamples, w.inferX)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}

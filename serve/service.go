@@ -54,14 +54,14 @@ type Service struct {
 	abortOnce sync.Once
 
 	nats *natsSide // set by Run when NATS is on
-	tg   *telegraf // the Telegraf input (Config.Telegraf), or nil
+	tg   *telegraf // the Telegraf input (Config.Telegraf.Enabled), or nil
 }
 
 // Option configures a [Service] beyond its [Config].
 type Option func(*Service)
 
 // WithModelSource makes the service take its model from src instead of
-// Config.ModelPath.
+// Config.Model.Path.
 func WithModelSource(src ModelSource) Option { return func(s *Service) { s.src = src } }
 
 // WithRegistry makes the service register its metrics on reg instead of a
@@ -80,7 +80,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	method, err := model.ParseMethod(cfg.ExplainMethod)
+	method, err := model.ParseMethod(cfg.Scoring.ExplainMethod)
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +95,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		o(s)
 	}
 	if s.src == nil {
-		if cfg.ModelPath == "" {
+		if cfg.Model.Path == "" {
 			return nil, fmt.Errorf("%w: model path: no model file given", ErrConfig)
 		}
-		src, err := NewFileSource(cfg.ModelPath, cfg.ModelName, cfg.PollInterval)
+		src, err := NewFileSource(cfg.Model.Path, cfg.Model.Name, cfg.Model.PollInterval)
 		if err != nil {
 			return nil, err
 		}
@@ -108,10 +108,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.met = newMetrics(s.reg)
-	s.budget = newBodyBudget(cfg.MaxInFlightBytes)
+	s.budget = newBodyBudget(cfg.HTTP.MaxInFlightBytes)
 	s.mem = newMemoryMetrics(s.reg, s.budget)
 	registerRuntime(s.reg)
-	if s.models, err = newModelSet(s.src, cfg.MaxSamples, s.method, s.log); err != nil {
+	if s.models, err = newModelSet(s.src, cfg.Scoring.MaxSamples, s.method, s.log); err != nil {
 		return nil, err
 	}
 	st := s.models.def()
@@ -119,19 +119,19 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	s.pipe = &pipeline{
 		models: s.models,
 		method: s.method,
-		ev: eventConfig{anomalyPrefix: cfg.AnomalyPrefix, scorePrefix: cfg.ScorePrefix,
-			publishScores: cfg.PublishScores, ids: cfg.EventStream != ""},
+		ev: eventConfig{anomalyPrefix: cfg.NATS.AnomalyPrefix, scorePrefix: cfg.NATS.ScorePrefix,
+			publishScores: cfg.NATS.PublishScores, ids: cfg.JetStream.EventStream != ""},
 		samples:   s.met.samplesNATS,
 		anomalies: s.met.anomaliesNATS,
 	}
 	s.out = newNATSOut(&cfg, s.met)
 	s.errs = &asyncErrors{log: s.log, count: s.met.natsErrors}
-	if cfg.Telegraf {
+	if cfg.Telegraf.Enabled {
 		if s.tg, err = newTelegraf(&cfg, s.pipe, s.out, s.errs, s.log, s.met, s.reg, st); err != nil {
 			return nil, err
 		}
 	}
-	s.workers.New = func() any { return newWorker(cfg.Batch) }
+	s.workers.New = func() any { return newWorker(cfg.Scoring.Batch) }
 	s.e = s.routes()
 	return s, nil
 }
@@ -212,23 +212,23 @@ func (s *Service) Run(ctx context.Context) error {
 		return errors.New("serve: Run called twice")
 	}
 	cfg := s.cfg
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		return fmt.Errorf("serve: http listen %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("serve: http listen %s: %w", cfg.HTTP.Addr, err)
 	}
 	addr := ln.Addr().String()
 	s.httpAddr.Store(&addr)
 	srv := &http.Server{
 		Handler:           s.e,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 
-	if !cfg.NoNATS {
+	if !cfg.NATS.Disabled {
 		n, err := s.startNATS()
 		if err != nil {
 			ln.Close()
@@ -271,8 +271,8 @@ func (s *Service) Run(ctx context.Context) error {
 
 	s.setReady(func() { s.running = true })
 	close(s.readyCh)
-	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream && !cfg.NoNATS,
-		"subject", cfg.Subject, "telegraf", cfg.Telegraf, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Workers)
+	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream.Enabled && !cfg.NATS.Disabled,
+		"subject", cfg.NATS.Subject, "telegraf", cfg.Telegraf.Enabled, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Scoring.Workers)
 
 	var runErr error
 	aborted := false

@@ -102,7 +102,7 @@ func TestStaticSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := httpOnly("")
-	cfg.ModelName = "custom"
+	cfg.Model.Name = "custom"
 	r := start(t, cfg, WithModelSource(NewStaticSource(l)))
 	if code, body := r.get(t, "/v2/models/custom/ready"); code != 200 {
 		t.Errorf("%d %s", code, body)

@@ -19,7 +19,7 @@ import (
 	"github.com/dagmm/dagmm/serve/ingest"
 )
 
-// telegraf is the Telegraf input of a service ([Config.Telegraf]): the
+// telegraf is the Telegraf input of a service ([TelegrafConfig.Enabled]): the
 // assembler that joins Telegraf's measurements into the model's vectors,
 // the goroutine that finalises the intervals whose deadline passed, and
 // their metrics.
@@ -37,9 +37,9 @@ type telegraf struct {
 	log     *slog.Logger
 	met     *metrics
 	tmet    *telegrafMetrics
-	subject string        // Config.Subject, named in the dead letters of vectors
-	flush   time.Duration // Config.TelegrafFlush
-	maxDel  int           // Config.MaxDeliver
+	subject string        // Config.NATS.Subject, named in the dead letters of vectors
+	flush   time.Duration // Config.Telegraf.Flush
+	maxDel  int           // Config.JetStream.MaxDeliver
 	format  ingest.Format
 	mapping ingest.Config
 
@@ -71,17 +71,17 @@ func newTelegraf(cfg *Config, pipe *pipeline, out *natsOut, errs *asyncErrors, l
 		errs:    errs,
 		log:     log,
 		met:     met,
-		subject: cfg.Subject,
-		flush:   cfg.TelegrafFlush,
-		maxDel:  cfg.MaxDeliver,
-		format:  cfg.TelegrafFormat,
+		subject: cfg.NATS.Subject,
+		flush:   cfg.Telegraf.Flush,
+		maxDel:  cfg.JetStream.MaxDeliver,
+		format:  cfg.Telegraf.Format,
 		mapping: ingest.DefaultConfig(),
-		flushW:  newWorker(cfg.Batch),
+		flushW:  newWorker(cfg.Scoring.Batch),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if cfg.TelegrafMapping != nil {
-		t.mapping = *cfg.TelegrafMapping
+	if cfg.Telegraf.Mapping != nil {
+		t.mapping = *cfg.Telegraf.Mapping
 	}
 	t.tmet = newTelegrafMetrics(reg, t)
 	asm, err := t.newAssembler(st.features)
