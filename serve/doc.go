@@ -2,13 +2,18 @@
 // trained model, from a NATS subject and over HTTP, in one process.
 //
 // A [Service] is built with [New] from a [Config] and run with
-// [Service.Run] until its context is cancelled. It holds the model through a
-// [ModelSource] ([FileSource] reads one artifact file and reloads it when the
-// file changes); [Service.Reload] reloads on demand (SIGHUP, the admin
-// endpoint). A reload validates the new model before it swaps it in with an
-// atomic pointer: requests and messages in flight finish with the model
-// they started with, new ones get the new model, and a bad file leaves the
-// old model serving.
+// [Service.Run] until its context is cancelled. It takes its models from a
+// [ModelSource], which names the model of each sample's host
+// ([Models.ForHost]; [FileSource] reads one artifact file, serves it to
+// every host and reloads it when the file changes; a per-host registry
+// implements the same interface); [Service.Reload] reloads on demand
+// (SIGHUP, the admin endpoint). Each model is prepared for serving once,
+// and each scoring goroutine keeps a workspace for each of its last few
+// models, so that hosts of different models cost no allocation. A reload
+// validates the new model before it swaps it in with an atomic pointer:
+// requests and messages in flight finish with the model they started
+// with, new ones get the new model, and a bad file leaves the old model
+// serving.
 //
 // # NATS
 //
