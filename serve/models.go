@@ -20,8 +20,9 @@ type modelSet struct {
 	log        *slog.Logger
 	series     *seriesBudget // shared by the hosts' series of every model
 
-	// last is the state found or prepared last: with a single model, the
-	// only one, found without a map look-up.
+	// last is the state prepared last: with a single model, the only one,
+	// found without a map look-up. Hits on other models do not move it, so
+	// that workers alternating models do not write to it.
 	last   atomic.Pointer[modelState]
 	states sync.Map // *Loaded -> *modelState
 	mu     sync.Mutex
@@ -61,9 +62,7 @@ func (ms *modelSet) stateOf(l *Loaded) *modelState {
 		return last
 	}
 	if v, ok := ms.states.Load(l); ok {
-		st := v.(*modelState)
-		ms.last.Store(st)
-		return st
+		return v.(*modelState)
 	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
@@ -93,18 +92,28 @@ func (ms *modelSet) prepare(l *Loaded) (*modelState, error) {
 }
 
 // retain forgets the states of the models keep does not want (a reload
-// replaced them), returning their hosts' series to the budget. Workers
-// scoring with a forgotten state finish with it.
+// replaced them), returning their hosts' series to the budget unless a
+// kept model is served by the same state (a model that could not be
+// prepared is served by the previous one). Workers scoring with a
+// forgotten state finish with it.
 func (ms *modelSet) retain(keep func(*Loaded) bool) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
+	kept := map[*modelState]bool{}
+	var gone []*modelState
 	ms.states.Range(func(k, v any) bool {
-		if l := k.(*Loaded); !keep(l) {
-			ms.states.Delete(l)
-			if st := v.(*modelState); st.l == l && st.series != nil {
-				st.series.release()
-			}
+		st := v.(*modelState)
+		if keep(k.(*Loaded)) {
+			kept[st] = true
+		} else {
+			ms.states.Delete(k)
+			gone = append(gone, st)
 		}
 		return true
 	})
+	for _, st := range gone {
+		if !kept[st] && st.series != nil {
+			st.series.release()
+		}
+	}
 }

@@ -222,3 +222,71 @@ func TestPerHostModels(t *testing.T) {
 		t.Errorf("results name models %q %q and %q %q, want the response's and host-b %s", a.Model, a.ModelVersion, b.Model, b.ModelVersion, l2.Version)
 	}
 }
+
+// TestSeriesFollowTheModel checks that each model keeps its own hosts'
+// series, that all of them draw on one budget, and that a model a reload
+// replaced gives its hosts' memory back.
+func TestSeriesFollowTheModel(t *testing.T) {
+	src, _, _ := twoModels(t)
+	ms, err := newModelSet(src, 10, model.MethodRecent, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ms.forHost("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ms.forHost("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b || a.series == nil || b.series == nil || a.series.budget != b.series.budget {
+		t.Fatal("the two models do not have series of their own on one budget")
+	}
+	per := a.series.per
+	for i := range 100 {
+		a.series.of(fmt.Sprintf("h%d", i))
+	}
+	b.series.of("b")
+	if got, want := ms.series.used.Load(), 101*per; got != want {
+		t.Errorf("budget used %d bytes, want %d (101 hosts of %d)", got, want, per)
+	}
+	shards := 0
+	for i := range a.series.shards {
+		if len(a.series.shards[i].m) > 0 {
+			shards++
+		}
+	}
+	if shards < seriesShards/2 {
+		t.Errorf("100 hosts in %d of %d shards", shards, seriesShards)
+	}
+	ms.retain(func(l *Loaded) bool { return l == b.l })
+	if got := ms.series.used.Load(); got != per {
+		t.Errorf("after forgetting a's model the budget holds %d bytes, want %d (b's one host)", got, per)
+	}
+}
+
+// TestSeriesBudget checks that over the budget a host of the same shard
+// is forgotten, so that the hosts kept stay within it but for one host a
+// shard (a shard empty when the budget is full still takes a host).
+func TestSeriesBudget(t *testing.T) {
+	l, _ := loaded(t, 1, "m")
+	st, err := newModelState(l, 10, model.MethodRecent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := st.series
+	hs.minHost = 0
+	hs.budget = newSeriesBudget(seriesShards * hs.per) // room for one host a shard
+	for i := range 1000 {
+		if hs.of(fmt.Sprintf("host-%d", i)) == nil {
+			t.Fatal("no series for a host")
+		}
+	}
+	if n := hs.hosts.Load(); n > 2*seriesShards || n < seriesShards/2 {
+		t.Errorf("%d hosts kept, want the budget's %d and at most one more a shard", n, seriesShards)
+	}
+	if used := hs.budget.used.Load(); used != hs.hosts.Load()*hs.per {
+		t.Errorf("budget says %d bytes, the hosts take %d", used, hs.hosts.Load()*hs.per)
+	}
+}

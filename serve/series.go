@@ -11,7 +11,9 @@ import (
 // seriesBudgetBytes bounds the memory that hosts' series state may take,
 // over every model; with the default window and 38 features a host takes
 // about 18 KiB, so about 14,000 hosts fit. Over the cap, a host picked at
-// random is forgotten: its next sample starts a new series.
+// random in the new host's shard is forgotten: its next sample starts a
+// new series. (A shard still empty then takes its host, so the cap may be
+// passed by one host a shard.)
 const seriesBudgetBytes = 256 << 20
 
 // minSeriesHosts is the fewest hosts a model keeps whatever their size.

@@ -195,7 +195,7 @@ func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, err
 		return l, false, nil
 	}
 	st := s.models.def()
-	s.models.retain(func(m *Loaded) bool { return m == st.l })
+	s.models.retain(func(m *Loaded) bool { return m == l })
 	s.met.modelLoaded(st.l, st.d)
 	s.met.reloads.WithLabelValues("changed").Inc()
 	s.met.lastReloadOK.Set(1)
