@@ -220,7 +220,7 @@ func (n *natsSide) startCore(nc *nats.Conn) error {
 	cfg := &n.cfg
 	for range cfg.Scoring.Workers {
 		w := newWorker(cfg.Scoring.Batch)
-		sub, err := natsio.Subscribe(nc, cfg.NATS.Subject, cfg.NATS.QueueGroup, natsio.WorkerLimits, func(m *nats.Msg) { n.handleCore(w, m) })
+		sub, err := natsio.Subscribe(nc, cfg.NATS.Subject, cfg.NATS.QueueGroup, natsio.WorkerLimits(), func(m *nats.Msg) { n.handleCore(w, m) })
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
@@ -235,7 +235,7 @@ func (n *natsSide) startCore(nc *nats.Conn) error {
 // of a host's measurements.
 func (n *natsSide) startTelegrafCore(nc *nats.Conn) error {
 	w := newWorker(n.cfg.Scoring.Batch)
-	sub, err := natsio.Subscribe(nc, n.cfg.NATS.Subject, "", natsio.OrderedLimits, func(m *nats.Msg) { n.tg.handleCore(w, m) })
+	sub, err := natsio.Subscribe(nc, n.cfg.NATS.Subject, "", natsio.OrderedLimits(), func(m *nats.Msg) { n.tg.handleCore(w, m) })
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -327,7 +327,7 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 // are assembled one at a time, in order, so that each host's counters are
 // seen in order.
 func (c *collector) subscribe(nc *nats.Conn) error {
-	sub, err := natsio.Subscribe(nc, c.o.subject, "", natsio.OrderedLimits, c.handle)
+	sub, err := natsio.Subscribe(nc, c.o.subject, "", natsio.OrderedLimits(), c.handle)
 	if err != nil {
 		return err
 	}

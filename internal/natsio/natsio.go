@@ -112,16 +112,14 @@ type Limits struct {
 	Msgs, Bytes int
 }
 
-var (
-	// WorkerLimits leave room for bursts to each of several workers:
-	// 64 Ki messages or 32 MiB. Core NATS is at most once.
-	WorkerLimits = Limits{Msgs: 64 << 10, Bytes: 32 << 20}
-	// OrderedLimits leave room for the burst of a large fleet's Telegraf
-	// flush (every host sends at about the same time) to the one
-	// subscription that takes measurements in order: 512 Ki messages or
-	// 256 MiB.
-	OrderedLimits = Limits{Msgs: 512 << 10, Bytes: 256 << 20}
-)
+// WorkerLimits leave room for bursts to each of several workers: 64 Ki
+// messages or 32 MiB. Core NATS is at most once.
+func WorkerLimits() Limits { return Limits{Msgs: 64 << 10, Bytes: 32 << 20} }
+
+// OrderedLimits leave room for the burst of a large fleet's Telegraf
+// flush (every host sends at about the same time) to the one subscription
+// that takes measurements in order: 512 Ki messages or 256 MiB.
+func OrderedLimits() Limits { return Limits{Msgs: 512 << 10, Bytes: 256 << 20} }
 
 // Subscribe subscribes handler to subject, in the queue group queue
 // (replicas share the messages) or, with queue "", alone (every message,

@@ -43,12 +43,12 @@ func TestSubscribe(t *testing.T) {
 			var got atomic.Int64
 			subject := "in." + tc.queue + "x"
 			for range tc.subs {
-				sub, err := Subscribe(nc, subject, tc.queue, WorkerLimits, func(*nats.Msg) { got.Add(1) })
+				sub, err := Subscribe(nc, subject, tc.queue, WorkerLimits(), func(*nats.Msg) { got.Add(1) })
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { sub.Unsubscribe() })
-				if m, b, _ := sub.PendingLimits(); m != WorkerLimits.Msgs || b != WorkerLimits.Bytes {
+				if m, b, _ := sub.PendingLimits(); m != WorkerLimits().Msgs || b != WorkerLimits().Bytes {
 					t.Errorf("pending limits %d, %d", m, b)
 				}
 			}
@@ -65,7 +65,7 @@ func TestSubscribe(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Subscribe(nc, "bad subject", "", WorkerLimits, func(*nats.Msg) {}); err == nil {
+	if _, err := Subscribe(nc, "bad subject", "", WorkerLimits(), func(*nats.Msg) {}); err == nil {
 		t.Error("subscribing to a bad subject did not fail")
 	}
 }
@@ -249,7 +249,7 @@ func TestPublisher(t *testing.T) {
 func TestDrain(t *testing.T) {
 	_, nc := embedded(t)
 	var handled atomic.Int64
-	sub, err := Subscribe(nc, "d", "", OrderedLimits, func(*nats.Msg) {
+	sub, err := Subscribe(nc, "d", "", OrderedLimits(), func(*nats.Msg) {
 		time.Sleep(20 * time.Millisecond)
 		handled.Add(1)
 	})
