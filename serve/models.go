@@ -13,6 +13,11 @@ import (
 // which model scores a host, and prepares each model for serving once
 // ([modelState]: its decoder, its pre-encoded JSON, its hosts' series),
 // however many hosts it scores. It is safe for concurrent use.
+//
+// A state is kept until retain drops it, which [Service.Reload] does for
+// every model but the source's new default: a source whose models come and
+// go while serving (a registry's least-recently-used cache) must have the
+// service drop the states of the models it evicts, or they stay in memory.
 type modelSet struct {
 	src        ModelSource
 	maxSamples int
