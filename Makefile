@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/dagmm
 PKGS     := ./...
 # RACE_PKGS: the packages with goroutines of their own, tested again under the race detector.
-RACE_PKGS := ./serve/... ./model/ ./datasets/ ./internal/natsconn/ ./fleet/
+RACE_PKGS := ./serve/... ./model/ ./datasets/ ./internal/natsconn/ ./internal/natsio/ ./fleet/
 BENCHTIME ?= 2s
 
 .PHONY: all build test test-race demo bench bench-train bench-score bench-explain lint fmt clean

@@ -52,13 +52,12 @@ func BenchmarkScoreMessage(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			body := benchBody(b, m, n)
-			w := newWorker(s.cfg.Batch)
-			st := s.model()
+			w := newWorker(s.cfg.Scoring.Batch)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
 				src := Source{Subject: "metrics.h"}
-				if _, err := s.scoreMessage(w, st, body, &src, time.Now()); err != nil {
+				if _, err := s.pipe.scoreMessage(w, body, &src, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -12,40 +12,79 @@ import (
 	"github.com/dagmm/dagmm/serve/ingest"
 )
 
-// Config configures a [Service]. The zero value is usable once defaults are
-// applied: [New] fills every zero field with its value from
+// Config configures a [Service], in parts: the model, the scoring, NATS,
+// JetStream, the Telegraf input and HTTP. The zero value is usable once
+// defaults are applied: [New] fills every zero field with its value from
 // [DefaultConfig], then calls [Config.Validate].
 type Config struct {
-	// ModelPath is the model artifact to serve. Required unless a
-	// [ModelSource] is given to [New] with [WithModelSource].
-	ModelPath string
-	// ModelName is the model's name in the Open Inference Protocol paths
-	// (/v2/models/{name}) and in events. Default "dagmm".
-	ModelName string
-	// PollInterval is how often the model file's modification time and size
-	// are checked; a change triggers a reload. Default 2s; negative disables
-	// the check.
-	PollInterval time.Duration
+	Model     ModelConfig
+	Scoring   ScoringConfig
+	NATS      NATSConfig
+	JetStream JetStreamConfig
+	Telegraf  TelegrafConfig
+	HTTP      HTTPConfig
+	// ShutdownTimeout bounds the graceful shutdown of each part.
+	// Default 10s.
+	ShutdownTimeout time.Duration
+}
 
-	// NoNATS runs the HTTP server only: no NATS connection, no embedded
+// ModelConfig says which model the service serves.
+type ModelConfig struct {
+	// Path is the model artifact to serve. Required unless a
+	// [ModelSource] is given to [New] with [WithModelSource].
+	Path string
+	// Name is the model's name in the Open Inference Protocol paths
+	// (/v2/models/{name}) and in events. Default "dagmm".
+	Name string
+	// PollInterval is how often the model file's modification time and
+	// size are checked; a change triggers a reload. Default 2s; negative
+	// disables the check.
+	PollInterval time.Duration
+}
+
+// ScoringConfig sizes the scoring and says how anomalies are explained,
+// for NATS and HTTP alike.
+type ScoringConfig struct {
+	// Workers is the number of NATS scoring goroutines, each with its own
+	// subscription (core) or pull loop (JetStream) and workspaces.
+	// Default GOMAXPROCS. With Telegraf, one goroutine decodes, assembles
+	// and scores in message order, and Workers is not used.
+	Workers int
+	// Batch is the largest number of samples scored at once: the size of
+	// each workspace. Larger messages are scored in pieces. Default 1024.
+	Batch int
+	// MaxSamples bounds the samples of one request or one NATS message.
+	// Default 10000.
+	MaxSamples int
+	// ExplainMethod is how anomalies are explained: one of
+	// [model.Methods], such as "repair" or "share"; empty means the
+	// scorer's default ([model.Scorer.DefaultMethod]).
+	ExplainMethod string
+}
+
+// NATSConfig is the NATS connection, and the subjects samples come in on
+// and events go out to.
+type NATSConfig struct {
+	// Disabled runs the HTTP server only: no NATS connection, no embedded
 	// server.
-	NoNATS bool
-	// NATSURL is the NATS server to connect to, e.g. "nats://nats:4222";
+	Disabled bool
+	// URL is the NATS server to connect to, e.g. "nats://nats:4222";
 	// several may be given separated by commas. Empty: start an embedded
 	// nats-server.
-	NATSURL string
-	// NATSName is the client connection name shown by the server.
+	URL string
+	// Name is the client connection name shown by the server.
 	// Default "dagmm-serve".
-	NATSName string
+	Name string
 	// EmbeddedHost is the interface the embedded server listens on.
 	// Default "127.0.0.1".
 	EmbeddedHost string
 	// EmbeddedPort is the embedded server's client port. Default 4222;
 	// -1 picks a free port (see [Service.NATSURL]).
 	EmbeddedPort int
-	// StoreDir is the embedded server's JetStream store. Empty: a temporary
-	// directory removed at shutdown, so durable consumers do not survive a
-	// restart of the embedded server; give a directory to keep them.
+	// StoreDir is the embedded server's JetStream store. Empty: a
+	// temporary directory removed at shutdown, so durable consumers do not
+	// survive a restart of the embedded server; give a directory to keep
+	// them.
 	StoreDir string
 
 	// Subject is the subject samples arrive on; wildcards allowed.
@@ -68,29 +107,20 @@ type Config struct {
 	// whose measurements must all reach the replica that assembles their
 	// host (see the package documentation).
 	QueueGroup string
-	// Workers is the number of scoring goroutines, each with its own
-	// subscription (core) or pull loop (JetStream) and workspace.
-	// Default GOMAXPROCS. With Telegraf, one goroutine decodes, assembles
-	// and scores in message order, and Workers is not used.
-	Workers int
-	// ExplainMethod is how anomalies are explained: one of
-	// [model.Methods], such as "repair" or "share"; empty means the
-	// scorer's default ([model.Scorer.DefaultMethod]).
-	ExplainMethod string
-	// Batch is the largest number of samples scored at once: the size of
-	// each worker's workspace. Larger messages are scored in pieces.
-	// Default 1024.
-	Batch int
+}
 
-	// JetStream consumes through a durable JetStream pull consumer instead
+// JetStreamConfig is durable mode (a JetStream pull consumer instead of a
+// core subscription) and the stream that stores events.
+type JetStreamConfig struct {
+	// Enabled consumes through a durable JetStream pull consumer instead
 	// of a core subscription: at-least-once scoring across restarts.
-	JetStream bool
+	Enabled bool
 	// Stream is the JetStream stream that holds the samples; it is created
-	// on Subject when it does not exist, and bound as it is when it does.
-	// Default "DAGMM_METRICS".
+	// on the NATS subject when it does not exist, and bound as it is when
+	// it does. Default "DAGMM_METRICS".
 	Stream string
-	// StreamMaxAge bounds how long the stream created by the service keeps
-	// samples. Default 24h.
+	// StreamMaxAge bounds how long the streams created by the service
+	// keep messages. Default 24h.
 	StreamMaxAge time.Duration
 	// StreamMaxBytes bounds the size of a stream created by the service;
 	// the oldest messages are discarded beyond it. Default 1 GiB; -1 for
@@ -117,33 +147,40 @@ type Config struct {
 	// EventStream, when set, names a JetStream stream that stores the
 	// events (the anomaly, score and dead-letter subjects); it is created
 	// when it does not exist. Events are then published with JetStream
-	// acknowledgements and message ids for deduplication.
+	// acknowledgements and message ids for deduplication. It needs no
+	// durable mode.
 	EventStream string
+}
 
-	// Telegraf makes the NATS scorer take what Telegraf's outputs.nats
-	// plugin publishes on Subject (influx line protocol or JSON, one
-	// measurement per message or a batch) instead of dagmm samples, and
-	// join the measurements per host and collection interval into the
+// TelegrafConfig is the Telegraf input.
+type TelegrafConfig struct {
+	// Enabled makes the NATS scorer take what Telegraf's outputs.nats
+	// plugin publishes on the NATS subject (influx line protocol or JSON,
+	// one measurement per message or a batch) instead of dagmm samples,
+	// and join the measurements per host and collection interval into the
 	// model's vectors with an [ingest.Assembler] (see the package
 	// documentation). It needs NATS.
-	Telegraf bool
-	// TelegrafFormat is Telegraf's data_format: [ingest.FormatAuto] (the
-	// default: JSON when a message starts with '{'), [ingest.FormatInflux]
-	// or [ingest.FormatJSON].
-	TelegrafFormat ingest.Format
-	// TelegrafMapping says how each model feature is made from Telegraf's
+	Enabled bool
+	// Format is Telegraf's data_format: [ingest.FormatAuto] (the default:
+	// JSON when a message starts with '{'), [ingest.FormatInflux] or
+	// [ingest.FormatJSON].
+	Format ingest.Format
+	// Mapping says how each model feature is made from Telegraf's
 	// measurements, and sets the collection interval and the deadlines.
 	// Nil means [ingest.DefaultConfig], the mapping of the seed's four
 	// metrics. It must map every feature of the model.
-	TelegrafMapping *ingest.Config
-	// TelegrafFlush is how often intervals whose deadline passed are
-	// finalised, so that a host that stopped sending does not keep its last
-	// interval open. Default 1s.
-	TelegrafFlush time.Duration
+	Mapping *ingest.Config
+	// Flush is how often intervals whose deadline passed are finalised,
+	// so that a host that stopped sending does not keep its last interval
+	// open. Default 1s.
+	Flush time.Duration
+}
 
-	// HTTPAddr is the HTTP listen address. Default ":8080"; port 0 picks
-	// a free port (see [Service.HTTPAddr]).
-	HTTPAddr string
+// HTTPConfig is the HTTP server.
+type HTTPConfig struct {
+	// Addr is the listen address. Default ":8080"; port 0 picks a free
+	// port (see [Service.HTTPAddr]).
+	Addr string
 	// MaxBodyBytes bounds a request body. Default 8 MiB.
 	MaxBodyBytes int64
 	// MaxInFlightBytes bounds the request body bytes held by all the HTTP
@@ -153,18 +190,12 @@ type Config struct {
 	// when [New] is called (see [InFlightBytesFor]), 64 MiB when there is
 	// none.
 	MaxInFlightBytes int64
-	// MaxSamples bounds the samples of one request or one NATS message.
-	// Default 10000.
-	MaxSamples int
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the
-	// HTTP server's. Defaults 5s, 10s, 10s and 60s.
+	// server's. Defaults 5s, 10s, 10s and 60s.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	// ShutdownTimeout bounds the graceful shutdown of each part.
-	// Default 10s.
-	ShutdownTimeout time.Duration
 	// AdminToken, when set, protects the admin endpoints
 	// (POST /v1/model/reload): a request must carry
 	// "Authorization: Bearer <AdminToken>".
@@ -176,35 +207,47 @@ type Config struct {
 // in effect at the call.
 func DefaultConfig() Config {
 	return Config{
-		ModelName:         "dagmm",
-		PollInterval:      2 * time.Second,
-		NATSName:          "dagmm-serve",
-		EmbeddedHost:      "127.0.0.1",
-		EmbeddedPort:      4222,
-		Subject:           "metrics.>",
-		AnomalyPrefix:     "anomalies",
-		ScorePrefix:       "scores",
-		DeadLetterSubject: "dagmm.deadletter",
-		QueueGroup:        "dagmm",
-		Workers:           runtime.GOMAXPROCS(0),
-		Batch:             1024,
-		Stream:            "DAGMM_METRICS",
-		StreamMaxAge:      24 * time.Hour,
-		StreamMaxBytes:    1 << 30,
-		Consumer:          "dagmm-scorer",
-		AckWait:           30 * time.Second,
-		MaxDeliver:        10,
-		MaxAckPending:     20000,
-		HTTPAddr:          ":8080",
-		MaxBodyBytes:      8 << 20,
-		MaxInFlightBytes:  InFlightBytesFor(GoMemoryLimit(), 8<<20),
-		MaxSamples:        10000,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ShutdownTimeout:   10 * time.Second,
-		TelegrafFlush:     time.Second,
+		Model: ModelConfig{
+			Name:         "dagmm",
+			PollInterval: 2 * time.Second,
+		},
+		Scoring: ScoringConfig{
+			Workers:    runtime.GOMAXPROCS(0),
+			Batch:      1024,
+			MaxSamples: 10000,
+		},
+		NATS: NATSConfig{
+			Name:              "dagmm-serve",
+			EmbeddedHost:      "127.0.0.1",
+			EmbeddedPort:      4222,
+			Subject:           "metrics.>",
+			AnomalyPrefix:     "anomalies",
+			ScorePrefix:       "scores",
+			DeadLetterSubject: "dagmm.deadletter",
+			QueueGroup:        "dagmm",
+		},
+		JetStream: JetStreamConfig{
+			Stream:         "DAGMM_METRICS",
+			StreamMaxAge:   24 * time.Hour,
+			StreamMaxBytes: 1 << 30,
+			Consumer:       "dagmm-scorer",
+			AckWait:        30 * time.Second,
+			MaxDeliver:     10,
+			MaxAckPending:  20000,
+		},
+		Telegraf: TelegrafConfig{
+			Flush: time.Second,
+		},
+		HTTP: HTTPConfig{
+			Addr:              ":8080",
+			MaxBodyBytes:      8 << 20,
+			MaxInFlightBytes:  InFlightBytesFor(GoMemoryLimit(), 8<<20),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+		},
+		ShutdownTimeout: 10 * time.Second,
 	}
 }
 
@@ -215,40 +258,40 @@ const DefaultTelegrafSubject = "telegraf"
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
-	setDefault(&c.ModelName, d.ModelName)
-	setDefault(&c.PollInterval, d.PollInterval)
-	setDefault(&c.NATSName, d.NATSName)
-	setDefault(&c.EmbeddedHost, d.EmbeddedHost)
-	setDefault(&c.EmbeddedPort, d.EmbeddedPort)
-	if c.Telegraf {
-		setDefault(&c.Subject, DefaultTelegrafSubject)
+	setDefault(&c.Model.Name, d.Model.Name)
+	setDefault(&c.Model.PollInterval, d.Model.PollInterval)
+	setDefault(&c.NATS.Name, d.NATS.Name)
+	setDefault(&c.NATS.EmbeddedHost, d.NATS.EmbeddedHost)
+	setDefault(&c.NATS.EmbeddedPort, d.NATS.EmbeddedPort)
+	if c.Telegraf.Enabled {
+		setDefault(&c.NATS.Subject, DefaultTelegrafSubject)
 	}
-	setDefault(&c.Subject, d.Subject)
-	setDefault(&c.AnomalyPrefix, d.AnomalyPrefix)
-	setDefault(&c.ScorePrefix, d.ScorePrefix)
-	setDefault(&c.DeadLetterSubject, d.DeadLetterSubject)
-	setDefault(&c.QueueGroup, d.QueueGroup)
-	setDefault(&c.Workers, d.Workers)
-	setDefault(&c.Batch, d.Batch)
-	setDefault(&c.Stream, d.Stream)
-	setDefault(&c.StreamMaxAge, d.StreamMaxAge)
-	setDefault(&c.StreamMaxBytes, d.StreamMaxBytes)
-	setDefault(&c.Consumer, d.Consumer)
-	setDefault(&c.AckWait, d.AckWait)
-	setDefault(&c.MaxDeliver, d.MaxDeliver)
-	setDefault(&c.MaxAckPending, d.MaxAckPending)
-	setDefault(&c.HTTPAddr, d.HTTPAddr)
-	setDefault(&c.MaxBodyBytes, d.MaxBodyBytes)
-	if c.MaxInFlightBytes == 0 {
-		c.MaxInFlightBytes = InFlightBytesFor(GoMemoryLimit(), c.MaxBodyBytes)
+	setDefault(&c.NATS.Subject, d.NATS.Subject)
+	setDefault(&c.NATS.AnomalyPrefix, d.NATS.AnomalyPrefix)
+	setDefault(&c.NATS.ScorePrefix, d.NATS.ScorePrefix)
+	setDefault(&c.NATS.DeadLetterSubject, d.NATS.DeadLetterSubject)
+	setDefault(&c.NATS.QueueGroup, d.NATS.QueueGroup)
+	setDefault(&c.Scoring.Workers, d.Scoring.Workers)
+	setDefault(&c.Scoring.Batch, d.Scoring.Batch)
+	setDefault(&c.JetStream.Stream, d.JetStream.Stream)
+	setDefault(&c.JetStream.StreamMaxAge, d.JetStream.StreamMaxAge)
+	setDefault(&c.JetStream.StreamMaxBytes, d.JetStream.StreamMaxBytes)
+	setDefault(&c.JetStream.Consumer, d.JetStream.Consumer)
+	setDefault(&c.JetStream.AckWait, d.JetStream.AckWait)
+	setDefault(&c.JetStream.MaxDeliver, d.JetStream.MaxDeliver)
+	setDefault(&c.JetStream.MaxAckPending, d.JetStream.MaxAckPending)
+	setDefault(&c.HTTP.Addr, d.HTTP.Addr)
+	setDefault(&c.HTTP.MaxBodyBytes, d.HTTP.MaxBodyBytes)
+	if c.HTTP.MaxInFlightBytes == 0 {
+		c.HTTP.MaxInFlightBytes = InFlightBytesFor(GoMemoryLimit(), c.HTTP.MaxBodyBytes)
 	}
-	setDefault(&c.MaxSamples, d.MaxSamples)
-	setDefault(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
-	setDefault(&c.ReadTimeout, d.ReadTimeout)
-	setDefault(&c.WriteTimeout, d.WriteTimeout)
-	setDefault(&c.IdleTimeout, d.IdleTimeout)
+	setDefault(&c.Scoring.MaxSamples, d.Scoring.MaxSamples)
+	setDefault(&c.HTTP.ReadHeaderTimeout, d.HTTP.ReadHeaderTimeout)
+	setDefault(&c.HTTP.ReadTimeout, d.HTTP.ReadTimeout)
+	setDefault(&c.HTTP.WriteTimeout, d.HTTP.WriteTimeout)
+	setDefault(&c.HTTP.IdleTimeout, d.HTTP.IdleTimeout)
 	setDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
-	setDefault(&c.TelegrafFlush, d.TelegrafFlush)
+	setDefault(&c.Telegraf.Flush, d.Telegraf.Flush)
 	return c
 }
 
@@ -269,20 +312,20 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
 	}
-	if err := checkToken(c.ModelName); err != nil {
-		return bad("model name", "%q %v", c.ModelName, err)
+	if err := checkToken(c.Model.Name); err != nil {
+		return bad("model name", "%q %v", c.Model.Name, err)
 	}
-	if _, err := model.ParseMethod(c.ExplainMethod); err != nil {
+	if _, err := model.ParseMethod(c.Scoring.ExplainMethod); err != nil {
 		return bad("explain method", "%v", err)
 	}
-	if !c.NoNATS {
-		if err := checkSubject(c.Subject, true); err != nil {
-			return bad("subject", "%q: %v", c.Subject, err)
+	if !c.NATS.Disabled {
+		if err := checkSubject(c.NATS.Subject, true); err != nil {
+			return bad("subject", "%q: %v", c.NATS.Subject, err)
 		}
 		for _, p := range []struct{ name, v string }{
-			{"anomaly prefix", c.AnomalyPrefix},
-			{"score prefix", c.ScorePrefix},
-			{"dead-letter subject", c.DeadLetterSubject},
+			{"anomaly prefix", c.NATS.AnomalyPrefix},
+			{"score prefix", c.NATS.ScorePrefix},
+			{"dead-letter subject", c.NATS.DeadLetterSubject},
 		} {
 			if err := checkSubject(p.v, false); err != nil {
 				return bad(p.name, "%q: %v", p.v, err)
@@ -291,69 +334,69 @@ func (c *Config) Validate() error {
 				return bad(p.name, "%d bytes long, longer than %d: with a host a subject must stay well under the 4,096-byte protocol line a NATS server accepts", len(p.v), maxPrefixLen)
 			}
 		}
-		if subjectsOverlap(c.Subject, c.DeadLetterSubject) || subjectsOverlap(c.Subject, c.AnomalyPrefix+".x") ||
-			(c.PublishScores && subjectsOverlap(c.Subject, c.ScorePrefix+".x")) {
-			return bad("subject", "%q would receive the service's own events or dead letters", c.Subject)
+		if subjectsOverlap(c.NATS.Subject, c.NATS.DeadLetterSubject) || subjectsOverlap(c.NATS.Subject, c.NATS.AnomalyPrefix+".x") ||
+			(c.NATS.PublishScores && subjectsOverlap(c.NATS.Subject, c.NATS.ScorePrefix+".x")) {
+			return bad("subject", "%q would receive the service's own events or dead letters", c.NATS.Subject)
 		}
-		if err := checkToken(c.QueueGroup); err != nil {
-			return bad("queue group", "%q %v", c.QueueGroup, err)
+		if err := checkToken(c.NATS.QueueGroup); err != nil {
+			return bad("queue group", "%q %v", c.NATS.QueueGroup, err)
 		}
-		if c.NATSURL == "" {
-			if c.EmbeddedPort < -1 || c.EmbeddedPort > 65535 {
-				return bad("embedded port", "%d is not a port (1-65535, or -1 for any free port)", c.EmbeddedPort)
+		if c.NATS.URL == "" {
+			if c.NATS.EmbeddedPort < -1 || c.NATS.EmbeddedPort > 65535 {
+				return bad("embedded port", "%d is not a port (1-65535, or -1 for any free port)", c.NATS.EmbeddedPort)
 			}
-			if net.ParseIP(c.EmbeddedHost) == nil && c.EmbeddedHost != "localhost" {
-				return bad("embedded host", "%q is not an IP address", c.EmbeddedHost)
-			}
-		}
-		if c.JetStream {
-			if err := checkToken(c.Stream); err != nil {
-				return bad("stream", "%q %v", c.Stream, err)
-			}
-			if err := checkToken(c.Consumer); err != nil {
-				return bad("consumer", "%q %v", c.Consumer, err)
-			}
-			if c.StreamMaxBytes < -1 || c.StreamMaxBytes == 0 {
-				return bad("stream max bytes", "%d: want a positive size, or -1 for no limit", c.StreamMaxBytes)
-			}
-			if c.MaxDeliver < -1 || c.MaxDeliver == 0 {
-				return bad("max deliver", "%d: want a positive number, or -1 for no limit", c.MaxDeliver)
+			if net.ParseIP(c.NATS.EmbeddedHost) == nil && c.NATS.EmbeddedHost != "localhost" {
+				return bad("embedded host", "%q is not an IP address", c.NATS.EmbeddedHost)
 			}
 		}
-		if c.EventStream != "" {
-			if err := checkToken(c.EventStream); err != nil {
-				return bad("event stream", "%q %v", c.EventStream, err)
+		if c.JetStream.Enabled {
+			if err := checkToken(c.JetStream.Stream); err != nil {
+				return bad("stream", "%q %v", c.JetStream.Stream, err)
 			}
-			if c.JetStream && c.EventStream == c.Stream {
-				return bad("event stream", "%q is also the sample stream", c.EventStream)
+			if err := checkToken(c.JetStream.Consumer); err != nil {
+				return bad("consumer", "%q %v", c.JetStream.Consumer, err)
+			}
+			if c.JetStream.StreamMaxBytes < -1 || c.JetStream.StreamMaxBytes == 0 {
+				return bad("stream max bytes", "%d: want a positive size, or -1 for no limit", c.JetStream.StreamMaxBytes)
+			}
+			if c.JetStream.MaxDeliver < -1 || c.JetStream.MaxDeliver == 0 {
+				return bad("max deliver", "%d: want a positive number, or -1 for no limit", c.JetStream.MaxDeliver)
+			}
+		}
+		if c.JetStream.EventStream != "" {
+			if err := checkToken(c.JetStream.EventStream); err != nil {
+				return bad("event stream", "%q %v", c.JetStream.EventStream, err)
+			}
+			if c.JetStream.Enabled && c.JetStream.EventStream == c.JetStream.Stream {
+				return bad("event stream", "%q is also the sample stream", c.JetStream.EventStream)
 			}
 		}
 	}
-	if c.Telegraf {
-		if c.NoNATS {
+	if c.Telegraf.Enabled {
+		if c.NATS.Disabled {
 			return bad("telegraf", "Telegraf's messages come over NATS: it cannot be used without NATS")
 		}
-		if c.TelegrafFormat > ingest.FormatJSON {
-			return bad("telegraf format", "%d is not a format", c.TelegrafFormat)
+		if c.Telegraf.Format > ingest.FormatJSON {
+			return bad("telegraf format", "%d is not a format", c.Telegraf.Format)
 		}
-		if c.TelegrafMapping != nil {
-			if err := c.TelegrafMapping.Validate(); err != nil {
+		if c.Telegraf.Mapping != nil {
+			if err := c.Telegraf.Mapping.Validate(); err != nil {
 				return bad("telegraf mapping", "%v", err)
 			}
 		}
-		if c.TelegrafFlush <= 0 {
-			return bad("telegraf flush", "%v: want a positive duration", c.TelegrafFlush)
+		if c.Telegraf.Flush <= 0 {
+			return bad("telegraf flush", "%v: want a positive duration", c.Telegraf.Flush)
 		}
 	}
 	for _, p := range []struct {
 		name string
 		v    int64
 	}{
-		{"workers", int64(c.Workers)},
-		{"batch", int64(c.Batch)},
-		{"max body bytes", c.MaxBodyBytes},
-		{"max samples", int64(c.MaxSamples)},
-		{"max ack pending", int64(c.MaxAckPending)},
+		{"workers", int64(c.Scoring.Workers)},
+		{"batch", int64(c.Scoring.Batch)},
+		{"max body bytes", c.HTTP.MaxBodyBytes},
+		{"max samples", int64(c.Scoring.MaxSamples)},
+		{"max ack pending", int64(c.JetStream.MaxAckPending)},
 	} {
 		if p.v <= 0 {
 			return bad(p.name, "%d: want a positive number", p.v)
@@ -363,25 +406,25 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"read header timeout", c.ReadHeaderTimeout},
-		{"read timeout", c.ReadTimeout},
-		{"write timeout", c.WriteTimeout},
-		{"idle timeout", c.IdleTimeout},
+		{"read header timeout", c.HTTP.ReadHeaderTimeout},
+		{"read timeout", c.HTTP.ReadTimeout},
+		{"write timeout", c.HTTP.WriteTimeout},
+		{"idle timeout", c.HTTP.IdleTimeout},
 		{"shutdown timeout", c.ShutdownTimeout},
-		{"ack wait", c.AckWait},
-		{"stream max age", c.StreamMaxAge},
+		{"ack wait", c.JetStream.AckWait},
+		{"stream max age", c.JetStream.StreamMaxAge},
 	} {
 		if p.v <= 0 {
 			return bad(p.name, "%v: want a positive duration", p.v)
 		}
 	}
-	if c.MaxInFlightBytes < c.MaxBodyBytes {
-		return bad("max in-flight bytes", "%d is less than the largest body (%d bytes): a request of that size would always be refused", c.MaxInFlightBytes, c.MaxBodyBytes)
+	if c.HTTP.MaxInFlightBytes < c.HTTP.MaxBodyBytes {
+		return bad("max in-flight bytes", "%d is less than the largest body (%d bytes): a request of that size would always be refused", c.HTTP.MaxInFlightBytes, c.HTTP.MaxBodyBytes)
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		return bad("http address", "%q: %v", c.HTTPAddr, err)
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		return bad("http address", "%q: %v", c.HTTP.Addr, err)
 	}
-	if strings.ContainsAny(c.AdminToken, " \t\r\n") {
+	if strings.ContainsAny(c.HTTP.AdminToken, " \t\r\n") {
 		return bad("admin token", "contains white space")
 	}
 	return nil

@@ -17,8 +17,18 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("defaults do not validate: %v", err)
 	}
 	// Set fields are kept.
-	c = Config{Subject: "m.*", Workers: 3, PollInterval: -1}.WithDefaults()
-	if c.Subject != "m.*" || c.Workers != 3 || c.PollInterval != -1 || c.Batch != 1024 {
+	c = Config{
+		Model: ModelConfig{
+			PollInterval: -1,
+		},
+		Scoring: ScoringConfig{
+			Workers: 3,
+		},
+		NATS: NATSConfig{
+			Subject: "m.*",
+		},
+	}.WithDefaults()
+	if c.NATS.Subject != "m.*" || c.Scoring.Workers != 3 || c.Model.PollInterval != -1 || c.Scoring.Batch != 1024 {
 		t.Errorf("WithDefaults changed set fields: %+v", c)
 	}
 }
@@ -30,34 +40,34 @@ func TestConfigValidate(t *testing.T) {
 		want string // in the error; "" = valid
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"wildcard subject", func(c *Config) { c.Subject = "metrics.*.cpu" }, ""},
-		{"jetstream", func(c *Config) { c.JetStream = true; c.EventStream = "EV" }, ""},
-		{"no nats skips subjects", func(c *Config) { c.NoNATS = true; c.Subject = "bad subject" }, ""},
-		{"empty subject token", func(c *Config) { c.Subject = "metrics..x" }, "subject"},
-		{"subject space", func(c *Config) { c.Subject = "metrics x" }, "white space"},
-		{"gt not last", func(c *Config) { c.Subject = "metrics.>.x" }, "last token"},
-		{"mixed wildcard", func(c *Config) { c.Subject = "metrics.a*" }, "mixes"},
-		{"wildcard prefix", func(c *Config) { c.AnomalyPrefix = "anomalies.*" }, "anomaly prefix"},
-		{"long prefix", func(c *Config) { c.ScorePrefix = strings.Repeat("s", 1025) }, "score prefix"},
-		{"loop", func(c *Config) { c.Subject = ">" }, "own events"},
-		{"score loop", func(c *Config) { c.Subject = "scores.>"; c.PublishScores = true }, "own events"},
-		{"dead letter loop", func(c *Config) { c.Subject = "dagmm.*" }, "own events"},
-		{"stream name", func(c *Config) { c.JetStream = true; c.Stream = "a.b" }, "stream"},
-		{"consumer name", func(c *Config) { c.JetStream = true; c.Consumer = "" }, "consumer"},
-		{"max deliver", func(c *Config) { c.JetStream = true; c.MaxDeliver = -5 }, "max deliver"},
-		{"same streams", func(c *Config) { c.JetStream = true; c.EventStream = c.Stream }, "event stream"},
-		{"port", func(c *Config) { c.EmbeddedPort = 70000 }, "embedded port"},
-		{"host", func(c *Config) { c.EmbeddedHost = "not an ip" }, "embedded host"},
-		{"workers", func(c *Config) { c.Workers = -1 }, "workers"},
-		{"body", func(c *Config) { c.MaxBodyBytes = -1 }, "max body bytes"},
-		{"timeout", func(c *Config) { c.ReadTimeout = -time.Second }, "read timeout"},
-		{"http addr", func(c *Config) { c.HTTPAddr = "8080" }, "http address"},
-		{"token", func(c *Config) { c.AdminToken = "a b" }, "admin token"},
-		{"in-flight below body", func(c *Config) { c.MaxInFlightBytes = c.MaxBodyBytes - 1 }, "max in-flight bytes"},
-		{"in-flight equal to body", func(c *Config) { c.MaxInFlightBytes = c.MaxBodyBytes }, ""},
-		{"model name", func(c *Config) { c.ModelName = "a/b" }, "model name"},
-		{"explain method", func(c *Config) { c.ExplainMethod = "magic" }, "explain method"},
-		{"explain share", func(c *Config) { c.ExplainMethod = "share" }, ""},
+		{"wildcard subject", func(c *Config) { c.NATS.Subject = "metrics.*.cpu" }, ""},
+		{"jetstream", func(c *Config) { c.JetStream.Enabled = true; c.JetStream.EventStream = "EV" }, ""},
+		{"no nats skips subjects", func(c *Config) { c.NATS.Disabled = true; c.NATS.Subject = "bad subject" }, ""},
+		{"empty subject token", func(c *Config) { c.NATS.Subject = "metrics..x" }, "subject"},
+		{"subject space", func(c *Config) { c.NATS.Subject = "metrics x" }, "white space"},
+		{"gt not last", func(c *Config) { c.NATS.Subject = "metrics.>.x" }, "last token"},
+		{"mixed wildcard", func(c *Config) { c.NATS.Subject = "metrics.a*" }, "mixes"},
+		{"wildcard prefix", func(c *Config) { c.NATS.AnomalyPrefix = "anomalies.*" }, "anomaly prefix"},
+		{"long prefix", func(c *Config) { c.NATS.ScorePrefix = strings.Repeat("s", 1025) }, "score prefix"},
+		{"loop", func(c *Config) { c.NATS.Subject = ">" }, "own events"},
+		{"score loop", func(c *Config) { c.NATS.Subject = "scores.>"; c.NATS.PublishScores = true }, "own events"},
+		{"dead letter loop", func(c *Config) { c.NATS.Subject = "dagmm.*" }, "own events"},
+		{"stream name", func(c *Config) { c.JetStream.Enabled = true; c.JetStream.Stream = "a.b" }, "stream"},
+		{"consumer name", func(c *Config) { c.JetStream.Enabled = true; c.JetStream.Consumer = "" }, "consumer"},
+		{"max deliver", func(c *Config) { c.JetStream.Enabled = true; c.JetStream.MaxDeliver = -5 }, "max deliver"},
+		{"same streams", func(c *Config) { c.JetStream.Enabled = true; c.JetStream.EventStream = c.JetStream.Stream }, "event stream"},
+		{"port", func(c *Config) { c.NATS.EmbeddedPort = 70000 }, "embedded port"},
+		{"host", func(c *Config) { c.NATS.EmbeddedHost = "not an ip" }, "embedded host"},
+		{"workers", func(c *Config) { c.Scoring.Workers = -1 }, "workers"},
+		{"body", func(c *Config) { c.HTTP.MaxBodyBytes = -1 }, "max body bytes"},
+		{"timeout", func(c *Config) { c.HTTP.ReadTimeout = -time.Second }, "read timeout"},
+		{"http addr", func(c *Config) { c.HTTP.Addr = "8080" }, "http address"},
+		{"token", func(c *Config) { c.HTTP.AdminToken = "a b" }, "admin token"},
+		{"in-flight below body", func(c *Config) { c.HTTP.MaxInFlightBytes = c.HTTP.MaxBodyBytes - 1 }, "max in-flight bytes"},
+		{"in-flight equal to body", func(c *Config) { c.HTTP.MaxInFlightBytes = c.HTTP.MaxBodyBytes }, ""},
+		{"model name", func(c *Config) { c.Model.Name = "a/b" }, "model name"},
+		{"explain method", func(c *Config) { c.Scoring.ExplainMethod = "magic" }, "explain method"},
+		{"explain share", func(c *Config) { c.Scoring.ExplainMethod = "share" }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -24,7 +24,7 @@ func TestScoreConstantFeatures(t *testing.T) {
 	saveModelAt(t, path, m)
 	srv := runNATS(t)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
+	cfg.NATS.URL = srv.ClientURL()
 	r := start(t, cfg)
 	normal, _ := testData(t, m, 1, 0, 3)
 

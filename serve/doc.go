@@ -2,17 +2,22 @@
 // trained model, from a NATS subject and over HTTP, in one process.
 //
 // A [Service] is built with [New] from a [Config] and run with
-// [Service.Run] until its context is cancelled. It holds the model through a
-// [ModelSource] ([FileSource] reads one artifact file and reloads it when the
-// file changes); [Service.Reload] reloads on demand (SIGHUP, the admin
-// endpoint). A reload validates the new model before it swaps it in with an
-// atomic pointer: requests and messages in flight finish with the model
-// they started with, new ones get the new model, and a bad file leaves the
-// old model serving.
+// [Service.Run] until its context is cancelled. It takes its models from a
+// [ModelSource], which names the model of each sample's host
+// ([Models.ForHost]; [FileSource] reads one artifact file, serves it to
+// every host and reloads it when the file changes; a per-host registry
+// implements the same interface); [Service.Reload] reloads on demand
+// (SIGHUP, the admin endpoint). Each model is prepared for serving once,
+// and each scoring goroutine keeps a workspace for each of its last few
+// models, so that hosts of different models cost no allocation. A reload
+// validates the new model before it swaps it in with an atomic pointer:
+// requests and messages in flight finish with the model they started
+// with, new ones get the new model, and a bad file leaves the old model
+// serving.
 //
 // # NATS
 //
-// The scorer subscribes to [Config.Subject] (default "metrics.>"). A message
+// The scorer subscribes to [NATSConfig.Subject] (default "metrics.>"). A message
 // holds one JSON sample or a batch, in the format of package ingest:
 //
 //	{"host":"web-1","ts":"2026-11-24T10:00:00Z","values":{"cpu_usage":37.5,"mem_usage":61.2,"disk_busy":12.0,"net_in_bps":1.2e6}}
@@ -20,8 +25,8 @@
 // For each sample above the model's threshold it publishes an [Event] to
 // "<AnomalyPrefix>.<host>" (default "anomalies.web-1"), with the energy, the
 // threshold, the severity and the per-feature explanation ranked by share
-// ([model.Scorer.Explain], method [Config.ExplainMethod]); with
-// [Config.PublishScores] every sample's score goes to "<ScorePrefix>.<host>"
+// ([model.Scorer.Explain], method [ScoringConfig.ExplainMethod]); with
+// [NATSConfig.PublishScores] every sample's score goes to "<ScorePrefix>.<host>"
 // too. The host is the sample's "host" member, or else the last token of
 // the message subject; a '.' (fully qualified names) becomes '_' in the
 // subject. A host that cannot be a subject token ([ingest.CheckHost]: more
@@ -29,7 +34,7 @@
 // UTF-8) makes the message a dead letter.
 //
 // A message that cannot be decoded or scored, or whose events cannot be
-// published, goes to [Config.DeadLetterSubject] unchanged, with the reason
+// published, goes to [NATSConfig.DeadLetterSubject] unchanged, with the reason
 // in the [HeaderReason] header (and others); bad input never stops the
 // scorer.
 //
@@ -41,33 +46,33 @@
 // dagmm_nats_disconnects_total counts the losses by reason.
 //
 // In core mode the scorer's subscriptions join the queue group
-// [Config.QueueGroup], so that replicas share the subject. In durable mode
-// ([Config.JetStream]) it creates or binds the stream [Config.Stream] and
-// the durable pull consumer [Config.Consumer], and acknowledges a message
+// [NATSConfig.QueueGroup], so that replicas share the subject. In durable mode
+// ([JetStreamConfig.Enabled]) it creates or binds the stream [JetStreamConfig.Stream] and
+// the durable pull consumer [JetStreamConfig.Consumer], and acknowledges a message
 // only after its events are published: a scorer killed mid-stream and
 // restarted scores every sample at least once. A message that fails for a
 // reason that will not change (it cannot be decoded, a host is invalid,
 // the model refuses a value) is dead-lettered and terminated on its first
 // delivery; one whose events cannot be published is delivered again after
-// a growing wait, up to [Config.MaxDeliver] times, then dead-lettered and
+// a growing wait, up to [JetStreamConfig.MaxDeliver] times, then dead-lettered and
 // terminated. Neither holds back the messages behind it. Events then carry the source
 // message's stream sequence ([Source]) so that a consumer can drop
 // duplicates. Events go out on the same connection, and so reach the
-// server, before the acknowledgement; with [Config.EventStream] they are
+// server, before the acknowledgement; with [JetStreamConfig.EventStream] they are
 // stored in a stream and the scorer waits for the stream's acknowledgement
 // of every event before it acknowledges the message.
 //
-// With no [Config.NATSURL] the service starts an embedded nats-server on
+// With no [NATSConfig.URL] the service starts an embedded nats-server on
 // 127.0.0.1 (JetStream enabled), so that one machine works out of the box.
 //
 // # Telegraf
 //
-// With [Config.Telegraf] the scorer takes what Telegraf's outputs.nats
-// plugin publishes on [Config.Subject] (default "telegraf"): one message per
+// With [TelegrafConfig.Enabled] the scorer takes what Telegraf's outputs.nats
+// plugin publishes on [NATSConfig.Subject] (default "telegraf"): one message per
 // measurement (cpu, mem, diskio, net, ...) or a batch, in influx line
-// protocol or JSON ([Config.TelegrafFormat]). An [ingest.Assembler] joins
+// protocol or JSON ([TelegrafConfig.Format]). An [ingest.Assembler] joins
 // the measurements per host (the "host" tag) and collection interval into
-// the model's vectors, as [Config.TelegrafMapping] says (by default
+// the model's vectors, as [TelegrafConfig.Mapping] says (by default
 // [ingest.DefaultConfig]: cpu_usage, mem_usage, disk_busy and net_in_bps,
 // with the counters turned into rates); the vectors are scored like samples,
 // and anomalies go to "<AnomalyPrefix>.<host>". Their events have no
@@ -77,7 +82,7 @@
 // One goroutine decodes and assembles the messages in the order they
 // arrive, so that each host's counters are seen in order, and scores and
 // publishes the vectors each message completes; another finalises every
-// [Config.TelegrafFlush] the intervals whose deadline passed, so that a host
+// [TelegrafConfig.Flush] the intervals whose deadline passed, so that a host
 // that stopped sending never holds the others back. A message with a bad
 // metric goes to the dead-letter subject with the reason (naming the
 // metric, line and column), and its good metrics are still used. Intervals
@@ -119,7 +124,7 @@
 //	POST /v1/score                       one sample or many, by feature name (the NATS JSON format);
 //	                                     ?explain=anomalies|all|none (default anomalies), ?method=<explanation method>
 //	GET  /v1/model                       the model's metadata
-//	POST /v1/model/reload                reload the model (403 unless Config.AdminToken is set, then its bearer token)
+//	POST /v1/model/reload                reload the model (403 unless Config.HTTP.AdminToken is set, then its bearer token)
 //	GET  /metrics                        Prometheus metrics: dagmm_*, and the Go and process collectors
 //	GET  /v2                             Open Inference Protocol v2 (KServe): server metadata
 //	GET  /v2/health/live, /v2/health/ready
@@ -133,7 +138,7 @@
 // # Memory
 //
 // The request body bytes held by all requests in flight are capped by
-// [Config.MaxInFlightBytes]: a request is counted by its Content-Length
+// [HTTPConfig.MaxInFlightBytes]: a request is counted by its Content-Length
 // before its body is read, and one that would go over the cap is answered
 // 429 Too Many Requests with a Retry-After header. By default the cap is
 // derived from the Go memory limit ([InFlightBytesFor]): a request needs at

@@ -109,12 +109,12 @@ func TestAppendScoreMatchesEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := newModelState(src.Current(), 10, "")
+	st, err := newModelState(src.Default(), 10, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, anomalies := testData(t, m, 1, 1, 1)
-	sc := src.Current().Scorer
+	sc := src.Default().Scorer
 	r, ex := scoreExplain(t, sc, anomalies, model.MethodCounterfactual)
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	source := &Source{Subject: "metrics.h", Stream: "S", Seq: 7, Index: 2, ID: "S:7:2"}
@@ -124,7 +124,7 @@ func TestAppendScoreMatchesEvent(t *testing.T) {
 		t.Fatalf("%s: %v", b, err)
 	}
 	want := Event{
-		Host: "h\"1", TS: ts, Model: "dagmm", ModelVersion: src.Current().Version,
+		Host: "h\"1", TS: ts, Model: "dagmm", ModelVersion: src.Default().Version,
 		Energy: Float(r.Energy), Threshold: Float(m.Calibration.Threshold), Anomaly: true,
 		Severity: r.Severity, Band: r.Band.String(), ExplanationMethod: "counterfactual",
 		Source: source,

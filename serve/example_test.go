@@ -17,8 +17,8 @@ import (
 // model on SIGHUP. Without a NATS URL it starts an embedded NATS server.
 func ExampleService() {
 	cfg := serve.DefaultConfig()
-	cfg.ModelPath = "model.json"
-	cfg.JetStream = true // durable: a restart loses no sample
+	cfg.Model.Path = "model.json"
+	cfg.JetStream.Enabled = true // durable: a restart loses no sample
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	svc, err := serve.New(cfg, logger)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 func FuzzHandlers(f *testing.F) {
 	path, _ := writeModel(f, f.TempDir(), 1)
 	cfg := httpOnly(path)
-	cfg.MaxSamples = 50
-	cfg.MaxBodyBytes = 1 << 16
+	cfg.Scoring.MaxSamples = 50
+	cfg.HTTP.MaxBodyBytes = 1 << 16
 	s, err := New(cfg, nil)
 	if err != nil {
 		f.Fatal(err)

@@ -71,11 +71,19 @@ func connect(t testing.TB, url string) *nats.Conn {
 // timeouts, two workers.
 func testConfig(modelPath string) Config {
 	return Config{
-		ModelPath:       modelPath,
-		HTTPAddr:        "127.0.0.1:0",
-		EmbeddedPort:    -1,
-		Workers:         2,
-		PollInterval:    -1,
+		Model: ModelConfig{
+			Path:         modelPath,
+			PollInterval: -1,
+		},
+		Scoring: ScoringConfig{
+			Workers: 2,
+		},
+		NATS: NATSConfig{
+			EmbeddedPort: -1,
+		},
+		HTTP: HTTPConfig{
+			Addr: "127.0.0.1:0",
+		},
 		ShutdownTimeout: 5 * time.Second,
 	}
 }

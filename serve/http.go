@@ -169,7 +169,7 @@ func (s *Service) httpError(err error, c echo.Context) {
 // constant time.
 func (s *Service) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		want := s.cfg.AdminToken
+		want := s.cfg.HTTP.AdminToken
 		if want == "" {
 			return echo.NewHTTPError(http.StatusForbidden,
 				"admin endpoints are disabled: start dagmm serve with --admin-token (or DAGMM_ADMIN_TOKEN) and send Authorization: Bearer TOKEN")
@@ -195,14 +195,14 @@ func bearerMatches(h, want string) bool {
 	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
 }
 
-// readBody reads the request body within Config.MaxBodyBytes into a pooled
+// readBody reads the request body within Config.HTTP.MaxBodyBytes into a pooled
 // buffer, once the body's bytes are taken from the budget of bytes in
 // flight; release returns both.
 func (s *Service) readBody(c echo.Context) (body []byte, release func(), err error) {
 	r := c.Request()
-	if r.ContentLength > s.cfg.MaxBodyBytes {
+	if r.ContentLength > s.cfg.HTTP.MaxBodyBytes {
 		return nil, func() {}, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.MaxBodyBytes))
+			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.HTTP.MaxBodyBytes))
 	}
 	reserved, err := s.reserveBody(c)
 	if err != nil {
@@ -222,12 +222,12 @@ func (s *Service) readBody(c echo.Context) (body []byte, release func(), err err
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
-	_, err = buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes))
+	_, err = buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, s.cfg.HTTP.MaxBodyBytes))
 	if err != nil {
 		release()
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, func() {}, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes))
+				fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.HTTP.MaxBodyBytes))
 		}
 		return nil, func() {}, echo.NewHTTPError(http.StatusBadRequest, "reading the request body: "+err.Error())
 	}
@@ -285,7 +285,7 @@ type ScoreResponse struct {
 // handleScore serves POST /v1/score: a sample or a batch in the JSON
 // format of package ingest. The query parameter explain is anomalies
 // (default), all or none, and method the explanation method (default
-// Config.ExplainMethod).
+// Config.Scoring.ExplainMethod).
 func (s *Service) handleScore(c echo.Context) error {
 	start := time.Now()
 	explain := c.QueryParam("explain")
@@ -310,7 +310,7 @@ func (s *Service) handleScore(c echo.Context) error {
 		return err
 	}
 	defer release()
-	st := s.model()
+	st := s.models.def()
 	samples, err := st.dec.Decode(body, start)
 	if err != nil {
 		return badRequest(err)
@@ -328,18 +328,19 @@ func (s *Service) handleScore(c echo.Context) error {
 	b = appendFloat(b, st.threshold)
 	b = append(b, `,"results":[`...)
 	anomalies := 0
-	err = w.score(st, samples, func(i int, r *model.Result) error {
+	err = w.score(s.models, st, samples, func(hst *modelState, i int, r *model.Result) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var ex *model.Explanation
 		if explain == explainAll || (explain == explainAnomalies && r.Anomaly) {
 			var err error
-			if ex, err = w.explain(st, i, method); err != nil {
+			if ex, err = w.explain(hst, i, method); err != nil {
 				return err
 			}
 		}
-		b = st.appendScore(b, samples[i].Host, samples[i].TS, r, false, ex, nil)
+		// A result scored by another model than the response's names it.
+		b = hst.appendScore(b, samples[i].Host, samples[i].TS, r, hst != st, ex, nil)
 		if r.Anomaly {
 			anomalies++
 		}
@@ -360,7 +361,7 @@ func (s *Service) handleScore(c echo.Context) error {
 
 // handleModel serves GET /v1/model.
 func (s *Service) handleModel(c echo.Context) error {
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.model().info)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.models.def().info)
 }
 
 // ReloadResponse is the body of POST /v1/model/reload.
@@ -383,7 +384,7 @@ func (s *Service) handleReload(c echo.Context) error {
 	l, changed, err := s.Reload(c.Request().Context(), "http")
 	resp := ReloadResponse{Changed: changed, Version: l.Version, Previous: prev.Version}
 	if err != nil {
-		resp.Error = "reload failed, the previous model keeps serving: " + redactPaths(err.Error(), s.cfg.ModelPath, prev.Origin)
+		resp.Error = "reload failed, the previous model keeps serving: " + redactPaths(err.Error(), s.cfg.Model.Path, prev.Origin)
 		return c.JSON(http.StatusInternalServerError, resp)
 	}
 	return c.JSON(http.StatusOK, resp)

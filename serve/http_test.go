@@ -17,7 +17,7 @@ import (
 
 func httpOnly(path string) Config {
 	cfg := testConfig(path)
-	cfg.NoNATS = true
+	cfg.NATS.Disabled = true
 	return cfg
 }
 
@@ -129,8 +129,8 @@ func checkExplanation(t *testing.T, got []FeatureExplanation, s *model.Scorer, r
 func TestHTTPBadInput(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := httpOnly(path)
-	cfg.MaxSamples = 3
-	cfg.MaxBodyBytes = 2048
+	cfg.Scoring.MaxSamples = 3
+	cfg.HTTP.MaxBodyBytes = 2048
 	r := start(t, cfg)
 	ok := sampleJSON("h", time.Unix(0, 0), m.Features, []float64{1, 2, 3, 4})
 	for _, tc := range []struct {
@@ -231,7 +231,7 @@ func TestHTTPNoAbsolutePath(t *testing.T) {
 	m.Provenance.Input = filepath.Join(dir, "training", "metrics.parquet")
 	saveModelAt(t, path, m)
 	cfg := httpOnly(path)
-	cfg.AdminToken = "s3cret"
+	cfg.HTTP.AdminToken = "s3cret"
 	r := start(t, cfg)
 	auth := []string{"Authorization", "Bearer s3cret"}
 	for _, tc := range []struct {
@@ -276,7 +276,7 @@ func TestHTTPAdminToken(t *testing.T) {
 	path, _ := writeModel(t, t.TempDir(), 1)
 	open := start(t, httpOnly(path))
 	cfg := httpOnly(path)
-	cfg.AdminToken = "s3cret"
+	cfg.HTTP.AdminToken = "s3cret"
 	guarded := start(t, cfg)
 	for _, tc := range []struct {
 		name   string
@@ -318,7 +318,7 @@ func TestHTTPReload(t *testing.T) {
 	dir := t.TempDir()
 	path, _ := writeModel(t, dir, 1)
 	cfg := httpOnly(path)
-	cfg.AdminToken = "s3cret"
+	cfg.HTTP.AdminToken = "s3cret"
 	r := start(t, cfg)
 	v1 := r.Model().Version
 

@@ -29,12 +29,12 @@ const (
 	// BytesPerBodyByte is the memory a request may need per byte of body:
 	// the worst case measured (9.1), with room for the garbage the
 	// collector has not yet reclaimed. The default
-	// [Config.MaxInFlightBytes] is sized with it.
+	// [HTTPConfig.MaxInFlightBytes] is sized with it.
 	BytesPerBodyByte = 12
 	// MemoryReserve is the memory kept out of the request budget for the
 	// rest of the process: the model, the NATS side, the runtime.
 	MemoryReserve = 96 << 20
-	// DefaultMaxInFlightBytes is [Config.MaxInFlightBytes] when no Go
+	// DefaultMaxInFlightBytes is [HTTPConfig.MaxInFlightBytes] when no Go
 	// memory limit is set: eight requests of the default largest size.
 	DefaultMaxInFlightBytes = 64 << 20
 	// RetryAfter is the Retry-After header, in seconds, of a request
@@ -105,7 +105,7 @@ func (s *Service) returnMemory(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if s.budget.inUse.Load() == 0 && s.budget.served.Load() >= s.cfg.MaxBodyBytes {
+		if s.budget.inUse.Load() == 0 && s.budget.served.Load() >= s.cfg.HTTP.MaxBodyBytes {
 			s.budget.served.Store(0)
 			debug.FreeOSMemory()
 		}
@@ -156,14 +156,14 @@ func (s *Service) reserveBody(c echo.Context) (int64, error) {
 	r := c.Request()
 	n := r.ContentLength
 	if n < 0 {
-		n = s.cfg.MaxBodyBytes
+		n = s.cfg.HTTP.MaxBodyBytes
 	}
 	if s.budget.tryAcquire(n) {
 		return n, nil
 	}
 	s.mem.refused.Inc()
 	if !strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
-		_, _ = io.Copy(io.Discard, http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes))
+		_, _ = io.Copy(io.Discard, http.MaxBytesReader(c.Response(), r.Body, s.cfg.HTTP.MaxBodyBytes))
 	}
 	c.Response().Header().Set("Retry-After", strconv.Itoa(RetryAfter))
 	return 0, echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf(

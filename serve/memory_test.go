@@ -118,14 +118,14 @@ func TestHTTPMemoryBound(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	hc := httpOnly(path)
 	// Scoring 10,000 samples may take seconds under the race detector.
-	hc.ReadTimeout, hc.WriteTimeout = time.Minute, time.Minute
+	hc.HTTP.ReadTimeout, hc.HTTP.WriteTimeout = time.Minute, time.Minute
 	r := start(t, hc)
 	cfg := r.Config()
-	if want := InFlightBytesFor(limit, cfg.MaxBodyBytes); cfg.MaxInFlightBytes != want {
-		t.Fatalf("MaxInFlightBytes %d, want %d derived from the memory limit", cfg.MaxInFlightBytes, want)
+	if want := InFlightBytesFor(limit, cfg.HTTP.MaxBodyBytes); cfg.HTTP.MaxInFlightBytes != want {
+		t.Fatalf("MaxInFlightBytes %d, want %d derived from the memory limit", cfg.HTTP.MaxInFlightBytes, want)
 	}
-	bound := uint64(MemoryReserve + BytesPerBodyByte*cfg.MaxInFlightBytes)
-	body, err := modeltest.MaxSizeBody(m, cfg.MaxSamples, int(cfg.MaxBodyBytes))
+	bound := uint64(MemoryReserve + BytesPerBodyByte*cfg.HTTP.MaxInFlightBytes)
+	body, err := modeltest.MaxSizeBody(m, cfg.Scoring.MaxSamples, int(cfg.HTTP.MaxBodyBytes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestHTTPMemoryBound(t *testing.T) {
 	close(stop)
 	p := <-peak
 	t.Logf("48 requests of %d bytes, %d bytes in flight at most: %v; Go memory peak %.1f MiB (bound %.1f MiB), process VmHWM %.1f MiB",
-		len(body), cfg.MaxInFlightBytes, res.codes, float64(p)/(1<<20), float64(bound)/(1<<20), float64(vmHWM("self"))/(1<<20))
+		len(body), cfg.HTTP.MaxInFlightBytes, res.codes, float64(p)/(1<<20), float64(bound)/(1<<20), float64(vmHWM("self"))/(1<<20))
 	if len(res.errs) > 0 {
 		t.Errorf("%d requests failed: %v", len(res.errs), res.errs[0])
 	}
@@ -186,8 +186,8 @@ func TestInFlightBytesFor(t *testing.T) {
 func TestHTTPInFlightBudget(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := httpOnly(path)
-	cfg.MaxBodyBytes = 64 << 10
-	cfg.MaxInFlightBytes = 100 << 10
+	cfg.HTTP.MaxBodyBytes = 64 << 10
+	cfg.HTTP.MaxInFlightBytes = 100 << 10
 	r := start(t, cfg)
 	x := modeltest.Inputs(m, 20, 1)
 	body := []byte(batchJSON("web-1", time.Unix(0, 0), m.Features, x)) // about 3 KiB

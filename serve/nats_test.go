@@ -98,7 +98,7 @@ func TestNATSCoreEvents(t *testing.T) {
 func TestNATSScoresAndMsgID(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.PublishScores = true
+	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
 	nc := connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
@@ -198,8 +198,8 @@ func TestNATSQueueGroup(t *testing.T) {
 	srv := runNATS(t)
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.PublishScores = true
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.NATS.PublishScores = true
 	a, b := start(t, cfg), start(t, cfg)
 	nc := connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
@@ -233,8 +233,8 @@ func TestShutdownDrains(t *testing.T) {
 	srv := runNATS(t)
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.PublishScores = true
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
 	nc := connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
@@ -262,10 +262,10 @@ func TestJetStreamRestart(t *testing.T) {
 	srv := runNATS(t)
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.JetStream = true
-	cfg.PublishScores = true
-	cfg.AckWait = time.Second
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.JetStream.Enabled = true
+	cfg.NATS.PublishScores = true
+	cfg.JetStream.AckWait = time.Second
 	nc := connect(t, srv.ClientURL())
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -318,7 +318,7 @@ func TestJetStreamRestart(t *testing.T) {
 		seen[decodeEvent(t, msg.Data).Source.ID]++
 	}
 	a.kill(t)
-	cons, err := js.Consumer(ctx, cfg.WithDefaults().Stream, cfg.WithDefaults().Consumer)
+	cons, err := js.Consumer(ctx, cfg.WithDefaults().JetStream.Stream, cfg.WithDefaults().JetStream.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,9 +376,9 @@ func TestJetStreamDeadLetterAndEventStream(t *testing.T) {
 	// acknowledged (not redelivered); events carry message ids.
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.JetStream = true
-	cfg.EventStream = "DAGMM_EVENTS"
-	cfg.AckWait = time.Second
+	cfg.JetStream.Enabled = true
+	cfg.JetStream.EventStream = "DAGMM_EVENTS"
+	cfg.JetStream.AckWait = time.Second
 	r := start(t, cfg)
 	nc := connect(t, r.NATSURL())
 	js, _ := jetstream.New(nc)

@@ -573,7 +573,7 @@ func oipMetadata(l *Loaded, d int) ([]byte, error) {
 // checkModel answers 404 unless the path names the serving model (and its
 // version, when given).
 func (s *Service) checkModel(c echo.Context) (*modelState, error) {
-	st := s.model()
+	st := s.models.def()
 	name := c.Param("name")
 	if name != st.l.Name {
 		return nil, echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("model %q not found; this server serves %q", name, st.l.Name))
@@ -628,7 +628,7 @@ func (s *Service) handleInfer(c echo.Context) error {
 	defer release()
 	w := s.workers.Get().(*worker)
 	defer s.workers.Put(w)
-	b, _, err := decodeInfer(body, st.features, s.cfg.MaxSamples, w.inferX)
+	b, _, err := decodeInfer(body, st.features, s.cfg.Scoring.MaxSamples, w.inferX)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
@@ -641,7 +641,7 @@ func (s *Service) handleInfer(c echo.Context) error {
 	samples := w.samplesView(b.x, b.n, d)
 	anomalies := 0
 	severity := grow(&w.pct, b.n)
-	err = w.score(st, samples, func(i int, r *model.Result) error {
+	err = w.scoreWith(st, samples, func(_ *modelState, i int, r *model.Result) error {
 		energy[i] = r.Energy
 		anomaly[i] = r.Anomaly
 		severity[i] = r.Severity

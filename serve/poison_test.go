@@ -111,9 +111,9 @@ func TestBadHostDeadLettered(t *testing.T) {
 			srv := runNATS(t)
 			path, m := writeModel(t, t.TempDir(), 1)
 			cfg := testConfig(path)
-			cfg.NATSURL = srv.ClientURL()
-			cfg.JetStream = durable
-			cfg.PublishScores = true
+			cfg.NATS.URL = srv.ClientURL()
+			cfg.JetStream.Enabled = durable
+			cfg.NATS.PublishScores = true
 			r := start(t, cfg)
 			nc := connect(t, srv.ClientURL())
 			dead := collect(t, nc, "dagmm.deadletter")
@@ -153,9 +153,9 @@ func TestDurableRestartOnPoison(t *testing.T) {
 	srv := runNATS(t)
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.JetStream = true
-	cfg.PublishScores = true
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.JetStream.Enabled = true
+	cfg.NATS.PublishScores = true
 	first := start(t, cfg) // creates the stream and the consumer
 	first.stop(t)
 	nc := connect(t, srv.ClientURL())
@@ -180,7 +180,7 @@ func TestDurableRestartOnPoison(t *testing.T) {
 func checkConsumerDone(t *testing.T, js jetstream.JetStream, cfg Config) {
 	t.Helper()
 	cfg = cfg.WithDefaults()
-	cons, err := js.Consumer(context.Background(), cfg.Stream, cfg.Consumer)
+	cons, err := js.Consumer(context.Background(), cfg.JetStream.Stream, cfg.JetStream.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,9 +298,9 @@ func TestNATSConnectionLoss(t *testing.T) {
 				port := srv.Addr().(*net.TCPAddr).Port
 				path, m := writeModel(t, t.TempDir(), 1)
 				cfg := testConfig(path)
-				cfg.NATSURL = srv.ClientURL()
-				cfg.JetStream = durable
-				cfg.PublishScores = true
+				cfg.NATS.URL = srv.ClientURL()
+				cfg.JetStream.Enabled = durable
+				cfg.NATS.PublishScores = true
 				r := start(t, cfg)
 				checkReady(t, r, true, 5*time.Second)
 				if tc.cut(t, srv, r) {
@@ -347,10 +347,10 @@ func TestDurableMaxDeliver(t *testing.T) {
 	srv := runNATS(t)
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.JetStream = true
-	cfg.MaxDeliver = 3
-	cfg.EventStream = "EVENTS"
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.JetStream.Enabled = true
+	cfg.JetStream.MaxDeliver = 3
+	cfg.JetStream.EventStream = "EVENTS"
 	nc := connect(t, srv.ClientURL())
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -408,7 +408,7 @@ func TestDurableMaxDeliver(t *testing.T) {
 			dl.Header.Get(HeaderStreamSeq), dl.Header.Get(HeaderReasonKind), reason)
 	}
 	checkConsumerDone(t, js, cfg)
-	cons, err := js.Consumer(ctx, cfg.WithDefaults().Stream, cfg.WithDefaults().Consumer)
+	cons, err := js.Consumer(ctx, cfg.WithDefaults().JetStream.Stream, cfg.WithDefaults().JetStream.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func TestDurableMaxDeliver(t *testing.T) {
 func TestHTTPBadHost(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	cfg := testConfig(path)
-	cfg.NoNATS = true
+	cfg.NATS.Disabled = true
 	r := start(t, cfg)
 	x := []float64{1, 2, 3, 4}
 	for _, tc := range badHostCases {

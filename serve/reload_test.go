@@ -23,9 +23,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	path, m := writeModel(t, dir, 1)
 	_, m2 := writeModel(t, dir, 2)
 	cfg := testConfig(path)
-	cfg.PublishScores = true
-	cfg.PollInterval = 20 * time.Millisecond
-	cfg.AdminToken = "s3cret"
+	cfg.NATS.PublishScores = true
+	cfg.Model.PollInterval = 20 * time.Millisecond
+	cfg.HTTP.AdminToken = "s3cret"
 	r := start(t, cfg)
 	v1 := r.Model().Version
 	nc := connect(t, r.NATSURL())

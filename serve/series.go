@@ -3,18 +3,35 @@ package serve
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dagmm/dagmm/model"
 )
 
-// seriesBudget bounds the memory that hosts' series state may take; with
-// the default window and 38 features a host takes about 18 KiB, so about
-// 14,000 hosts fit. Over the cap, a host picked at random is forgotten: its
-// next sample starts a new series.
-const seriesBudget = 256 << 20
+// seriesBudgetBytes bounds the memory that hosts' series state may take,
+// over every model; with the default window and 38 features a host takes
+// about 18 KiB, so about 14,000 hosts fit. Over the cap, a host picked at
+// random in the new host's shard is forgotten: its next sample starts a
+// new series. (A shard still empty then takes its host, so the cap may be
+// passed by one host a shard.)
+const seriesBudgetBytes = 256 << 20
 
-// minSeriesHosts is the fewest hosts kept whatever their size.
+// minSeriesHosts is the fewest hosts a model keeps whatever their size.
 const minSeriesHosts = 1000
+
+// seriesShards is the number of independently locked parts of a model's
+// hosts, so that workers scoring different hosts rarely wait for each
+// other.
+const seriesShards = 16
+
+// seriesBudget is the memory the hosts' series of all the models take,
+// against its limit. It is safe for concurrent use.
+type seriesBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func newSeriesBudget(limit int64) *seriesBudget { return &seriesBudget{limit: limit} }
 
 // hostSeries holds each host's recent samples for a model that scores over
 // a window of a host's samples ([model.Scorer.Smooth]) or explains with
@@ -23,9 +40,16 @@ const minSeriesHosts = 1000
 // arrival order but for messages scored at the same moment.
 type hostSeries struct {
 	s       *model.Scorer
-	recent  bool // keep each host's squared errors for MethodRecent
-	maxHost int
+	recent  bool  // keep each host's squared errors for MethodRecent
+	per     int64 // bytes of one host's state
+	minHost int   // hosts per shard kept whatever the budget
+	budget  *seriesBudget
+	hosts   atomic.Int64 // held now, over the shards
+	shards  [seriesShards]seriesShard
+}
 
+// seriesShard is one part of a model's hosts.
+type seriesShard struct {
 	mu sync.Mutex
 	m  map[string]*series
 }
@@ -39,7 +63,8 @@ type series struct {
 
 // newHostSeries returns the series state of s's hosts for explanations by
 // method, or nil when s neither scores over a window nor explains with
-// the host's recent samples.
+// the host's recent samples. Its hosts draw on a budget of their own
+// until a [modelSet] gives it the shared one.
 func newHostSeries(s *model.Scorer, method model.Method) *hostSeries {
 	recent := method == model.MethodRecent || (method == "" && s.DefaultSeriesMethod() == model.MethodRecent)
 	if s.Window() <= 1 && !recent {
@@ -49,7 +74,12 @@ func newHostSeries(s *model.Scorer, method model.Method) *hostSeries {
 	if recent {
 		per += 8 * (model.RecentWindow - 1) * s.NumFeatures()
 	}
-	return &hostSeries{s: s, recent: recent, maxHost: max(minSeriesHosts, seriesBudget/per), m: make(map[string]*series)}
+	hs := &hostSeries{s: s, recent: recent, per: int64(per), minHost: minSeriesHosts / seriesShards,
+		budget: newSeriesBudget(seriesBudgetBytes)}
+	for i := range hs.shards {
+		hs.shards[i].m = make(map[string]*series)
+	}
+	return hs
 }
 
 // of returns host's series, or nil for a sample without a host, which is
@@ -58,23 +88,52 @@ func (hs *hostSeries) of(host string) *series {
 	if host == "" {
 		return nil
 	}
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	sr, ok := hs.m[host]
-	if !ok {
-		if len(hs.m) >= hs.maxHost {
-			for k := range hs.m {
-				delete(hs.m, k)
-				break
-			}
-		}
-		sr = &series{h: hs.s.NewHistory()}
-		if hs.recent {
-			sr.r = hs.s.NewRecent(0)
-		}
-		hs.m[strings.Clone(host)] = sr
+	sh := &hs.shards[shardOf(host)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sr, ok := sh.m[host]; ok {
+		return sr
 	}
+	if len(sh.m) >= hs.minHost && hs.budget.used.Load()+hs.per > hs.budget.limit {
+		for k := range sh.m {
+			delete(sh.m, k)
+			hs.hosts.Add(-1)
+			hs.budget.used.Add(-hs.per)
+			break
+		}
+	}
+	sr := &series{h: hs.s.NewHistory()}
+	if hs.recent {
+		sr.r = hs.s.NewRecent(0)
+	}
+	sh.m[strings.Clone(host)] = sr
+	hs.hosts.Add(1)
+	hs.budget.used.Add(hs.per)
 	return sr
+}
+
+// release returns the memory of every host to the budget: the model is no
+// longer served.
+func (hs *hostSeries) release() {
+	for i := range hs.shards {
+		sh := &hs.shards[i]
+		sh.mu.Lock()
+		n := int64(len(sh.m))
+		clear(sh.m)
+		sh.mu.Unlock()
+		hs.hosts.Add(-n)
+		hs.budget.used.Add(-n * hs.per)
+	}
+}
+
+// shardOf spreads hosts over the shards (FNV-1a).
+func shardOf(host string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(host); i++ {
+		h ^= uint32(host[i])
+		h *= 16777619
+	}
+	return int(h % seriesShards)
 }
 
 // smooth turns r, the stateless result of one of the series' samples, into

@@ -122,9 +122,9 @@ func TestWindowNATS(t *testing.T) {
 	srv := runNATS(t)
 	path, m := windowModel(t, 3)
 	cfg := testConfig(path)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.PublishScores = true
-	cfg.Workers = 1 // one worker: samples are scored in the order sent
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.NATS.PublishScores = true
+	cfg.Scoring.Workers = 1 // one worker: samples are scored in the order sent
 	start(t, cfg)
 	nc := connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")

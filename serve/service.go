@@ -29,7 +29,10 @@ type Service struct {
 	reg    *prometheus.Registry
 	met    *metrics
 
-	state    atomic.Pointer[modelState]
+	models   *modelSet // the one owner of the models and their serving state
+	pipe     *pipeline // decode, resolve, score, explain, encode
+	out      *natsOut  // where NATS events and dead letters go
+	errs     *asyncErrors
 	reloadMu sync.Mutex // serialises Reload
 
 	e       *echo.Echo
@@ -51,14 +54,14 @@ type Service struct {
 	abortOnce sync.Once
 
 	nats *natsSide // set by Run when NATS is on
-	tg   *telegraf // the Telegraf input (Config.Telegraf), or nil
+	tg   *telegraf // the Telegraf input (Config.Telegraf.Enabled), or nil
 }
 
 // Option configures a [Service] beyond its [Config].
 type Option func(*Service)
 
 // WithModelSource makes the service take its model from src instead of
-// Config.ModelPath.
+// Config.Model.Path.
 func WithModelSource(src ModelSource) Option { return func(s *Service) { s.src = src } }
 
 // WithRegistry makes the service register its metrics on reg instead of a
@@ -77,7 +80,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	method, err := model.ParseMethod(cfg.ExplainMethod)
+	method, err := model.ParseMethod(cfg.Scoring.ExplainMethod)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +95,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		o(s)
 	}
 	if s.src == nil {
-		if cfg.ModelPath == "" {
+		if cfg.Model.Path == "" {
 			return nil, fmt.Errorf("%w: model path: no model file given", ErrConfig)
 		}
-		src, err := NewFileSource(cfg.ModelPath, cfg.ModelName, cfg.PollInterval)
+		src, err := NewFileSource(cfg.Model.Path, cfg.Model.Name, cfg.Model.PollInterval)
 		if err != nil {
 			return nil, err
 		}
@@ -105,22 +108,30 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.met = newMetrics(s.reg)
-	s.budget = newBodyBudget(cfg.MaxInFlightBytes)
+	s.budget = newBodyBudget(cfg.HTTP.MaxInFlightBytes)
 	s.mem = newMemoryMetrics(s.reg, s.budget)
 	registerRuntime(s.reg)
-	l := s.src.Current()
-	st, err := newModelState(l, cfg.MaxSamples, s.method)
-	if err != nil {
+	if s.models, err = newModelSet(s.src, cfg.Scoring.MaxSamples, s.method, s.log); err != nil {
 		return nil, err
 	}
-	s.state.Store(st)
-	s.met.modelLoaded(l, st.d)
-	if cfg.Telegraf {
-		if s.tg, err = newTelegraf(s, st); err != nil {
+	st := s.models.def()
+	s.met.modelLoaded(st.l, st.d)
+	s.pipe = &pipeline{
+		models: s.models,
+		method: s.method,
+		ev: eventConfig{anomalyPrefix: cfg.NATS.AnomalyPrefix, scorePrefix: cfg.NATS.ScorePrefix,
+			publishScores: cfg.NATS.PublishScores, ids: cfg.JetStream.EventStream != ""},
+		samples:   s.met.samplesNATS,
+		anomalies: s.met.anomaliesNATS,
+	}
+	s.out = newNATSOut(&cfg, s.met)
+	s.errs = &asyncErrors{log: s.log, count: s.met.natsErrors}
+	if cfg.Telegraf.Enabled {
+		if s.tg, err = newTelegraf(&cfg, s.pipe, s.out, s.errs, s.log, s.met, s.reg, st); err != nil {
 			return nil, err
 		}
 	}
-	s.workers.New = func() any { return newWorker(cfg.Batch) }
+	s.workers.New = func() any { return newWorker(cfg.Scoring.Batch) }
 	s.e = s.routes()
 	return s, nil
 }
@@ -135,8 +146,8 @@ func (s *Service) Registry() *prometheus.Registry { return s.reg }
 // mounting the API in another server. It is the one [Service.Run] serves.
 func (s *Service) Handler() http.Handler { return s.e }
 
-// Model returns the model serving now.
-func (s *Service) Model() *Loaded { return s.model().l }
+// Model returns the model serving now: the source's default model.
+func (s *Service) Model() *Loaded { return s.models.def().l }
 
 // Ready returns a channel closed once Run has bound its ports and
 // subscribed, so that [Service.HTTPAddr] and [Service.NATSURL] are set.
@@ -161,25 +172,6 @@ func (s *Service) NATSURL() string {
 	return ""
 }
 
-// model returns the serving model's state, rebuilding it when the source
-// swapped its model by itself.
-func (s *Service) model() *modelState {
-	l := s.src.Current()
-	st := s.state.Load()
-	if st.l == l {
-		return st
-	}
-	nst, err := newModelState(l, s.cfg.MaxSamples, s.method)
-	if err != nil {
-		s.log.Error("model from the source cannot be served; keeping the previous one", "version", l.Version, "err", err)
-		return st
-	}
-	if s.state.CompareAndSwap(st, nst) {
-		s.met.modelLoaded(l, nst.d)
-	}
-	return s.state.Load()
-}
-
 // Reload asks the model source for its latest model (for a file: reads
 // it again). A model that fails to load or validate is refused and the
 // current one keeps serving; the error says why. Messages and requests in
@@ -188,7 +180,7 @@ func (s *Service) model() *modelState {
 func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	prev := s.model()
+	prev := s.models.def()
 	l, err := s.src.Reload(ctx)
 	if err != nil {
 		s.met.reloads.WithLabelValues("failed").Inc()
@@ -202,7 +194,9 @@ func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, err
 		s.log.Info("model unchanged", "reason", reason, "version", l.Version)
 		return l, false, nil
 	}
-	st := s.model()
+	st := s.models.def()
+	s.models.retain(func(m *Loaded) bool { return m == l })
+	s.met.modelLoaded(st.l, st.d)
 	s.met.reloads.WithLabelValues("changed").Inc()
 	s.met.lastReloadOK.Set(1)
 	s.log.Info("model reloaded", "reason", reason, "version", st.l.Version, "previous", prev.l.Version,
@@ -218,23 +212,23 @@ func (s *Service) Run(ctx context.Context) error {
 		return errors.New("serve: Run called twice")
 	}
 	cfg := s.cfg
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		return fmt.Errorf("serve: http listen %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("serve: http listen %s: %w", cfg.HTTP.Addr, err)
 	}
 	addr := ln.Addr().String()
 	s.httpAddr.Store(&addr)
 	srv := &http.Server{
 		Handler:           s.e,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 
-	if !cfg.NoNATS {
+	if !cfg.NATS.Disabled {
 		n, err := s.startNATS()
 		if err != nil {
 			ln.Close()
@@ -277,8 +271,8 @@ func (s *Service) Run(ctx context.Context) error {
 
 	s.setReady(func() { s.running = true })
 	close(s.readyCh)
-	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream && !cfg.NoNATS,
-		"subject", cfg.Subject, "telegraf", cfg.Telegraf, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Workers)
+	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream.Enabled && !cfg.NATS.Disabled,
+		"subject", cfg.NATS.Subject, "telegraf", cfg.Telegraf.Enabled, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Scoring.Workers)
 
 	var runErr error
 	aborted := false

@@ -29,16 +29,29 @@ type Loaded struct {
 	LoadedAt time.Time
 }
 
-// ModelSource holds the model the service scores with, and reloads it.
-//
-// [FileSource] serves one artifact file; a per-host registry can implement
-// the same interface. All methods must be safe for concurrent use.
+// Models resolves the model that scores a host's samples: what the scoring
+// pipeline asks of a model source, once per sample. [FileSource] and
+// [StaticSource] serve one model to every host; a per-host registry
+// implements the same methods. Both must be safe for concurrent use and
+// cheap: a single model's are one atomic load.
+type Models interface {
+	// ForHost returns the model that scores host's samples; host is ""
+	// for a sample without one. An error (no model for the host) makes
+	// the sample's message a dead letter.
+	ForHost(host string) (*Loaded, error)
+	// Default returns the model the service describes (GET /v1/model, the
+	// Open Inference Protocol paths) and decodes samples for: the models
+	// of every host take its features. It is never nil.
+	Default() *Loaded
+}
+
+// ModelSource owns the models a service scores with, and reloads them.
+// All methods must be safe for concurrent use.
 type ModelSource interface {
-	// Current returns the model to score with now; it is never nil.
-	Current() *Loaded
+	Models
 	// Reload reads the source again. When the new model is valid it
 	// becomes current; otherwise the current model stays and the error
-	// says why. It returns the model current afterwards (the same pointer
+	// says why. It returns the default model afterwards (the same pointer
 	// when nothing changed).
 	Reload(ctx context.Context) (*Loaded, error)
 	// Watch blocks until ctx is done, sending on changed (without
@@ -88,8 +101,11 @@ func NewFileSource(path, name string, poll time.Duration) (*FileSource, error) {
 // Path returns the artifact's path.
 func (f *FileSource) Path() string { return f.path }
 
-// Current returns the model serving now.
-func (f *FileSource) Current() *Loaded { return f.cur.Load() }
+// Default returns the model serving now.
+func (f *FileSource) Default() *Loaded { return f.cur.Load() }
+
+// ForHost returns the model serving now, whatever the host.
+func (f *FileSource) ForHost(string) (*Loaded, error) { return f.cur.Load(), nil }
 
 // Reload re-reads the file. A file whose model has the same version as the
 // current one changes nothing (the current pointer is returned).
@@ -192,8 +208,11 @@ func NewStaticSource(l *Loaded) *StaticSource {
 	return &StaticSource{l: l}
 }
 
-// Current returns the model.
-func (s *StaticSource) Current() *Loaded { return s.l }
+// Default returns the model.
+func (s *StaticSource) Default() *Loaded { return s.l }
+
+// ForHost returns the model, whatever the host.
+func (s *StaticSource) ForHost(string) (*Loaded, error) { return s.l, nil }
 
 // Reload does nothing and returns the model.
 func (s *StaticSource) Reload(context.Context) (*Loaded, error) { return s.l, nil }

@@ -34,7 +34,7 @@ func TestFileSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l1 := src.Current()
+	l1 := src.Default()
 	if l1.Version != versionOf(t, m1) || l1.Name != "dagmm" || l1.Origin != path || l1.Scorer.Threshold() != m1.Calibration.Threshold {
 		t.Fatalf("loaded %+v", l1)
 	}
@@ -57,14 +57,14 @@ func TestFileSource(t *testing.T) {
 			t.Fatal(err)
 		}
 		l, err := src.Reload(ctx)
-		if !errors.Is(err, tc.want) || l != l1 || src.Current() != l1 {
+		if !errors.Is(err, tc.want) || l != l1 || src.Default() != l1 {
 			t.Errorf("%s: %v (current %p), want %v and the old model", tc.name, err, l, tc.want)
 		}
 	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Reload(ctx); !errors.Is(err, os.ErrNotExist) || src.Current() != l1 {
+	if _, err := src.Reload(ctx); !errors.Is(err, os.ErrNotExist) || src.Default() != l1 {
 		t.Errorf("missing file: %v", err)
 	}
 	// The watcher notices a new file.
@@ -83,7 +83,7 @@ func TestFileSource(t *testing.T) {
 		t.Errorf("Watch: %v", err)
 	}
 	l2, err := src.Reload(ctx)
-	if err != nil || l2 == l1 || l2.Version != versionOf(t, m2) || src.Current() != l2 {
+	if err != nil || l2 == l1 || l2.Version != versionOf(t, m2) || src.Default() != l2 {
 		t.Errorf("reload of a new model: %+v %v", l2, err)
 	}
 	if _, err := NewFileSource(filepath.Join(dir, "none.json"), "dagmm", 0); !errors.Is(err, os.ErrNotExist) {
@@ -102,7 +102,7 @@ func TestStaticSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := httpOnly("")
-	cfg.ModelName = "custom"
+	cfg.Model.Name = "custom"
 	r := start(t, cfg, WithModelSource(NewStaticSource(l)))
 	if code, body := r.get(t, "/v2/models/custom/ready"); code != 200 {
 		t.Errorf("%d %s", code, body)

@@ -221,28 +221,39 @@ func appendUint(b []byte, v uint64) []byte {
 	return append(b, tmp[i:]...)
 }
 
-// worker is one goroutine's scoring state: a workspace for the current
-// model, the batch buffers, and the outgoing events of one message. It is
-// not safe for concurrent use.
+// worker is one goroutine's scoring state: a workspace for each model it
+// scored with lately, the batch buffers, and the outgoing events of one
+// message. It is not safe for concurrent use.
 type worker struct {
-	st    *modelState
-	batch int
-	ws    *model.Workspace
-	x     []float64
-	out   []model.Result
-	lo    int                 // index of out[0] in the samples being scored
-	deps  [][]model.Departure // each sample's departures from constant features, like out
-	ser   []*series           // each sample's host series, like out (nil: scored alone)
-	ex    model.Explanation   // reused by explain
-	buf   []byte              // encoded events of the current message
-	msgs  []outMsg            // their subjects and spans in buf
-	subj  subjectCache
+	batch  int
+	spaces []workspace // the most recently used first
+	x      []float64
+	out    []model.Result
+	lo     int                 // index of out[0] in the samples being scored
+	deps   [][]model.Departure // each sample's departures from constant features, like out
+	ser    []*series           // each sample's host series, like out (nil: scored alone)
+	ex     model.Explanation   // reused by explain
+	buf    []byte              // encoded events of the current message
+	msgs   []outMsg            // their subjects and spans in buf
+	subj   subjectCache
+	cur    *model.Workspace // the workspace of the piece being scored
 
 	// Inference endpoint buffers.
 	inferX, energy, expected, share, pct []float64
 	anomaly                              []bool
 	samples                              []ingest.Sample
 }
+
+// workspace is a worker's workspace for one model.
+type workspace struct {
+	s  *model.Scorer
+	ws *model.Workspace
+}
+
+// maxWorkspaces bounds the models a worker keeps a workspace for: enough
+// for the hosts of a message or two, few enough that a worker's memory
+// does not grow with a fleet's models.
+const maxWorkspaces = 8
 
 // outMsg is one event waiting to be published: buf[start:end] to subject.
 type outMsg struct {
@@ -251,25 +262,43 @@ type outMsg struct {
 	id         string // Nats-Msg-Id, when publishing to an event stream
 }
 
-func newWorker(batch int) *worker { return &worker{batch: batch} }
-
-// use makes the worker's buffers fit st.
-func (w *worker) use(st *modelState) {
-	if w.st == st {
-		return
+func newWorker(batch int) *worker {
+	return &worker{
+		batch: batch,
+		out:   make([]model.Result, batch),
+		deps:  make([][]model.Departure, batch),
+		ser:   make([]*series, batch),
 	}
-	w.st = st
-	w.ws = st.l.Scorer.NewWorkspace(w.batch)
-	w.x = make([]float64, w.batch*st.d)
-	w.out = make([]model.Result, w.batch)
-	w.deps = make([][]model.Departure, w.batch)
-	w.ser = make([]*series, w.batch)
+}
+
+// use makes the worker's buffers fit st, and returns st's workspace:
+// kept from an earlier use when the worker scored with st's model lately,
+// so that alternating models allocates nothing.
+func (w *worker) use(st *modelState) *model.Workspace {
+	if need := w.batch * st.d; len(w.x) < need {
+		w.x = make([]float64, need)
+	}
+	sc := st.l.Scorer
+	for i, e := range w.spaces {
+		if e.s == sc {
+			copy(w.spaces[1:i+1], w.spaces[:i]) // most recent first
+			w.spaces[0] = e
+			return e.ws
+		}
+	}
+	e := workspace{s: sc, ws: sc.NewWorkspace(w.batch)}
+	if len(w.spaces) < maxWorkspaces {
+		w.spaces = append(w.spaces, workspace{})
+	}
+	copy(w.spaces[1:], w.spaces[:len(w.spaces)-1])
+	w.spaces[0] = e
+	return e.ws
 }
 
 // explain explains sample i of the samples being scored (valid only inside
 // the callback of score) with method.
 func (w *worker) explain(st *modelState, i int, method model.Method) (*model.Explanation, error) {
-	if err := w.ser[i-w.lo].explain(st.l.Scorer, w.ws, i-w.lo, method, &w.ex); err != nil {
+	if err := w.ser[i-w.lo].explain(st.l.Scorer, w.cur, i-w.lo, method, &w.ex); err != nil {
 		return nil, fmt.Errorf("%w: explain sample %d: %w", errScore, i, err)
 	}
 	if st.constant != nil {
@@ -281,52 +310,96 @@ func (w *worker) explain(st *modelState, i int, method model.Method) (*model.Exp
 // errScore marks an error from the model rather than the decoder.
 var errScore = errors.New("serve: sample cannot be scored")
 
-// score scores samples with st in pieces of the worker's batch size and
-// calls fn for each result in order; fn may call w.explain for the sample.
-// A result's slices are valid only during the call. It stops at the first
-// piece that fails, or the first error fn returns, with an error naming
-// the sample's index in samples.
-func (w *worker) score(st *modelState, samples []ingest.Sample, fn func(i int, r *model.Result) error) error {
-	w.use(st)
-	d := st.d
+// scoreFunc receives each scored sample: its index in the samples, the
+// state of the model that scored it and the result. It may call w.explain
+// for the sample; the result's slices are valid only during the call.
+type scoreFunc func(st *modelState, i int, r *model.Result) error
+
+// score scores samples, each with its host's model from ms, in pieces of
+// consecutive samples of one model of at most the worker's batch size,
+// and calls fn for each result in order. dec is the state whose decoder
+// read the samples: a host's model must take the same features. It stops
+// at the first piece that fails, or the first error fn returns, with an
+// error naming the sample's index in samples.
+func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, fn scoreFunc) error {
+	for lo := 0; lo < len(samples); {
+		st, err := ms.forHost(samples[lo].Host)
+		if err != nil {
+			return fmt.Errorf("%w: sample %d: %w", errScore, lo, err)
+		}
+		if st != dec && !slices.Equal(st.features, dec.features) {
+			return fmt.Errorf("%w: sample %d: host %q's model %s takes the features %v, not %v", errScore, lo,
+				samples[lo].Host, st.l.Version, st.features, dec.features)
+		}
+		hi := lo + 1
+		for hi < len(samples) && hi-lo < w.batch {
+			next, err := ms.forHost(samples[hi].Host)
+			if err != nil || next != st {
+				break
+			}
+			hi++
+		}
+		if err := w.scorePiece(st, samples, lo, hi, fn); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// scoreWith scores samples with st alone, in pieces of the worker's batch
+// size, and calls fn for each result in order, like score.
+func (w *worker) scoreWith(st *modelState, samples []ingest.Sample, fn scoreFunc) error {
 	for lo := 0; lo < len(samples); lo += w.batch {
-		hi := min(lo+w.batch, len(samples))
-		x := w.x[:(hi-lo)*d]
-		for i := lo; i < hi; i++ {
-			v := samples[i].Values
-			if len(v) != d {
-				return fmt.Errorf("%w: sample %d has %d values, the model takes %d", errScore, i, len(v), d)
-			}
-			copy(x[(i-lo)*d:], v)
+		if err := w.scorePiece(st, samples, lo, min(lo+w.batch, len(samples)), fn); err != nil {
+			return err
 		}
-		out := w.out[:hi-lo]
-		w.lo = lo
-		if err := st.l.Scorer.ScoreBatch(w.ws, x, out); err != nil {
-			if ie, ok := errors.AsType[*model.InputError](err); ok && ie.Sample >= 0 {
-				shifted := *ie
-				shifted.Sample += lo
-				err = &shifted
-			}
-			return fmt.Errorf("%w: %w", errScore, err)
+	}
+	return nil
+}
+
+// scorePiece scores samples[lo:hi], at most the worker's batch, with st.
+func (w *worker) scorePiece(st *modelState, samples []ingest.Sample, lo, hi int, fn scoreFunc) error {
+	ws := w.use(st)
+	w.cur = ws
+	d := st.d
+	x := w.x[:(hi-lo)*d]
+	for i := lo; i < hi; i++ {
+		v := samples[i].Values
+		if len(v) != d {
+			return fmt.Errorf("%w: sample %d has %d values, the model takes %d", errScore, i, len(v), d)
 		}
-		if st.series != nil {
-			for i := range out {
-				w.ser[i] = st.series.of(samples[lo+i].Host)
-				if w.ser[i] != nil && st.l.Scorer.Window() > 1 {
-					w.ser[i].smooth(st.l.Scorer, &out[i])
-				}
-			}
+		copy(x[(i-lo)*d:], v)
+	}
+	out := w.out[:hi-lo]
+	w.lo = lo
+	if err := st.l.Scorer.ScoreBatch(ws, x, out); err != nil {
+		if ie, ok := errors.AsType[*model.InputError](err); ok && ie.Sample >= 0 {
+			shifted := *ie
+			shifted.Sample += lo
+			err = &shifted
 		}
-		if st.constant != nil {
-			w.departures(st, samples[lo:hi], out)
-		}
+		return fmt.Errorf("%w: %w", errScore, err)
+	}
+	ser := w.ser[:hi-lo]
+	clear(ser)
+	if st.series != nil {
 		for i := range out {
-			if err := fn(lo+i, &out[i]); err != nil {
-				return err
+			ser[i] = st.series.of(samples[lo+i].Host)
+			if ser[i] != nil && st.l.Scorer.Window() > 1 {
+				ser[i].smooth(st.l.Scorer, &out[i])
 			}
-			if err := w.ser[i].add(w.ws, i); err != nil {
-				return fmt.Errorf("%w: sample %d: %w", errScore, lo+i, err)
-			}
+		}
+	}
+	if st.constant != nil {
+		w.departures(st, samples[lo:hi], out)
+	}
+	for i := range out {
+		if err := fn(st, lo+i, &out[i]); err != nil {
+			return err
+		}
+		if err := ser[i].add(ws, i); err != nil {
+			return fmt.Errorf("%w: sample %d: %w", errScore, lo+i, err)
 		}
 	}
 	return nil

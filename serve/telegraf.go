@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,10 +15,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dagmm/dagmm/internal/natsio"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
 
-// telegraf is the Telegraf input of a service ([Config.Telegraf]): the
+// telegraf is the Telegraf input of a service ([TelegrafConfig.Enabled]): the
 // assembler that joins Telegraf's measurements into the model's vectors,
 // the goroutine that finalises the intervals whose deadline passed, and
 // their metrics.
@@ -31,16 +31,22 @@ import (
 // publishes the intervals of hosts that went quiet. The assembler serialises
 // the two.
 type telegraf struct {
-	s       *Service
+	pipe    *pipeline
+	out     *natsOut
+	errs    *asyncErrors
+	log     *slog.Logger
+	met     *metrics
+	tmet    *telegrafMetrics
+	subject string        // Config.NATS.Subject, named in the dead letters of vectors
+	flush   time.Duration // Config.Telegraf.Flush
+	maxDel  int           // Config.JetStream.MaxDeliver
 	format  ingest.Format
 	mapping ingest.Config
-	met     *telegrafMetrics
 
 	cur     atomic.Pointer[tgAssembler]
 	mu      sync.Mutex   // serialises assembler swaps; guards retired
 	retired ingest.Stats // counters of the assemblers replaced
 
-	n        *natsSide
 	flushW   *worker // the flush goroutine's, then the final drain's
 	started  atomic.Bool
 	stop     chan struct{}
@@ -56,20 +62,28 @@ type tgAssembler struct {
 	err error // st's features cannot be assembled with the mapping; asm is the previous one
 }
 
-// newTelegraf prepares the Telegraf input for the model st.
-func newTelegraf(s *Service, st *modelState) (*telegraf, error) {
+// newTelegraf prepares the Telegraf input of cfg for the model st,
+// feeding pipe and publishing to out, with its metrics on reg.
+func newTelegraf(cfg *Config, pipe *pipeline, out *natsOut, errs *asyncErrors, log *slog.Logger, met *metrics, reg prometheus.Registerer, st *modelState) (*telegraf, error) {
 	t := &telegraf{
-		s:       s,
-		format:  s.cfg.TelegrafFormat,
+		pipe:    pipe,
+		out:     out,
+		errs:    errs,
+		log:     log,
+		met:     met,
+		subject: cfg.NATS.Subject,
+		flush:   cfg.Telegraf.Flush,
+		maxDel:  cfg.JetStream.MaxDeliver,
+		format:  cfg.Telegraf.Format,
 		mapping: ingest.DefaultConfig(),
-		flushW:  newWorker(s.cfg.Batch),
+		flushW:  newWorker(cfg.Scoring.Batch),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if s.cfg.TelegrafMapping != nil {
-		t.mapping = *s.cfg.TelegrafMapping
+	if cfg.Telegraf.Mapping != nil {
+		t.mapping = *cfg.Telegraf.Mapping
 	}
-	t.met = newTelegrafMetrics(s.reg, t)
+	t.tmet = newTelegrafMetrics(reg, t)
 	asm, err := t.newAssembler(st.features)
 	if err != nil {
 		return nil, fmt.Errorf("serve: telegraf mapping for model %s: %w", st.l.Version, err)
@@ -103,14 +117,14 @@ func (t *telegraf) assembler(st *modelState) (*ingest.Assembler, error) {
 	asm, err := t.newAssembler(st.features)
 	if err != nil {
 		err = fmt.Errorf("serve: model %s: telegraf mapping: %w", st.l.Version, err)
-		t.s.log.Error("the model's features cannot be assembled from Telegraf: its messages go to the dead-letter subject",
+		t.log.Error("the model's features cannot be assembled from Telegraf: its messages go to the dead-letter subject",
 			"version", st.l.Version, "features", st.features, "err", err)
 		t.cur.Store(&tgAssembler{asm: c.asm, st: st, err: err})
 		return nil, err
 	}
 	t.retired = addStats(t.retired, c.asm.Stats())
 	t.cur.Store(&tgAssembler{asm: asm, st: st})
-	t.s.log.Warn("the model's features changed: Telegraf assembly starts again (open intervals dropped)",
+	t.log.Warn("the model's features changed: Telegraf assembly starts again (open intervals dropped)",
 		"version", st.l.Version, "features", st.features)
 	return asm, nil
 }
@@ -141,29 +155,7 @@ func (t *telegraf) stats() ingest.Stats {
 	return s
 }
 
-// startTelegrafCore subscribes to Telegraf's subject with one plain
-// subscription: its messages are handled one at a time, in order. No queue
-// group: replicas sharing the subject at random would each see only part
-// of a host's measurements.
-func (n *natsSide) startTelegrafCore(nc *nats.Conn) error {
-	cfg := n.s.cfg
-	w := newWorker(cfg.Batch)
-	sub, err := nc.Subscribe(cfg.Subject, func(m *nats.Msg) { n.tg.handleCore(w, m) })
-	if err != nil {
-		return fmt.Errorf("serve: subscribe %s: %w", cfg.Subject, err)
-	}
-	// Room for the burst of a large fleet's flush (Telegraf sends every
-	// host's measurements at about the same time): 512 Ki messages or
-	// 256 MiB before the client drops messages as a slow consumer.
-	if err := sub.SetPendingLimits(512<<10, 256<<20); err != nil {
-		return fmt.Errorf("serve: subscribe %s: %w", cfg.Subject, err)
-	}
-	n.subs = append(n.subs, sub)
-	return nil
-}
-
-// start starts the flush goroutine. t.n is set (by startNATS, before the
-// subscription).
+// start starts the flush goroutine.
 func (t *telegraf) start() {
 	t.started.Store(true)
 	go t.run()
@@ -172,22 +164,22 @@ func (t *telegraf) start() {
 // run finalises, every TelegrafFlush, the intervals whose deadline passed.
 func (t *telegraf) run() {
 	defer close(t.done)
-	tick := time.NewTicker(t.s.cfg.TelegrafFlush)
+	tick := time.NewTicker(t.flush)
 	defer tick.Stop()
 	for {
 		select {
 		case <-t.stop:
 			return
 		case <-tick.C:
-			st := t.s.model()
+			st := t.pipe.models.def()
 			asm, err := t.assembler(st)
 			if err != nil {
 				continue
 			}
 			if vs := asm.Flush(time.Now()); len(vs) > 0 {
 				if err := t.publishVectors(t.flushW, st, vs); err != nil {
-					t.s.met.msgFailed.Inc()
-					t.n.asyncError(nil, nil, fmt.Errorf("publish events: %w", err))
+					t.met.msgFailed.Inc()
+					t.errs.report("", fmt.Errorf("publish events: %w", err))
 				}
 			}
 		}
@@ -207,13 +199,13 @@ func (t *telegraf) halt() {
 // message comes in any more.
 func (t *telegraf) shutdown() error {
 	t.halt()
-	st := t.s.model()
+	st := t.pipe.models.def()
 	asm, err := t.assembler(st)
 	if err != nil {
 		return nil
 	}
 	vs := asm.Drain()
-	t.s.log.Info("telegraf intervals finalised at shutdown", "vectors", len(vs))
+	t.log.Info("telegraf intervals finalised at shutdown", "vectors", len(vs))
 	if len(vs) == 0 {
 		return nil
 	}
@@ -239,24 +231,19 @@ func (t *telegraf) handleCore(w *worker, m *nats.Msg) {
 // letter could not be published, and at most MaxDeliver times. See the
 // package documentation for what at-least-once means with assembly.
 func (t *telegraf) handleDurable(w *worker, m jetstream.Msg) {
-	src := Source{Subject: m.Subject()}
-	delivered := uint64(1)
-	if meta, err := m.Metadata(); err == nil {
-		src.Stream, src.Seq = meta.Stream, meta.Sequence.Stream
-		src.ID = meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
-		delivered = meta.NumDelivered
-	}
+	d := natsio.DeliveryOf(m)
+	src := Source{Subject: m.Subject(), Stream: d.Stream, Seq: d.Seq, ID: d.ID()}
 	if !t.handle(w, m.Data(), &src) {
 		_ = m.Ack()
 		return
 	}
-	if t.n.lastDelivery(delivered) {
-		t.s.log.Error("message given up: its dead letter could not be published on its last delivery",
+	if d.Last(t.maxDel) {
+		t.log.Error("message given up: its dead letter could not be published on its last delivery",
 			"stream", src.Stream, "seq", src.Seq)
 		_ = m.TermWithReason("dagmm: dead letter not published")
 		return
 	}
-	_ = m.NakWithDelay(redeliveryDelay(delivered))
+	_ = m.NakWithDelay(d.RedeliveryDelay())
 }
 
 // handle decodes and assembles one message, sends it to the dead-letter
@@ -266,19 +253,18 @@ func (t *telegraf) handleDurable(w *worker, m jetstream.Msg) {
 // its dead letter could not be published.
 func (t *telegraf) handle(w *worker, data []byte, src *Source) (redeliver bool) {
 	start := time.Now()
-	s, n := t.s, t.n
-	st := s.model()
+	st := t.pipe.models.def()
 	asm, err := t.assembler(st)
 	if err != nil {
-		if perr := n.deadLetter(st, data, src, reasonDecode, err); perr != nil {
-			s.met.msgFailed.Inc()
-			n.asyncError(nil, nil, fmt.Errorf("publish dead letter: %w", perr))
+		if perr := t.out.deadLetter(st.l.Version, data, src, reasonDecode, err); perr != nil {
+			t.met.msgFailed.Inc()
+			t.errs.report("", fmt.Errorf("publish dead letter: %w", perr))
 			return true
 		}
-		s.met.msgDeadLettered.Inc()
+		t.met.msgDeadLettered.Inc()
 		return false
 	}
-	debug := s.log.Enabled(context.Background(), slog.LevelDebug)
+	debug := t.log.Enabled(context.Background(), slog.LevelDebug)
 	var before ingest.Stats
 	if debug {
 		before = asm.Stats()
@@ -289,8 +275,8 @@ func (t *telegraf) handle(w *worker, data []byte, src *Source) (redeliver bool) 
 	}
 	failed := false
 	if derr != nil {
-		if perr := n.deadLetter(st, data, src, reasonDecode, derr); perr != nil {
-			n.asyncError(nil, nil, fmt.Errorf("publish dead letter: %w", perr))
+		if perr := t.out.deadLetter(st.l.Version, data, src, reasonDecode, derr); perr != nil {
+			t.errs.report("", fmt.Errorf("publish dead letter: %w", perr))
 			failed, redeliver = true, true
 		}
 	}
@@ -298,19 +284,19 @@ func (t *telegraf) handle(w *worker, data []byte, src *Source) (redeliver bool) 
 		// On failure the events are lost: their intervals are finalised,
 		// and a redelivered message would be late.
 		if err := t.publishVectors(w, st, vs); err != nil {
-			n.asyncError(nil, nil, fmt.Errorf("publish events: %w", err))
+			t.errs.report("", fmt.Errorf("publish events: %w", err))
 			failed = true
 		}
 	}
 	switch {
 	case failed:
-		s.met.msgFailed.Inc()
+		t.met.msgFailed.Inc()
 	case derr != nil:
-		s.met.msgDeadLettered.Inc()
+		t.met.msgDeadLettered.Inc()
 	default:
-		s.met.msgScored.Inc()
+		t.met.msgScored.Inc()
 	}
-	s.met.scoreNATS.Observe(since(start))
+	t.met.scoreNATS.Observe(since(start))
 	return redeliver
 }
 
@@ -320,7 +306,7 @@ func (t *telegraf) handle(w *worker, data []byte, src *Source) (redeliver bool) 
 func (t *telegraf) logDropped(asm *ingest.Assembler, before ingest.Stats, src *Source) {
 	after := asm.Stats()
 	if late, dropped, noHost := after.Late-before.Late, after.Dropped-before.Dropped, after.NoHost-before.NoHost; late+dropped+noHost > 0 {
-		t.s.log.Debug("telegraf measurements not used", "subject", src.Subject, "seq", src.Seq,
+		t.log.Debug("telegraf measurements not used", "subject", src.Subject, "seq", src.Seq,
 			"late", late, "dropped", dropped, "no_host", noHost)
 	}
 }
@@ -334,22 +320,22 @@ func (t *telegraf) publishVectors(w *worker, st *modelState, vs []ingest.Vector)
 		samples = append(samples, ingest.Sample{Host: v.Host, TS: v.TS, Values: v.Values})
 	}
 	w.samples = samples
-	if err := t.s.scoreSamples(w, st, samples, nil); err == nil {
-		return t.n.publish(w)
+	if err := t.pipe.scoreSamples(w, st, samples, nil); err == nil {
+		return t.out.publish(w)
 	}
 	// Some vector cannot be scored, or published: one at a time, then.
 	var errs []error
 	for i := range samples {
-		kind, err := reasonScore, t.s.scoreSamples(w, st, samples[i:i+1], nil)
+		kind, err := reasonScore, t.pipe.scoreSamples(w, st, samples[i:i+1], nil)
 		if err == nil {
-			if err = t.n.publish(w); err == nil {
+			if err = t.out.publish(w); err == nil {
 				continue
 			}
 			kind, err = reasonPublish, fmt.Errorf("serve: publish events: %w", err)
 		}
 		body := appendSample(nil, st, &samples[i])
-		src := &Source{Subject: t.s.cfg.Subject}
-		if perr := t.n.deadLetter(st, body, src, kind, err); perr != nil {
+		src := &Source{Subject: t.subject}
+		if perr := t.out.deadLetter(st.l.Version, body, src, kind, err); perr != nil {
 			errs = append(errs, perr)
 		}
 	}
@@ -378,14 +364,14 @@ func appendSample(b []byte, st *modelState, x *ingest.Sample) []byte {
 // runs with the assembler locked.
 func (t *telegraf) incomplete(inc ingest.Incomplete) {
 	for _, m := range inc.Missing {
-		t.met.missing.WithLabelValues(m.Feature, missingReason(m.Reason)).Inc()
+		t.tmet.missing.WithLabelValues(m.Feature, missingReason(m.Reason)).Inc()
 	}
-	if t.s.log.Enabled(context.Background(), slog.LevelDebug) {
+	if t.log.Enabled(context.Background(), slog.LevelDebug) {
 		parts := make([]string, len(inc.Missing))
 		for i, m := range inc.Missing {
 			parts[i] = m.Feature + ": " + m.Reason
 		}
-		t.s.log.Debug("telegraf interval incomplete", "host", inc.Host, "ts", inc.TS, "missing", strings.Join(parts, "; "))
+		t.log.Debug("telegraf interval incomplete", "host", inc.Host, "ts", inc.TS, "missing", strings.Join(parts, "; "))
 	}
 }
 

@@ -197,13 +197,13 @@ func tgExpect(points map[string][]tgPoint) map[string][]float64 {
 // published, short deadlines.
 func tgConfig(modelPath string, wait time.Duration) Config {
 	cfg := testConfig(modelPath)
-	cfg.Telegraf = true
-	cfg.PublishScores = true
+	cfg.Telegraf.Enabled = true
+	cfg.NATS.PublishScores = true
 	mapping := ingest.DefaultConfig()
 	mapping.Wait = wait
 	mapping.HostTTL = time.Hour
-	cfg.TelegrafMapping = &mapping
-	cfg.TelegrafFlush = 20 * time.Millisecond
+	cfg.Telegraf.Mapping = &mapping
+	cfg.Telegraf.Flush = 20 * time.Millisecond
 	return cfg
 }
 
@@ -361,7 +361,7 @@ func TestTelegrafEvents(t *testing.T) {
 		for _, batch := range []bool{false, true} {
 			t.Run(fmt.Sprintf("format=%v/batch=%v", format, batch), func(t *testing.T) {
 				cfg := tgConfig(path, 300*time.Millisecond)
-				cfg.TelegrafFormat = format
+				cfg.Telegraf.Format = format
 				r := start(t, cfg)
 				nc := connect(t, r.NATSURL())
 				scores := collect(t, nc, "scores.>")
@@ -648,10 +648,10 @@ func TestTelegrafJetStream(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	s, _ := model.NewScorer(m)
 	cfg := tgConfig(path, 300*time.Millisecond)
-	cfg.NATSURL = srv.ClientURL()
-	cfg.JetStream = true
-	cfg.Stream = "TELEGRAF"
-	cfg.AckWait = time.Second
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.JetStream.Enabled = true
+	cfg.JetStream.Stream = "TELEGRAF"
+	cfg.JetStream.AckWait = time.Second
 	nc := connect(t, srv.ClientURL())
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -681,7 +681,7 @@ func TestTelegrafJetStream(t *testing.T) {
 	b := start(t, cfg)
 	after := map[string][]tgPoint{"x": points["x"][4:], "y": points["y"][4:]}
 	checkScores(t, scores, s, tgExpect(after), 200*time.Millisecond)
-	cons, err := js.Consumer(ctx, "TELEGRAF", cfg.WithDefaults().Consumer)
+	cons, err := js.Consumer(ctx, "TELEGRAF", cfg.WithDefaults().JetStream.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +711,7 @@ func TestTelegrafShutdownDrains(t *testing.T) {
 	saveModelAt(t, path, m)
 	s, _ := model.NewScorer(m)
 	cfg := tgConfig(path, time.Minute)
-	cfg.NATSURL = srv.ClientURL()
+	cfg.NATS.URL = srv.ClientURL()
 	r := start(t, cfg)
 	nc := connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
@@ -742,22 +742,29 @@ func TestTelegrafConfig(t *testing.T) {
 		want string // in the error of New; "" = valid
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"no nats", func(c *Config) { c.NoNATS = true }, "cannot be used without NATS"},
-		{"format", func(c *Config) { c.TelegrafFormat = 9 }, "telegraf format"},
-		{"flush", func(c *Config) { c.TelegrafFlush = -time.Second }, "telegraf flush"},
-		{"bad mapping", func(c *Config) { c.TelegrafMapping = &badMapping }, "telegraf mapping"},
-		{"unmapped feature", func(c *Config) { c.TelegrafMapping = &noNet }, `feature "net_in_bps" of the model has no mapping`},
+		{"no nats", func(c *Config) { c.NATS.Disabled = true }, "cannot be used without NATS"},
+		{"format", func(c *Config) { c.Telegraf.Format = 9 }, "telegraf format"},
+		{"flush", func(c *Config) { c.Telegraf.Flush = -time.Second }, "telegraf flush"},
+		{"bad mapping", func(c *Config) { c.Telegraf.Mapping = &badMapping }, "telegraf mapping"},
+		{"unmapped feature", func(c *Config) { c.Telegraf.Mapping = &noNet }, `feature "net_in_bps" of the model has no mapping`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{ModelPath: path, Telegraf: true}
+			cfg := Config{
+				Model: ModelConfig{
+					Path: path,
+				},
+				Telegraf: TelegrafConfig{
+					Enabled: true,
+				},
+			}
 			tc.edit(&cfg)
 			s, err := New(cfg, nil)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c := s.Config(); c.Subject != DefaultTelegrafSubject || c.TelegrafFlush != time.Second {
-					t.Errorf("defaults: subject %q, flush %v", c.Subject, c.TelegrafFlush)
+				if c := s.Config(); c.NATS.Subject != DefaultTelegrafSubject || c.Telegraf.Flush != time.Second {
+					t.Errorf("defaults: subject %q, flush %v", c.NATS.Subject, c.Telegraf.Flush)
 				}
 				return
 			}
@@ -772,17 +779,17 @@ func TestTelegrafMetricsLint(t *testing.T) {
 	path, _ := writeModel(t, t.TempDir(), 1)
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(path)
-	cfg.Telegraf = true
+	cfg.Telegraf.Enabled = true
 	s, err := New(cfg, nil, WithRegistry(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.tg.incomplete(ingest.Incomplete{Host: "h", TS: tgT0, Missing: []ingest.MissingFeature{{Feature: "disk_busy", Reason: "series name=vdb missing"}}})
-	problems, err := testutil.CollectAndLint(s.tg.met)
+	problems, err := testutil.CollectAndLint(s.tg.tmet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	problems2, err := testutil.CollectAndLint(s.tg.met.missing)
+	problems2, err := testutil.CollectAndLint(s.tg.tmet.missing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -814,7 +821,7 @@ func BenchmarkTelegrafNATS(b *testing.B) {
 	tms := tgTemplates(b)
 	path, _ := writeModel(b, b.TempDir(), 1)
 	cfg := tgConfig(path, 10*time.Second)
-	cfg.PublishScores = false
+	cfg.NATS.PublishScores = false
 	r := start(b, cfg)
 	nc := connect(b, r.NATSURL())
 	// b.N messages: whole intervals of the fleet, rendered before the clock

@@ -121,14 +121,14 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	var svc *serve.Service
 	if cfg.natsURL == "" && cfg.httpURL == "" {
 		scfg := serve.DefaultConfig()
-		scfg.ModelPath = *modelPath
-		scfg.HTTPAddr = "127.0.0.1:0"
-		scfg.EmbeddedPort = -1
-		scfg.PollInterval = -1
-		scfg.JetStream = cfg.jetstream
-		scfg.MaxSamples = max(scfg.MaxSamples, cfg.batch)
+		scfg.Model.Path = *modelPath
+		scfg.HTTP.Addr = "127.0.0.1:0"
+		scfg.NATS.EmbeddedPort = -1
+		scfg.Model.PollInterval = -1
+		scfg.JetStream.Enabled = cfg.jetstream
+		scfg.Scoring.MaxSamples = max(scfg.Scoring.MaxSamples, cfg.batch)
 		if *workers > 0 {
-			scfg.Workers = *workers
+			scfg.Scoring.Workers = *workers
 		}
 		logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		svc, err = serve.New(scfg, logger)
@@ -148,7 +148,7 @@ drawn from the model's normalisation, with 1% anomalies.`,
 			return err
 		}
 		cfg.natsURL, cfg.httpURL = svc.NATSURL(), "http://"+svc.HTTPAddr()
-		fmt.Fprintf(env.stdout, "in-process service: NATS %s, HTTP %s, %d workers, model %s\n", cfg.natsURL, cfg.httpURL, svc.Config().Workers, svc.Model().Version)
+		fmt.Fprintf(env.stdout, "in-process service: NATS %s, HTTP %s, %d workers, model %s\n", cfg.natsURL, cfg.httpURL, svc.Config().Scoring.Workers, svc.Model().Version)
 	}
 	fmt.Fprintf(env.stdout, "pool: %d samples, %d anomalies (%.1f%%)\n\n", pool.n, pool.anomalies, 100*float64(pool.anomalies)/float64(pool.n))
 	for _, mode := range modes {

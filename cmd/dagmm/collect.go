@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/internal/natsconn"
+	"github.com/dagmm/dagmm/internal/natsio"
 	"github.com/dagmm/dagmm/serve"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -219,6 +219,7 @@ type collector struct {
 	rw         *datasets.RollingWriter
 	conn       *natsconn.Conn     // redials when the client closes a connection
 	sub        *nats.Subscription // of the connection in use
+	pub        natsio.Publisher   // dead letters, on the connection in use
 	hosts      sync.Map           // host names seen, for the summary
 	nhosts     atomic.Int64
 	vectors    atomic.Int64
@@ -261,24 +262,17 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 		nats.Name("dagmm-collect"),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { logger.Warn("nats error", "err", err) }),
 	}
-	var srv *server.Server
 	if url == "" {
-		srv, err = server.NewServer(&server.Options{
-			ServerName: "dagmm-collect", Host: o.natsHost, Port: o.natsPort, MaxPayload: 8 << 20, NoLog: true, NoSigs: true,
+		srv, err := natsio.StartEmbedded(natsio.EmbeddedOptions{
+			Name: "dagmm-collect", Host: o.natsHost, Port: o.natsPort, MaxPayload: 8 << 20,
+			PortHint: "choose another with --nats-port, or -1 for any",
 		})
 		if err != nil {
-			return fmt.Errorf("embedded nats server: %w", err)
+			return err
 		}
-		srv.Start()
-		defer func() {
-			srv.Shutdown()
-			srv.WaitForShutdown()
-		}()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			return fmt.Errorf("embedded nats server on %s:%d did not start (is the port in use? choose another with --nats-port, or -1 for any)", o.natsHost, o.natsPort)
-		}
-		url = srv.ClientURL()
-		opts = append(opts, nats.InProcessServer(srv))
+		defer srv.Shutdown()
+		url = srv.URL()
+		opts = append(opts, srv.InProcess())
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -303,16 +297,8 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 	// open interval and complete the last file.
 	var errs []error
 	c.conn.Stop() // no new connection, so c.sub is the last
-	sub := c.sub
-	subClosed := sub.StatusChanged(nats.SubscriptionClosed)
-	if err := sub.Drain(); err != nil {
-		errs = append(errs, fmt.Errorf("drain subscription: %w", err))
-	} else {
-		select {
-		case <-subClosed:
-		case <-time.After(10 * time.Second):
-			errs = append(errs, errors.New("subscription not drained within 10s"))
-		}
+	if err := natsio.Drain(10*time.Second, []*nats.Subscription{c.sub}, nil); err != nil {
+		errs = append(errs, err)
 	}
 	close(stopFlush)
 	wg.Wait()
@@ -341,13 +327,15 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 // are assembled one at a time, in order, so that each host's counters are
 // seen in order.
 func (c *collector) subscribe(nc *nats.Conn) error {
-	sub, err := nc.Subscribe(c.o.subject, c.handle)
+	sub, err := natsio.Subscribe(nc, c.o.subject, "", natsio.OrderedLimits(), c.handle)
 	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", c.o.subject, err)
+		return err
 	}
-	if err := sub.SetPendingLimits(512<<10, 256<<20); err != nil {
-		return fmt.Errorf("subscribe %s: %w", c.o.subject, err)
+	link, err := natsio.NewLink(nc, false)
+	if err != nil {
+		return err
 	}
+	c.pub.SetLink(link)
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("subscribe %s: %w", c.o.subject, err)
 	}
@@ -362,9 +350,8 @@ func (c *collector) handle(m *nats.Msg) {
 		c.deadLetter.Add(1)
 		c.log.Debug("telegraf message with bad metrics", "subject", m.Subject, "err", err)
 		if c.o.deadLetter != "-" {
-			nc := c.conn.NC()
-			dl := natsconn.DeadLetter(c.o.deadLetter, m.Data, nc.MaxPayload(), m.Subject, "decode", err)
-			if perr := nc.PublishMsg(dl); perr != nil {
+			dl := natsconn.DeadLetter(c.o.deadLetter, m.Data, c.pub.MaxPayload(), m.Subject, "decode", err)
+			if perr := c.pub.PublishMsg(dl, ""); perr != nil {
 				c.log.Warn("dead letter not published", "err", perr)
 			}
 		}

@@ -513,14 +513,16 @@ func TestServeTelegrafFlags(t *testing.T) {
 		check   func(serve.Config) bool
 		wantErr string
 	}{
-		{"off", nil, nil, func(c serve.Config) bool { return !c.Telegraf && c.Subject == "metrics.>" && c.TelegrafMapping == nil }, ""},
+		{"off", nil, nil, func(c serve.Config) bool {
+			return !c.Telegraf.Enabled && c.NATS.Subject == "metrics.>" && c.Telegraf.Mapping == nil
+		}, ""},
 		{"defaults", []string{"--telegraf"}, nil, func(c serve.Config) bool {
-			return c.Telegraf && c.Subject == "telegraf" && c.TelegrafFormat == ingest.FormatAuto && c.TelegrafMapping != nil &&
-				c.TelegrafMapping.Interval == 10*time.Second && len(c.TelegrafMapping.Features) == 4
+			return c.Telegraf.Enabled && c.NATS.Subject == "telegraf" && c.Telegraf.Format == ingest.FormatAuto && c.Telegraf.Mapping != nil &&
+				c.Telegraf.Mapping.Interval == 10*time.Second && len(c.Telegraf.Mapping.Features) == 4
 		}, ""},
 		{"env", nil, map[string]string{"DAGMM_TELEGRAF": "true", "DAGMM_SUBJECT": "telegraf.>", "DAGMM_TELEGRAF_FORMAT": "json", "DAGMM_INTERVAL": "30s"},
 			func(c serve.Config) bool {
-				return c.Telegraf && c.Subject == "telegraf.>" && c.TelegrafFormat == ingest.FormatJSON && c.TelegrafMapping.Interval == 30*time.Second
+				return c.Telegraf.Enabled && c.NATS.Subject == "telegraf.>" && c.Telegraf.Format == ingest.FormatJSON && c.Telegraf.Mapping.Interval == 30*time.Second
 			}, ""},
 		{"mapping without telegraf", []string{"--mapping", "m.json"}, nil, nil, "--mapping needs --telegraf"},
 		{"bad format", []string{"--telegraf", "--telegraf-format", "csv"}, nil, nil, "telegraf-format"},

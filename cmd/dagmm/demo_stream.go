@@ -51,11 +51,11 @@ func (s streamSummary) String() string {
 func streamDemo(ctx context.Context, env *cliEnv, modelPath string, normal [][]float64, features []string, keep bool) (streamSummary, error) {
 	var sum streamSummary
 	cfg := serve.DefaultConfig()
-	cfg.ModelPath = modelPath
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.EmbeddedPort = -1
-	cfg.PollInterval = -1
-	cfg.Workers = 2
+	cfg.Model.Path = modelPath
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.EmbeddedPort = -1
+	cfg.Model.PollInterval = -1
+	cfg.Scoring.Workers = 2
 	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc, err := serve.New(cfg, logger)
 	if err != nil {

@@ -40,7 +40,7 @@ func TestExplanationsAgreeAcrossChannels(t *testing.T) {
 	}
 
 	cfg := serve.DefaultConfig()
-	cfg.ModelPath, cfg.HTTPAddr, cfg.EmbeddedPort, cfg.PollInterval = modelPath, "127.0.0.1:0", -1, -1
+	cfg.Model.Path, cfg.HTTP.Addr, cfg.NATS.EmbeddedPort, cfg.Model.PollInterval = modelPath, "127.0.0.1:0", -1, -1
 	svc, err := serve.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

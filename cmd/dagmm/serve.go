@@ -58,51 +58,51 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 
 // serveFlags registers the flags of every serve.Config field on fs.
 func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLevel *string) {
-	fs.StringVar(&cfg.ModelPath, "model", cfg.ModelPath, "model `file` written by dagmm train; required")
-	fs.StringVar(&cfg.ModelName, "model-name", cfg.ModelName, "the model's `name` in /v2/models/{name} and in events")
-	poll = fs.Duration("poll", cfg.PollInterval, "check the model file for changes this often and reload it when it changes; 0 disables")
-	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen `address`")
-	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer `token` required by POST /v1/model/reload (prefer the environment variable to the flag, which other users can see)")
-	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", cfg.MaxBodyBytes, "largest HTTP request body, in `bytes`")
-	cfg.MaxInFlightBytes = 0 // derived by serve.New, once --memory-limit is applied
-	fs.Var(byteSize{&cfg.MaxInFlightBytes}, "max-inflight-bytes", "most request body `bytes` held by all HTTP requests in flight (e.g. 256MiB); a request beyond it is answered 429 with Retry-After; 0: derived from the memory limit (see README, Memory)")
-	fs.IntVar(&cfg.MaxSamples, "max-samples", cfg.MaxSamples, "most samples in one request or NATS message")
-	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "HTTP read timeout (whole request)")
-	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "HTTP write timeout")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.StringVar(&cfg.Model.Path, "model", cfg.Model.Path, "model `file` written by dagmm train; required")
+	fs.StringVar(&cfg.Model.Name, "model-name", cfg.Model.Name, "the model's `name` in /v2/models/{name} and in events")
+	poll = fs.Duration("poll", cfg.Model.PollInterval, "check the model file for changes this often and reload it when it changes; 0 disables")
+	fs.StringVar(&cfg.HTTP.Addr, "http", cfg.HTTP.Addr, "HTTP listen `address`")
+	fs.StringVar(&cfg.HTTP.AdminToken, "admin-token", "", "bearer `token` required by POST /v1/model/reload (prefer the environment variable to the flag, which other users can see)")
+	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body", cfg.HTTP.MaxBodyBytes, "largest HTTP request body, in `bytes`")
+	cfg.HTTP.MaxInFlightBytes = 0 // derived by serve.New, once --memory-limit is applied
+	fs.Var(byteSize{&cfg.HTTP.MaxInFlightBytes}, "max-inflight-bytes", "most request body `bytes` held by all HTTP requests in flight (e.g. 256MiB); a request beyond it is answered 429 with Retry-After; 0: derived from the memory limit (see README, Memory)")
+	fs.IntVar(&cfg.Scoring.MaxSamples, "max-samples", cfg.Scoring.MaxSamples, "most samples in one request or NATS message")
+	fs.DurationVar(&cfg.HTTP.ReadTimeout, "read-timeout", cfg.HTTP.ReadTimeout, "HTTP read timeout (whole request)")
+	fs.DurationVar(&cfg.HTTP.WriteTimeout, "write-timeout", cfg.HTTP.WriteTimeout, "HTTP write timeout")
+	fs.DurationVar(&cfg.HTTP.IdleTimeout, "idle-timeout", cfg.HTTP.IdleTimeout, "HTTP keep-alive idle timeout")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long each part may take to finish its work at shutdown")
 
-	fs.BoolVar(&cfg.NoNATS, "no-nats", cfg.NoNATS, "HTTP only: no NATS connection and no embedded server")
-	fs.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "NATS server `URL`s, comma-separated; empty starts an embedded server")
-	fs.StringVar(&cfg.EmbeddedHost, "nats-host", cfg.EmbeddedHost, "interface of the embedded NATS server")
-	fs.IntVar(&cfg.EmbeddedPort, "nats-port", cfg.EmbeddedPort, "client `port` of the embedded NATS server; -1 picks a free one")
-	fs.StringVar(&cfg.StoreDir, "nats-store", cfg.StoreDir, "JetStream store `directory` of the embedded server; empty uses a temporary one removed at exit")
-	fs.StringVar(&cfg.Subject, "subject", cfg.Subject, "NATS `subject` the samples arrive on (wildcards allowed); with --telegraf the default is "+serve.DefaultTelegrafSubject)
-	fs.StringVar(&cfg.AnomalyPrefix, "anomaly-prefix", cfg.AnomalyPrefix, "anomaly events go to `prefix`.<host>")
-	fs.StringVar(&cfg.ScorePrefix, "score-prefix", cfg.ScorePrefix, "with --scores, every score goes to `prefix`.<host>")
-	fs.BoolVar(&cfg.PublishScores, "scores", cfg.PublishScores, "publish every sample's score, not only anomalies")
-	fs.StringVar(&cfg.DeadLetterSubject, "dead-letter", cfg.DeadLetterSubject, "`subject` of the messages that cannot be scored")
-	fs.StringVar(&cfg.QueueGroup, "queue", cfg.QueueGroup, "core-NATS queue `group` shared by replicas")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "scoring goroutines")
-	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "largest number of samples scored at once per worker")
+	fs.BoolVar(&cfg.NATS.Disabled, "no-nats", cfg.NATS.Disabled, "HTTP only: no NATS connection and no embedded server")
+	fs.StringVar(&cfg.NATS.URL, "nats-url", cfg.NATS.URL, "NATS server `URL`s, comma-separated; empty starts an embedded server")
+	fs.StringVar(&cfg.NATS.EmbeddedHost, "nats-host", cfg.NATS.EmbeddedHost, "interface of the embedded NATS server")
+	fs.IntVar(&cfg.NATS.EmbeddedPort, "nats-port", cfg.NATS.EmbeddedPort, "client `port` of the embedded NATS server; -1 picks a free one")
+	fs.StringVar(&cfg.NATS.StoreDir, "nats-store", cfg.NATS.StoreDir, "JetStream store `directory` of the embedded server; empty uses a temporary one removed at exit")
+	fs.StringVar(&cfg.NATS.Subject, "subject", cfg.NATS.Subject, "NATS `subject` the samples arrive on (wildcards allowed); with --telegraf the default is "+serve.DefaultTelegrafSubject)
+	fs.StringVar(&cfg.NATS.AnomalyPrefix, "anomaly-prefix", cfg.NATS.AnomalyPrefix, "anomaly events go to `prefix`.<host>")
+	fs.StringVar(&cfg.NATS.ScorePrefix, "score-prefix", cfg.NATS.ScorePrefix, "with --scores, every score goes to `prefix`.<host>")
+	fs.BoolVar(&cfg.NATS.PublishScores, "scores", cfg.NATS.PublishScores, "publish every sample's score, not only anomalies")
+	fs.StringVar(&cfg.NATS.DeadLetterSubject, "dead-letter", cfg.NATS.DeadLetterSubject, "`subject` of the messages that cannot be scored")
+	fs.StringVar(&cfg.NATS.QueueGroup, "queue", cfg.NATS.QueueGroup, "core-NATS queue `group` shared by replicas")
+	fs.IntVar(&cfg.Scoring.Workers, "workers", cfg.Scoring.Workers, "scoring goroutines")
+	fs.IntVar(&cfg.Scoring.Batch, "batch", cfg.Scoring.Batch, "largest number of samples scored at once per worker")
 	methods := make([]string, 0, len(model.Methods()))
 	for _, m := range model.Methods() {
 		methods = append(methods, string(m))
 	}
-	fs.StringVar(&cfg.ExplainMethod, "explain", cfg.ExplainMethod, "explanation `method` of anomalies: "+strings.Join(methods, ", ")+" (default: "+defaultMethodHelp()+")")
+	fs.StringVar(&cfg.Scoring.ExplainMethod, "explain", cfg.Scoring.ExplainMethod, "explanation `method` of anomalies: "+strings.Join(methods, ", ")+" (default: "+defaultMethodHelp()+")")
 
-	fs.BoolVar(&cfg.Telegraf, "telegraf", cfg.Telegraf, "take Telegraf's outputs.nats messages (one per measurement, influx or JSON) on --subject and join them per host and interval into the model's vectors (--mapping)")
-	fs.Var(formatFlag{&cfg.TelegrafFormat}, "telegraf-format", "with --telegraf, Telegraf's data_format, a `format`: auto (JSON when a message starts with '{'), influx or json")
-	fs.DurationVar(&cfg.TelegrafFlush, "telegraf-flush", cfg.TelegrafFlush, "with --telegraf, how often the intervals past their deadline are finalised")
-	fs.BoolVar(&cfg.JetStream, "jetstream", cfg.JetStream, "durable mode: consume through a JetStream pull consumer, at least once across restarts")
-	fs.StringVar(&cfg.Stream, "stream", cfg.Stream, "JetStream `stream` of the samples (created on --subject if missing)")
-	fs.DurationVar(&cfg.StreamMaxAge, "stream-max-age", cfg.StreamMaxAge, "how long a stream created by the service keeps messages")
-	fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", cfg.StreamMaxBytes, "largest size of a stream created by the service, in `bytes` (oldest discarded); -1 for no limit")
-	fs.StringVar(&cfg.Consumer, "consumer", cfg.Consumer, "durable consumer `name`")
-	fs.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "redeliver a message not acknowledged within this time")
-	fs.IntVar(&cfg.MaxDeliver, "max-deliver", cfg.MaxDeliver, "most deliveries of a message whose events cannot be published (waits 1s, 2s, 4s... 30s between), after which it is dead-lettered; -1 for no limit")
-	fs.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "most messages delivered and not yet acknowledged")
-	fs.StringVar(&cfg.EventStream, "event-stream", cfg.EventStream, "JetStream `stream` that stores the events (created if missing); empty publishes them plainly")
+	fs.BoolVar(&cfg.Telegraf.Enabled, "telegraf", cfg.Telegraf.Enabled, "take Telegraf's outputs.nats messages (one per measurement, influx or JSON) on --subject and join them per host and interval into the model's vectors (--mapping)")
+	fs.Var(formatFlag{&cfg.Telegraf.Format}, "telegraf-format", "with --telegraf, Telegraf's data_format, a `format`: auto (JSON when a message starts with '{'), influx or json")
+	fs.DurationVar(&cfg.Telegraf.Flush, "telegraf-flush", cfg.Telegraf.Flush, "with --telegraf, how often the intervals past their deadline are finalised")
+	fs.BoolVar(&cfg.JetStream.Enabled, "jetstream", cfg.JetStream.Enabled, "durable mode: consume through a JetStream pull consumer, at least once across restarts")
+	fs.StringVar(&cfg.JetStream.Stream, "stream", cfg.JetStream.Stream, "JetStream `stream` of the samples (created on --subject if missing)")
+	fs.DurationVar(&cfg.JetStream.StreamMaxAge, "stream-max-age", cfg.JetStream.StreamMaxAge, "how long a stream created by the service keeps messages")
+	fs.Int64Var(&cfg.JetStream.StreamMaxBytes, "stream-max-bytes", cfg.JetStream.StreamMaxBytes, "largest size of a stream created by the service, in `bytes` (oldest discarded); -1 for no limit")
+	fs.StringVar(&cfg.JetStream.Consumer, "consumer", cfg.JetStream.Consumer, "durable consumer `name`")
+	fs.DurationVar(&cfg.JetStream.AckWait, "ack-wait", cfg.JetStream.AckWait, "redeliver a message not acknowledged within this time")
+	fs.IntVar(&cfg.JetStream.MaxDeliver, "max-deliver", cfg.JetStream.MaxDeliver, "most deliveries of a message whose events cannot be published (waits 1s, 2s, 4s... 30s between), after which it is dead-lettered; -1 for no limit")
+	fs.IntVar(&cfg.JetStream.MaxAckPending, "max-ack-pending", cfg.JetStream.MaxAckPending, "most messages delivered and not yet acknowledged")
+	fs.StringVar(&cfg.JetStream.EventStream, "event-stream", cfg.JetStream.EventStream, "JetStream `stream` that stores the events (created if missing); empty publishes them plainly")
 	logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	return poll, logLevel
 }
@@ -124,7 +124,7 @@ func addTelegrafFlags(fs *flag.FlagSet) *telegrafFlags {
 // applyTelegraf completes cfg for --telegraf: the mapping, and the subject
 // when none was given.
 func applyTelegraf(fs *flag.FlagSet, cfg *serve.Config, tf *telegrafFlags) error {
-	if !cfg.Telegraf {
+	if !cfg.Telegraf.Enabled {
 		for _, name := range []string{"mapping", "interval", "telegraf-format", "telegraf-flush"} {
 			if flagGiven(fs, name) {
 				return usagef("--%s needs --telegraf", name)
@@ -136,9 +136,9 @@ func applyTelegraf(fs *flag.FlagSet, cfg *serve.Config, tf *telegrafFlags) error
 	if err != nil {
 		return err
 	}
-	cfg.TelegrafMapping = &mapping
+	cfg.Telegraf.Mapping = &mapping
 	if !flagGiven(fs, "subject") {
-		cfg.Subject = serve.DefaultTelegrafSubject
+		cfg.NATS.Subject = serve.DefaultTelegrafSubject
 	}
 	return nil
 }
@@ -155,9 +155,9 @@ func parseServeFlags(fs *flag.FlagSet, cfg *serve.Config, poll *time.Duration, a
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q (the model is given with --model)", fs.Args())
 	}
-	cfg.PollInterval = *poll
+	cfg.Model.PollInterval = *poll
 	if *poll == 0 {
-		cfg.PollInterval = -1
+		cfg.Model.PollInterval = -1
 	}
 	return nil
 }
@@ -234,7 +234,7 @@ default.`,
 	if err := applyTelegraf(fs, &cfg, tf); err != nil {
 		return err
 	}
-	if cfg.ModelPath == "" {
+	if cfg.Model.Path == "" {
 		return usagef("a model is required: --model model.json (or DAGMM_MODEL)")
 	}
 	level, err := logLevelOf(*logLevel)
@@ -284,17 +284,17 @@ func logMemory(logger *slog.Logger, limit int64, source string, cfg serve.Config
 		shown = strconv.FormatInt(limit, 10)
 	}
 	logger.Info("memory", "go_memory_limit_bytes", shown, "source", source,
-		"max_inflight_bytes", cfg.MaxInFlightBytes, "max_body_bytes", cfg.MaxBodyBytes)
-	if limit < math.MaxInt64 && cfg.MaxBodyBytes*serve.BytesPerBodyByte > limit-serve.MemoryReserve {
+		"max_inflight_bytes", cfg.HTTP.MaxInFlightBytes, "max_body_bytes", cfg.HTTP.MaxBodyBytes)
+	if limit < math.MaxInt64 && cfg.HTTP.MaxBodyBytes*serve.BytesPerBodyByte > limit-serve.MemoryReserve {
 		logger.Warn("the memory limit is small for the largest request body: lower --max-body",
-			"go_memory_limit_bytes", limit, "max_body_bytes", cfg.MaxBodyBytes, "bytes_per_body_byte", serve.BytesPerBodyByte)
+			"go_memory_limit_bytes", limit, "max_body_bytes", cfg.HTTP.MaxBodyBytes, "bytes_per_body_byte", serve.BytesPerBodyByte)
 	}
 }
 
 // logConfig logs the effective configuration, the admin token redacted.
 func logConfig(logger *slog.Logger, cfg serve.Config) {
-	if cfg.AdminToken != "" {
-		cfg.AdminToken = "(set)"
+	if cfg.HTTP.AdminToken != "" {
+		cfg.HTTP.AdminToken = "(set)"
 	}
 	fields := strings.Fields(strings.Trim(fmt.Sprintf("%+v", cfg), "{}"))
 	sort.Strings(fields)

@@ -24,20 +24,20 @@ func TestServeFlagsPrecedence(t *testing.T) {
 		wantErr string
 	}{
 		{"default", nil, nil, func(c serve.Config) bool {
-			return c.HTTPAddr == ":8080" && c.PollInterval == 2*time.Second && !c.JetStream
+			return c.HTTP.Addr == ":8080" && c.Model.PollInterval == 2*time.Second && !c.JetStream.Enabled
 		}, ""},
 		{"env", nil, map[string]string{"DAGMM_HTTP": ":9000", "DAGMM_JETSTREAM": "true", "DAGMM_MAX_SAMPLES": "7", "DAGMM_NATS_URL": "nats://x:4222"},
 			func(c serve.Config) bool {
-				return c.HTTPAddr == ":9000" && c.JetStream && c.MaxSamples == 7 && c.NATSURL == "nats://x:4222"
+				return c.HTTP.Addr == ":9000" && c.JetStream.Enabled && c.Scoring.MaxSamples == 7 && c.NATS.URL == "nats://x:4222"
 			}, ""},
 		{"flag wins", []string{"--http", ":7000", "--jetstream=false"}, map[string]string{"DAGMM_HTTP": ":9000", "DAGMM_JETSTREAM": "true"},
-			func(c serve.Config) bool { return c.HTTPAddr == ":7000" && !c.JetStream }, ""},
-		{"poll 0 disables", []string{"--poll", "0"}, nil, func(c serve.Config) bool { return c.PollInterval < 0 }, ""},
-		{"derived in-flight bound", nil, nil, func(c serve.Config) bool { return c.MaxInFlightBytes == 0 }, ""},
-		{"in-flight bound from env", nil, map[string]string{"DAGMM_MAX_INFLIGHT_BYTES": "256MiB"}, func(c serve.Config) bool { return c.MaxInFlightBytes == 256<<20 }, ""},
-		{"in-flight bound flag", []string{"--max-inflight-bytes", "100000000"}, nil, func(c serve.Config) bool { return c.MaxInFlightBytes == 1e8 }, ""},
+			func(c serve.Config) bool { return c.HTTP.Addr == ":7000" && !c.JetStream.Enabled }, ""},
+		{"poll 0 disables", []string{"--poll", "0"}, nil, func(c serve.Config) bool { return c.Model.PollInterval < 0 }, ""},
+		{"derived in-flight bound", nil, nil, func(c serve.Config) bool { return c.HTTP.MaxInFlightBytes == 0 }, ""},
+		{"in-flight bound from env", nil, map[string]string{"DAGMM_MAX_INFLIGHT_BYTES": "256MiB"}, func(c serve.Config) bool { return c.HTTP.MaxInFlightBytes == 256<<20 }, ""},
+		{"in-flight bound flag", []string{"--max-inflight-bytes", "100000000"}, nil, func(c serve.Config) bool { return c.HTTP.MaxInFlightBytes == 1e8 }, ""},
 		{"bad in-flight bound", []string{"--max-inflight-bytes", "lots"}, nil, nil, "max-inflight-bytes"},
-		{"admin token from env", nil, map[string]string{"DAGMM_ADMIN_TOKEN": "s3cret"}, func(c serve.Config) bool { return c.AdminToken == "s3cret" }, ""},
+		{"admin token from env", nil, map[string]string{"DAGMM_ADMIN_TOKEN": "s3cret"}, func(c serve.Config) bool { return c.HTTP.AdminToken == "s3cret" }, ""},
 		{"bad env", nil, map[string]string{"DAGMM_WORKERS": "many"}, nil, "DAGMM_WORKERS"},
 		{"bad flag", []string{"--workers", "many"}, nil, nil, "workers"},
 		{"extra argument", []string{"model.json"}, nil, nil, "unexpected arguments"},
