@@ -108,10 +108,11 @@ func newTensor(dt tensor.Dtype, shape ...int) *tensor.Dense {
 
 // setFloats copies src into a tensor of either float type.
 func setFloats(t *tensor.Dense, src []float64) {
-	switch d := t.Data().(type) {
-	case []float64:
-		copy(d, src)
-	case []float32:
+	switch t.Dtype() {
+	case tensor.Float64:
+		copy(t.Float64s(), src)
+	case tensor.Float32:
+		d := t.Float32s()
 		for i, v := range src {
 			d[i] = float32(v)
 		}
@@ -120,6 +121,18 @@ func setFloats(t *tensor.Dense, src []float64) {
 
 // getFloats copies a float tensor's data into dst.
 func getFloats(dst []float64, v G.Value) error {
+	if d, ok := v.(*tensor.Dense); ok && !d.IsScalar() {
+		switch d.Dtype() {
+		case tensor.Float64:
+			copy(dst, d.Float64s())
+			return nil
+		case tensor.Float32:
+			for i, x := range d.Float32s() {
+				dst[i] = float64(x)
+			}
+			return nil
+		}
+	}
 	t, ok := v.(tensor.Tensor)
 	if !ok {
 		return fmt.Errorf("train: value %T is not a tensor", v)

@@ -47,6 +47,7 @@ type denseOp struct {
 	masked bool
 	gradX  bool
 	out    outBuf
+	gw     gemmScratch
 }
 
 func (op *denseOp) Arity() int {
@@ -131,7 +132,11 @@ func denseDo[T float](op *denseOp, vs []G.Value) (G.Value, error) {
 		}
 	}
 	y := getBuf[T](&op.out, n*out)
-	gemm(false, false, n, out, in, x, in, w, out, 0, y, out)
+	gemmWith(scratchOf[T](&op.gw), false, false, n, out, in, x, in, w, out, 0, y, out)
+	if workers(n, rowsPerTask(out)) <= 1 {
+		denseAct(op.act, y, b, mask, n, out)
+		return wrap(&op.out, y, n, out), nil
+	}
 	parallelRows(n, rowsPerTask(out), func(lo, hi int) {
 		var m []T
 		if mask != nil {
@@ -139,7 +144,7 @@ func denseDo[T float](op *denseOp, vs []G.Value) (G.Value, error) {
 		}
 		denseAct(op.act, y[lo*out:hi*out], b, m, hi-lo, out)
 	})
-	return dense(y, n, out), nil
+	return wrap(&op.out, y, n, out), nil
 }
 
 // denseAct adds the bias to each row of y (n×out), applies act and the mask.
@@ -286,6 +291,12 @@ func deltaDo[T float](op *deltaOp, vs []G.Value) (G.Value, error) {
 		}
 	}
 	d := getBuf[T](&op.out, n*out)
+	if workers(n, rowsPerTask(out)) <= 1 {
+		if err := deltaRows(op.act, d, y, g, mask, n, out); err != nil {
+			return nil, err
+		}
+		return wrap(&op.out, d, n, out), nil
+	}
 	var failed atomic.Pointer[error]
 	parallelRows(n, rowsPerTask(out), func(lo, hi int) {
 		var m []T
@@ -299,7 +310,7 @@ func deltaDo[T float](op *deltaOp, vs []G.Value) (G.Value, error) {
 	if err := failed.Load(); err != nil {
 		return nil, *err
 	}
-	return dense(d, n, out), nil
+	return wrap(&op.out, d, n, out), nil
 }
 
 // deltaRows computes δ for n rows of width out (see deltaOp).
@@ -366,6 +377,7 @@ type matMulNTOp struct {
 	opBase
 	out outBuf
 	bt  outBuf // bᵀ
+	gw  gemmScratch
 }
 
 func (op *matMulNTOp) Arity() int    { return 2 }
@@ -416,7 +428,7 @@ func matMulNTDo[T float](op *matMulNTOp, vs []G.Value) (G.Value, error) {
 	c := getBuf[T](&op.out, m*n)
 	if !haveFMA {
 		gemm(false, true, m, n, k, a, k, b, k, 0, c, n)
-		return dense(c, m, n), nil
+		return wrap(&op.out, c, m, n), nil
 	}
 	// The kernels read B by rows: transpose b (n×k, small: a weight matrix).
 	bt := getBuf[T](&op.bt, k*n)
@@ -425,8 +437,8 @@ func matMulNTDo[T float](op *matMulNTOp, vs []G.Value) (G.Value, error) {
 			bt[j*n+i] = b[i*k+j]
 		}
 	}
-	gemm(false, false, m, n, k, a, k, bt, n, 0, c, n)
-	return dense(c, m, n), nil
+	gemmWith(scratchOf[T](&op.gw), false, false, m, n, k, a, k, bt, n, 0, c, n)
+	return wrap(&op.out, c, m, n), nil
 }
 
 // matMulTNOp computes aᵀ·b (the weight gradient xᵀ·δ).
@@ -434,6 +446,7 @@ type matMulTNOp struct {
 	opBase
 	out  outBuf
 	work outBuf // partial products
+	gw   gemmScratch
 }
 
 func (op *matMulTNOp) Arity() int    { return 2 }
@@ -483,8 +496,8 @@ func matMulTNDo[T float](op *matMulTNOp, vs []G.Value) (G.Value, error) {
 	}
 	c := getBuf[T](&op.out, m*n)
 	work := getBuf[T](&op.work, max(0, (k+tnChunk-1)/tnChunk-1)*m*n)
-	gemmTN(m, n, k, a, b, c, work)
-	return dense(c, m, n), nil
+	gemmTN(scratchOf[T](&op.gw), m, n, k, a, b, c, work)
+	return wrap(&op.out, c, m, n), nil
 }
 
 // colSumOp sums a matrix over its rows: (n, m) -> (m).
@@ -530,5 +543,5 @@ func colSumDo[T float](op *colSumOp, vs []G.Value) (G.Value, error) {
 			s[j] += v
 		}
 	}
-	return dense(s, m), nil
+	return wrap(&op.out, s, m), nil
 }

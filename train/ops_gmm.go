@@ -57,7 +57,9 @@ type gmmState struct {
 	resp      []float64 // n×K, softmax over k of the log terms
 	energy    []float64 // n
 	penalty   float64
+	ok        bool      // forward succeeded on z and gamma
 	work      []float64 // D×D
+	logPhi    []float64 // K
 	// gradient scratch
 	gPhi, gMu, gSigma, m, tmp, wsum, c []float64
 }
@@ -78,11 +80,22 @@ func (s *gmmState) setup(n, dim, k int, jitter float64) {
 	s.resp = grow(s.resp, n*k)
 	s.energy = grow(s.energy, n)
 	s.work = grow(s.work, dim*dim)
+	s.logPhi = grow(s.logPhi, k)
 }
 
 // forward computes the mixture, the energies and the penalty from s.z and
 // s.gamma.
 func (s *gmmState) forward() error {
+	s.ok = false
+	if err := s.fit(); err != nil {
+		return err
+	}
+	s.ok = true
+	return nil
+}
+
+// fit is forward without the bookkeeping.
+func (s *gmmState) fit() error {
 	n, dim, k := s.n, s.dim, s.k
 	z, gamma := s.z, s.gamma
 	clear(s.nk)
@@ -145,6 +158,7 @@ func (s *gmmState) forward() error {
 			return fmt.Errorf("%w: component %d: %w", errNumeric, c, err)
 		}
 		s.logdet[c] = ld
+		s.logPhi[c] = math.Log(s.phi[c])
 	}
 	for i := range n {
 		best := math.Inf(-1)
@@ -162,7 +176,7 @@ func (s *gmmState) forward() error {
 				pd[a] = t
 				q += d[a] * t
 			}
-			t := math.Log(s.phi[c]) - 0.5*q - 0.5*(float64(dim)*log2Pi+s.logdet[c])
+			t := s.logPhi[c] - 0.5*q - 0.5*(float64(dim)*log2Pi+s.logdet[c])
 			r[c] = t
 			best = max(best, t)
 		}
@@ -373,6 +387,33 @@ func loadGMM[T float](st *gmmState, jitter float64, zv, gv G.Value) error {
 	return nil
 }
 
+// sameInputs returns st when its forward pass succeeded on the values of
+// z and gamma.
+func sameInputs[T float](st *gmmState, zv, gv G.Value) (*gmmState, bool) {
+	if st == nil || !st.ok {
+		return nil, false
+	}
+	z, err := sliceOf[T](zv)
+	if err != nil || len(z) != st.n*st.dim {
+		return nil, false
+	}
+	g, err := sliceOf[T](gv)
+	if err != nil || len(g) != st.n*st.k {
+		return nil, false
+	}
+	for i, v := range z {
+		if float64(v) != st.z[i] {
+			return nil, false
+		}
+	}
+	for i, v := range g {
+		if float64(v) != st.gamma[i] {
+			return nil, false
+		}
+	}
+	return st, true
+}
+
 func gmmDo[T float](op *gmmOp, vs []G.Value) (G.Value, error) {
 	err := loadGMM[T](&op.st, op.jitter, vs[0], vs[1])
 	n := op.st.n
@@ -383,7 +424,7 @@ func gmmDo[T float](op *gmmOp, vs []G.Value) (G.Value, error) {
 		for i := range out {
 			out[i] = T(math.NaN())
 		}
-		return dense(out, n+1), nil
+		return wrap(&op.out, out, n+1), nil
 	}
 	if err != nil {
 		return nil, err
@@ -393,14 +434,14 @@ func gmmDo[T float](op *gmmOp, vs []G.Value) (G.Value, error) {
 		out[i] = T(e)
 	}
 	out[n] = T(op.st.penalty)
-	return dense(out, n+1), nil
+	return wrap(&op.out, out, n+1), nil
 }
 
 func (op *gmmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if err := checkArity(op, len(inputs)); err != nil {
 		return nil, err
 	}
-	both, err := G.ApplyOp(&gmmGradOp{jitter: op.jitter}, inputs[0], inputs[1], grad)
+	both, err := G.ApplyOp(&gmmGradOp{jitter: op.jitter, fwd: &op.st}, inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -416,11 +457,14 @@ func (op *gmmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	return G.Nodes{gz, gg}, nil
 }
 
-// gmmGradOp computes [∂/∂z | ∂/∂γ] (n×(D+K)) from (z, γ, g); it repeats
-// the forward pass, which costs little next to the networks.
+// gmmGradOp computes [∂/∂z | ∂/∂γ] (n×(D+K)) from (z, γ, g). It reads the
+// mixture from its forward op's state when that was computed from the same
+// z and γ (the forward pass of the same run), and repeats the forward pass
+// otherwise.
 type gmmGradOp struct {
 	opBase
 	jitter float64
+	fwd    *gmmState // the forward op's state; nil: always repeat
 	st     gmmState
 	gE     []float64
 	gz, gg []float64
@@ -453,15 +497,20 @@ func (op *gmmGradOp) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func gmmGradDo[T float](op *gmmGradOp, vs []G.Value) (G.Value, error) {
-	err := loadGMM[T](&op.st, op.jitter, vs[0], vs[1])
 	st := &op.st
+	var err error
+	if fwd, ok := sameInputs[T](op.fwd, vs[0], vs[1]); ok {
+		st = fwd
+	} else {
+		err = loadGMM[T](st, op.jitter, vs[0], vs[1])
+	}
 	n, dim, k := st.n, st.dim, st.k
 	if errors.Is(err, errNumeric) {
 		out := getBuf[T](&op.out, n*(dim+k))
 		for i := range out {
 			out[i] = T(math.NaN())
 		}
-		return dense(out, n, dim+k), nil
+		return wrap(&op.out, out, n, dim+k), nil
 	}
 	if err != nil {
 		return nil, err
@@ -489,5 +538,5 @@ func gmmGradDo[T float](op *gmmGradOp, vs []G.Value) (G.Value, error) {
 			o[dim+j] = T(op.gg[i*k+j])
 		}
 	}
-	return dense(out, n, w), nil
+	return wrap(&op.out, out, n, w), nil
 }

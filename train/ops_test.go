@@ -608,3 +608,39 @@ func TestGMMEnergyDegenerate(t *testing.T) {
 		}
 	}
 }
+
+// TestGMMGradReusesForward checks when the gradient op may read the forward
+// op's mixture: only after a successful forward pass on the same z and γ.
+func TestGMMGradReusesForward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n, dim, k = 12, 3, 2
+	z := randVals(rng, n*dim, 1)
+	gam := memberships(rng, n, k)
+	var st gmmState
+	st.setup(n, dim, k, 1e-6)
+	copy(st.z, z)
+	copy(st.gamma, gam)
+	if err := st.forward(); err != nil {
+		t.Fatal(err)
+	}
+	other := append([]float64(nil), z...)
+	other[5] += 1e-12
+	for _, tc := range []struct {
+		name string
+		st   *gmmState
+		z    []float64
+		want bool
+	}{
+		{"same inputs", &st, z, true},
+		{"one z changed", &st, other, false},
+		{"no forward op", nil, z, false},
+		{"failed forward", &gmmState{}, z, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ok := sameInputs[float64](tc.st, dense(append([]float64(nil), tc.z...), n, dim), dense(append([]float64(nil), gam...), n, k))
+			if ok != tc.want {
+				t.Errorf("reuse %v, want %v", ok, tc.want)
+			}
+		})
+	}
+}
