@@ -81,10 +81,13 @@ type lossGraph struct {
 	masks []*G.Node // one per estimator hidden layer; nil without dropout
 	mVals []*tensor.Dense
 
-	params []*G.Node // W, b of each layer in network.all() order
+	params []*G.Node // the parameter nodes: W, b of each layer, or one vector per network
 	pVals  []*tensor.Dense
 	grads  []*G.Node
 	gVals  []G.Value // read after each run
+	// slots locates W and b of each layer, in network.all() order, in pVals
+	// and gVals.
+	slots []paramSlot
 
 	recon, energy, penalty, loss *G.Node
 	reconV, energyV, penaltyV    G.Value
@@ -92,6 +95,10 @@ type lossGraph struct {
 
 	vm G.VM
 }
+
+// paramSlot is where a layer's W or b lives: tensor t of the parameters,
+// from element off.
+type paramSlot struct{ t, off int }
 
 // graphOptions selects how the loss graph is built.
 type graphOptions struct {
@@ -107,12 +114,15 @@ func newTensor(dt tensor.Dtype, shape ...int) *tensor.Dense {
 }
 
 // setFloats copies src into a tensor of either float type.
-func setFloats(t *tensor.Dense, src []float64) {
+func setFloats(t *tensor.Dense, src []float64) { setFloatsAt(t, 0, src) }
+
+// setFloatsAt copies src into a tensor of either float type from element off.
+func setFloatsAt(t *tensor.Dense, off int, src []float64) {
 	switch t.Dtype() {
 	case tensor.Float64:
-		copy(t.Float64s(), src)
+		copy(t.Float64s()[off:], src)
 	case tensor.Float32:
-		d := t.Float32s()
+		d := t.Float32s()[off:]
 		for i, v := range src {
 			d[i] = float32(v)
 		}
@@ -122,16 +132,7 @@ func setFloats(t *tensor.Dense, src []float64) {
 // getFloats copies a float tensor's data into dst.
 func getFloats(dst []float64, v G.Value) error {
 	if d, ok := v.(*tensor.Dense); ok && !d.IsScalar() {
-		switch d.Dtype() {
-		case tensor.Float64:
-			copy(dst, d.Float64s())
-			return nil
-		case tensor.Float32:
-			for i, x := range d.Float32s() {
-				dst[i] = float64(x)
-			}
-			return nil
-		}
+		return getFloatsAt(dst, d, 0)
 	}
 	t, ok := v.(tensor.Tensor)
 	if !ok {
@@ -150,6 +151,21 @@ func getFloats(dst []float64, v G.Value) error {
 	return nil
 }
 
+// getFloatsAt copies len(dst) values of a float tensor from element off into dst.
+func getFloatsAt(dst []float64, d *tensor.Dense, off int) error {
+	switch d.Dtype() {
+	case tensor.Float64:
+		copy(dst, d.Float64s()[off:])
+	case tensor.Float32:
+		for i, x := range d.Float32s()[off : off+len(dst)] {
+			dst[i] = float64(x)
+		}
+	default:
+		return fmt.Errorf("train: tensor holds %v", d.Dtype())
+	}
+	return nil
+}
+
 // buildLossGraph builds the DAGMM loss over batches of `batch` rows of d
 // features, with parameters initialised from nw, and compiles it into a
 // tape machine.
@@ -158,16 +174,12 @@ func buildLossGraph(nw *network, d int, dt tensor.Dtype, batch int, o graphOptio
 	g := lg.g
 	lg.xVal = newTensor(dt, batch, d)
 	lg.x = G.NewMatrix(g, dt, G.WithShape(batch, d), G.WithName("x"), G.WithValue(lg.xVal))
-	for i, l := range nw.all() {
-		w := newTensor(dt, l.In, l.Out)
-		setFloats(w, l.W)
-		b := newTensor(dt, l.Out)
-		setFloats(b, l.B)
-		lg.pVals = append(lg.pVals, w, b)
-		lg.params = append(lg.params,
-			G.NewMatrix(g, dt, G.WithShape(l.In, l.Out), G.WithName(fmt.Sprintf("w%d", i)), G.WithValue(w)),
-			G.NewVector(g, dt, G.WithShape(l.Out), G.WithName(fmt.Sprintf("b%d", i)), G.WithValue(b)))
+	if o.fused {
+		lg.addChainParams(nw)
+	} else {
+		lg.addLayerParams(nw)
 	}
+	lg.load(nw.all())
 	if o.dropout {
 		for i, l := range nw.est[:len(nw.est)-1] {
 			m := newTensor(dt, batch, l.Out)
@@ -176,49 +188,16 @@ func buildLossGraph(nw *network, d int, dt tensor.Dtype, batch int, o graphOptio
 		}
 	}
 
-	layer := func(h *G.Node, p int, l *model.Layer, mask *G.Node, gradX bool) (*G.Node, error) {
-		if o.fused {
-			return denseLayer(h, lg.params[2*p], lg.params[2*p+1], mask, l.Activation, gradX)
-		}
-		return primitiveDense(h, lg.params[2*p], lg.params[2*p+1], mask, l.Activation)
-	}
+	var xr, z, gamma *G.Node
 	var err error
-	h, p := lg.x, 0
-	for i := range nw.enc {
-		if h, err = layer(h, p, &nw.enc[i], nil, i > 0); err != nil {
-			return nil, err
-		}
-		p++
-	}
-	zc := h
-	for i := range nw.dec {
-		if h, err = layer(h, p, &nw.dec[i], nil, true); err != nil {
-			return nil, err
-		}
-		p++
-	}
-	xr := h
-	var z *G.Node
 	if o.fused {
-		z, err = estimationInput(lg.x, zc, xr)
+		xr, z, gamma, err = lg.chains(nw)
 	} else {
-		z, err = primitiveEstimationInput(lg.x, zc, xr)
+		xr, z, gamma, err = lg.layers(nw)
 	}
 	if err != nil {
 		return nil, err
 	}
-	h = z
-	for i := range nw.est {
-		var mask *G.Node
-		if i < len(lg.masks) {
-			mask = lg.masks[i]
-		}
-		if h, err = layer(h, p, &nw.est[i], mask, true); err != nil {
-			return nil, err
-		}
-		p++
-	}
-	gamma := h
 
 	if o.fused {
 		if lg.recon, err = reconstructionError(lg.x, xr); err != nil {
@@ -259,6 +238,109 @@ func buildLossGraph(nw *network, d int, dt tensor.Dtype, batch int, o graphOptio
 	}
 	lg.vm = G.NewTapeMachine(g)
 	return lg, nil
+}
+
+// addLayerParams gives each layer's W and b a parameter node.
+func (lg *lossGraph) addLayerParams(nw *network) {
+	for i, l := range nw.all() {
+		lg.pVals = append(lg.pVals, newTensor(lg.dt, l.In, l.Out), newTensor(lg.dt, l.Out))
+		lg.params = append(lg.params,
+			G.NewMatrix(lg.g, lg.dt, G.WithShape(l.In, l.Out), G.WithName(fmt.Sprintf("w%d", i)), G.WithValue(lg.pVals[2*i])),
+			G.NewVector(lg.g, lg.dt, G.WithShape(l.Out), G.WithName(fmt.Sprintf("b%d", i)), G.WithValue(lg.pVals[2*i+1])))
+		lg.slots = append(lg.slots, paramSlot{2 * i, 0}, paramSlot{2*i + 1, 0})
+	}
+}
+
+// addChainParams gives each network one parameter vector: W, b of each of
+// its layers one after the other (see mlpChain).
+func (lg *lossGraph) addChainParams(nw *network) {
+	for t, ls := range [][]model.Layer{nw.enc, nw.dec, nw.est} {
+		off := 0
+		for _, l := range ls {
+			lg.slots = append(lg.slots, paramSlot{t, off}, paramSlot{t, off + l.In*l.Out})
+			off += l.In*l.Out + l.Out
+		}
+		lg.pVals = append(lg.pVals, newTensor(lg.dt, off))
+		lg.params = append(lg.params, G.NewVector(lg.g, lg.dt, G.WithShape(off), G.WithName(fmt.Sprintf("theta%d", t)), G.WithValue(lg.pVals[t])))
+	}
+}
+
+// chainLayers describes the layers for mlpChain, the first masked ones
+// masked.
+func chainLayers(ls []model.Layer, masked int) []chainLayer {
+	out := make([]chainLayer, len(ls))
+	for i, l := range ls {
+		out[i] = chainLayer{in: l.In, out: l.Out, act: l.Activation, masked: i < masked}
+	}
+	return out
+}
+
+// chains builds the three networks as one node each (addChainParams) and
+// returns the reconstruction, z and the memberships.
+func (lg *lossGraph) chains(nw *network) (xr, z, gamma *G.Node, err error) {
+	var zc *G.Node
+	if zc, err = mlpChain(lg.x, lg.params[0], nil, chainLayers(nw.enc, 0), false); err != nil {
+		return
+	}
+	if xr, err = mlpChain(zc, lg.params[1], nil, chainLayers(nw.dec, 0), true); err != nil {
+		return
+	}
+	if z, err = estimationInput(lg.x, zc, xr); err != nil {
+		return
+	}
+	gamma, err = mlpChain(z, lg.params[2], lg.masks, chainLayers(nw.est, len(lg.masks)), true)
+	return
+}
+
+// layers builds the three networks from Gorgonia's primitives, a node per
+// layer (addLayerParams), and returns the reconstruction, z and the
+// memberships.
+func (lg *lossGraph) layers(nw *network) (xr, z, gamma *G.Node, err error) {
+	h, p := lg.x, 0
+	stack := func(ls []model.Layer, masks []*G.Node) error {
+		for i := range ls {
+			var mask *G.Node
+			if i < len(masks) {
+				mask = masks[i]
+			}
+			if h, err = primitiveDense(h, lg.params[2*p], lg.params[2*p+1], mask, ls[i].Activation); err != nil {
+				return err
+			}
+			p++
+		}
+		return nil
+	}
+	if err = stack(nw.enc, nil); err != nil {
+		return
+	}
+	zc := h
+	if err = stack(nw.dec, nil); err != nil {
+		return
+	}
+	xr = h
+	if z, err = primitiveEstimationInput(lg.x, zc, xr); err != nil {
+		return
+	}
+	h = z
+	if err = stack(nw.est, lg.masks); err != nil {
+		return
+	}
+	return xr, z, h, nil
+}
+
+// readGrads copies the gradient of each layer's W and b, in network.all()
+// order, into dst after run.
+func (lg *lossGraph) readGrads(dst [][]float64) error {
+	for k, s := range lg.slots {
+		d, ok := lg.gVals[s.t].(*tensor.Dense)
+		if !ok {
+			return fmt.Errorf("train: gradient %d is %T", s.t, lg.gVals[s.t])
+		}
+		if err := getFloatsAt(dst[k], d, s.off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run executes one forward and backward pass over the bound batch and masks.

@@ -426,19 +426,28 @@ func matMulNTDo[T float](op *matMulNTOp, vs []G.Value) (G.Value, error) {
 		return nil, err
 	}
 	c := getBuf[T](&op.out, m*n)
+	var bt []T
+	if haveFMA {
+		bt = getBuf[T](&op.bt, k*n)
+	}
+	mulNT(scratchOf[T](&op.gw), bt, m, n, k, a, b, c)
+	return wrap(&op.out, c, m, n), nil
+}
+
+// mulNT computes c = a·bᵀ for a (m×k) and b (n×k); bt (k×n) is scratch for
+// bᵀ, needed with the assembly kernels only.
+func mulNT[T float](g *fmaGemm[T], bt []T, m, n, k int, a, b, c []T) {
 	if !haveFMA {
 		gemm(false, true, m, n, k, a, k, b, k, 0, c, n)
-		return wrap(&op.out, c, m, n), nil
+		return
 	}
 	// The kernels read B by rows: transpose b (n×k, small: a weight matrix).
-	bt := getBuf[T](&op.bt, k*n)
 	for i := range n {
 		for j := range k {
 			bt[j*n+i] = b[i*k+j]
 		}
 	}
-	gemmWith(scratchOf[T](&op.gw), false, false, m, n, k, a, k, bt, n, 0, c, n)
-	return wrap(&op.out, c, m, n), nil
+	gemmWith(g, false, false, m, n, k, a, k, bt, n, 0, c, n)
 }
 
 // matMulTNOp computes aᵀ·b (the weight gradient xᵀ·δ).

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/dagmm/dagmm/internal/buildinfo"
@@ -267,7 +266,10 @@ func (tr *trainer) step(rows []int) error {
 	if why := diverged(loss, tr.first); why != "" {
 		return &divergence{why: why}
 	}
-	if err := tr.opt.step(tr.layers, tr.lg.gVals); err != nil {
+	if err := tr.lg.readGrads(tr.opt.g); err != nil {
+		return err
+	}
+	if err := tr.opt.step(tr.layers); err != nil {
 		return err
 	}
 	tr.lg.load(tr.layers)
@@ -350,8 +352,9 @@ func diverged(loss, first float64) string {
 // load copies the master weights into the graph's parameter tensors.
 func (lg *lossGraph) load(layers []*model.Layer) {
 	for i, l := range layers {
-		setFloats(lg.pVals[2*i], l.W)
-		setFloats(lg.pVals[2*i+1], l.B)
+		w, b := lg.slots[2*i], lg.slots[2*i+1]
+		setFloatsAt(lg.pVals[w.t], w.off, l.W)
+		setFloatsAt(lg.pVals[b.t], b.off, l.B)
 	}
 }
 
@@ -376,14 +379,10 @@ func newAdam(layers []*model.Layer, lr float64) *adam {
 	return a
 }
 
-// step applies one update from the gradients grads (W, b of each layer, in
-// the graph's dtype). It refuses NaN or Inf gradients before changing any
-// weight.
-func (a *adam) step(layers []*model.Layer, grads []G.Value) error {
+// step applies one update from the gradients in a.g (W, b of each layer).
+// It refuses NaN or Inf gradients before changing any weight.
+func (a *adam) step(layers []*model.Layer) error {
 	for k := range a.m {
-		if err := getFloats(a.g[k], grads[k]); err != nil {
-			return err
-		}
 		for j, g := range a.g[k] {
 			if !isFinite(g) {
 				return &divergence{why: fmt.Sprintf("gradient %v in parameter %d, element %d", g, k, j)}
