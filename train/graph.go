@@ -70,30 +70,39 @@ func (nw *network) initWeights(rng *rand.Rand) {
 	}
 }
 
-// lossGraph is the DAGMM loss over one batch, with its gradients.
+// lossGraph is the DAGMM loss over one batch, with its gradients, or, for
+// training, several optimiser steps one after the other (buildTrainGraph).
 type lossGraph struct {
 	g     *G.ExprGraph
 	dt    tensor.Dtype
 	batch int
 
+	params []*G.Node // the parameter inputs: W, b of each layer, or one vector per network
+	pVals  []*tensor.Dense
+	// slots locates W and b of each layer, in network.all() order, in pVals
+	// and gVals.
+	slots []paramSlot
+
+	steps []*lossStep
+	*lossStep // the first step
+
+	vm G.VM
+}
+
+// lossStep is one batch's part of a loss graph: its inputs, the loss and
+// its parts, and the gradients.
+type lossStep struct {
 	x     *G.Node
 	xVal  *tensor.Dense
 	masks []*G.Node // one per estimator hidden layer; nil without dropout
 	mVals []*tensor.Dense
 
-	params []*G.Node // the parameter nodes: W, b of each layer, or one vector per network
-	pVals  []*tensor.Dense
-	grads  []*G.Node
-	gVals  []G.Value // read after each run
-	// slots locates W and b of each layer, in network.all() order, in pVals
-	// and gVals.
-	slots []paramSlot
+	grads []*G.Node
+	gVals []G.Value // read after each run (buildLossGraph only)
 
 	recon, energy, penalty, loss *G.Node
 	reconV, energyV, penaltyV    G.Value
 	lossV                        G.Value
-
-	vm G.VM
 }
 
 // paramSlot is where a layer's W or b lives: tensor t of the parameters,
@@ -167,77 +176,96 @@ func getFloatsAt(dst []float64, d *tensor.Dense, off int) error {
 }
 
 // buildLossGraph builds the DAGMM loss over batches of `batch` rows of d
-// features, with parameters initialised from nw, and compiles it into a
-// tape machine.
+// features, with parameters initialised from nw, and its gradients with
+// respect to the parameters, and compiles it into a tape machine.
 func buildLossGraph(nw *network, d int, dt tensor.Dtype, batch int, o graphOptions) (*lossGraph, error) {
+	lg := newLossGraph(nw, dt, batch, o)
+	st, err := lg.addStep(nw, d, lg.params, o)
+	if err != nil {
+		return nil, err
+	}
+	if st.grads, err = G.Grad(st.loss, lg.params...); err != nil {
+		return nil, fmt.Errorf("train: differentiate the loss: %w", err)
+	}
+	st.gVals = make([]G.Value, len(st.grads))
+	for i, gn := range st.grads {
+		st.gVals[i] = newTensor(dt, gn.Shape()...)
+		G.Read(gn, &st.gVals[i])
+	}
+	lg.vm = G.NewTapeMachine(lg.g)
+	return lg, nil
+}
+
+// newLossGraph starts a loss graph: the parameter inputs, initialised from nw.
+func newLossGraph(nw *network, dt tensor.Dtype, batch int, o graphOptions) *lossGraph {
 	lg := &lossGraph{g: G.NewGraph(), dt: dt, batch: batch}
-	g := lg.g
-	lg.xVal = newTensor(dt, batch, d)
-	lg.x = G.NewMatrix(g, dt, G.WithShape(batch, d), G.WithName("x"), G.WithValue(lg.xVal))
 	if o.fused {
 		lg.addChainParams(nw)
 	} else {
 		lg.addLayerParams(nw)
 	}
 	lg.load(nw.all())
+	return lg
+}
+
+// addStep adds one batch's loss, computed with the parameter nodes params
+// (laid out as lg.params), and its own batch and mask inputs.
+func (lg *lossGraph) addStep(nw *network, d int, params []*G.Node, o graphOptions) (*lossStep, error) {
+	g, dt, batch := lg.g, lg.dt, lg.batch
+	k := len(lg.steps)
+	st := &lossStep{xVal: newTensor(dt, batch, d)}
+	st.x = G.NewMatrix(g, dt, G.WithShape(batch, d), G.WithName(fmt.Sprintf("x%d", k)), G.WithValue(st.xVal))
 	if o.dropout {
 		for i, l := range nw.est[:len(nw.est)-1] {
 			m := newTensor(dt, batch, l.Out)
-			lg.mVals = append(lg.mVals, m)
-			lg.masks = append(lg.masks, G.NewMatrix(g, dt, G.WithShape(batch, l.Out), G.WithName(fmt.Sprintf("mask%d", i)), G.WithValue(m)))
+			st.mVals = append(st.mVals, m)
+			st.masks = append(st.masks, G.NewMatrix(g, dt, G.WithShape(batch, l.Out), G.WithName(fmt.Sprintf("mask%d.%d", k, i)), G.WithValue(m)))
 		}
 	}
-
 	var xr, z, gamma *G.Node
 	var err error
 	if o.fused {
-		xr, z, gamma, err = lg.chains(nw)
+		xr, z, gamma, err = chains(nw, st, params)
 	} else {
-		xr, z, gamma, err = lg.layers(nw)
+		xr, z, gamma, err = layers(nw, st, params)
 	}
 	if err != nil {
 		return nil, err
 	}
-
 	if o.fused {
-		if lg.recon, err = reconstructionError(lg.x, xr); err != nil {
+		if st.recon, err = reconstructionError(st.x, xr); err != nil {
 			return nil, err
 		}
 		gmm, err := GMMEnergy(z, gamma, o.jitter)
 		if err != nil {
 			return nil, err
 		}
-		if lg.loss, err = lossNode(lg.recon, gmm, o.lambda1, o.lambda2); err != nil {
+		if st.loss, err = lossNode(st.recon, gmm, o.lambda1, o.lambda2); err != nil {
 			return nil, err
 		}
-		lg.energy = gmm // energies and penalty in one vector
+		st.energy = gmm // energies and penalty in one vector
 	} else {
-		if lg.recon, err = primitiveReconstructionError(lg.x, xr); err != nil {
+		if st.recon, err = primitiveReconstructionError(st.x, xr); err != nil {
 			return nil, err
 		}
-		if lg.energy, lg.penalty, err = referenceGMMEnergy(z, gamma, o.jitter); err != nil {
+		if st.energy, st.penalty, err = referenceGMMEnergy(z, gamma, o.jitter); err != nil {
 			return nil, err
 		}
-		if lg.loss, err = primitiveLoss(lg.recon, lg.energy, lg.penalty, o.lambda1, o.lambda2); err != nil {
+		if st.loss, err = primitiveLoss(st.recon, st.energy, st.penalty, o.lambda1, o.lambda2); err != nil {
 			return nil, err
 		}
 	}
-	if lg.grads, err = G.Grad(lg.loss, lg.params...); err != nil {
-		return nil, fmt.Errorf("train: differentiate the loss: %w", err)
+	G.Read(st.loss, &st.lossV)
+	G.Read(st.recon, &st.reconV)
+	G.Read(st.energy, &st.energyV)
+	if st.penalty != nil {
+		G.Read(st.penalty, &st.penaltyV)
 	}
-	lg.gVals = make([]G.Value, len(lg.grads))
-	for i, gn := range lg.grads {
-		lg.gVals[i] = newTensor(dt, gn.Shape()...)
-		G.Read(gn, &lg.gVals[i])
+	lg.steps = append(lg.steps, st)
+	if k == 0 {
+		lg.lossStep = st
 	}
-	G.Read(lg.loss, &lg.lossV)
-	G.Read(lg.recon, &lg.reconV)
-	G.Read(lg.energy, &lg.energyV)
-	if lg.penalty != nil {
-		G.Read(lg.penalty, &lg.penaltyV)
-	}
-	lg.vm = G.NewTapeMachine(g)
-	return lg, nil
+	return st, nil
 }
 
 // addLayerParams gives each layer's W and b a parameter node.
@@ -275,35 +303,35 @@ func chainLayers(ls []model.Layer, masked int) []chainLayer {
 	return out
 }
 
-// chains builds the three networks as one node each (addChainParams) and
-// returns the reconstruction, z and the memberships.
-func (lg *lossGraph) chains(nw *network) (xr, z, gamma *G.Node, err error) {
+// chains builds the three networks as one node each (addChainParams) on
+// the step's batch and returns the reconstruction, z and the memberships.
+func chains(nw *network, st *lossStep, params []*G.Node) (xr, z, gamma *G.Node, err error) {
 	var zc *G.Node
-	if zc, err = mlpChain(lg.x, lg.params[0], nil, chainLayers(nw.enc, 0), false); err != nil {
+	if zc, err = mlpChain(st.x, params[0], nil, chainLayers(nw.enc, 0), false); err != nil {
 		return
 	}
-	if xr, err = mlpChain(zc, lg.params[1], nil, chainLayers(nw.dec, 0), true); err != nil {
+	if xr, err = mlpChain(zc, params[1], nil, chainLayers(nw.dec, 0), true); err != nil {
 		return
 	}
-	if z, err = estimationInput(lg.x, zc, xr); err != nil {
+	if z, err = estimationInput(st.x, zc, xr); err != nil {
 		return
 	}
-	gamma, err = mlpChain(z, lg.params[2], lg.masks, chainLayers(nw.est, len(lg.masks)), true)
+	gamma, err = mlpChain(z, params[2], st.masks, chainLayers(nw.est, len(st.masks)), true)
 	return
 }
 
 // layers builds the three networks from Gorgonia's primitives, a node per
-// layer (addLayerParams), and returns the reconstruction, z and the
-// memberships.
-func (lg *lossGraph) layers(nw *network) (xr, z, gamma *G.Node, err error) {
-	h, p := lg.x, 0
+// layer (addLayerParams), on the step's batch and returns the
+// reconstruction, z and the memberships.
+func layers(nw *network, st *lossStep, params []*G.Node) (xr, z, gamma *G.Node, err error) {
+	h, p := st.x, 0
 	stack := func(ls []model.Layer, masks []*G.Node) error {
 		for i := range ls {
 			var mask *G.Node
 			if i < len(masks) {
 				mask = masks[i]
 			}
-			if h, err = primitiveDense(h, lg.params[2*p], lg.params[2*p+1], mask, ls[i].Activation); err != nil {
+			if h, err = primitiveDense(h, params[2*p], params[2*p+1], mask, ls[i].Activation); err != nil {
 				return err
 			}
 			p++
@@ -318,11 +346,11 @@ func (lg *lossGraph) layers(nw *network) (xr, z, gamma *G.Node, err error) {
 		return
 	}
 	xr = h
-	if z, err = primitiveEstimationInput(lg.x, zc, xr); err != nil {
+	if z, err = primitiveEstimationInput(st.x, zc, xr); err != nil {
 		return
 	}
 	h = z
-	if err = stack(nw.est, lg.masks); err != nil {
+	if err = stack(nw.est, st.masks); err != nil {
 		return
 	}
 	return xr, z, h, nil
@@ -350,20 +378,20 @@ func (lg *lossGraph) run() error {
 }
 
 // parts returns the loss and its parts after run.
-func (lg *lossGraph) parts() (loss, recon, energy, penalty float64, err error) {
-	if loss, err = scalarOf(lg.lossV); err != nil {
+func (st *lossStep) parts() (loss, recon, energy, penalty float64, err error) {
+	if loss, err = scalarOf(st.lossV); err != nil {
 		return
 	}
-	if recon, err = scalarOf(lg.reconV); err != nil {
+	if recon, err = scalarOf(st.reconV); err != nil {
 		return
 	}
-	if lg.penalty == nil {
-		energy, penalty, err = energyParts(lg.energyV)
+	if st.penalty == nil {
+		energy, penalty, err = energyParts(st.energyV)
 		return
 	}
-	t, ok := lg.energyV.(tensor.Tensor)
+	t, ok := st.energyV.(tensor.Tensor)
 	if !ok {
-		return 0, 0, 0, 0, fmt.Errorf("train: energy value %T", lg.energyV)
+		return 0, 0, 0, 0, fmt.Errorf("train: energy value %T", st.energyV)
 	}
 	e := make([]float64, t.Shape().TotalSize())
 	if err = getFloats(e, t); err != nil {
@@ -373,7 +401,7 @@ func (lg *lossGraph) parts() (loss, recon, energy, penalty float64, err error) {
 		energy += v
 	}
 	energy /= float64(len(e))
-	penalty, err = scalarOf(lg.penaltyV)
+	penalty, err = scalarOf(st.penaltyV)
 	return
 }
 

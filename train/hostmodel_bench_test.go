@@ -90,7 +90,7 @@ func BenchmarkHostModel(b *testing.B) {
 		b.ReportAllocs()
 		nw := newNW()
 		for b.Loop() {
-			tr, err := newTrainer(&nw, xn, d, batch, &cfg, true)
+			tr, err := newTrainer(&nw, xn, d, batch, stepsPerRun(n/batch), &cfg, true)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -100,16 +100,22 @@ func BenchmarkHostModel(b *testing.B) {
 	b.Run("epoch", func(b *testing.B) {
 		b.ReportAllocs()
 		nw := newNW()
-		tr, err := newTrainer(&nw, xn, d, batch, &cfg, true)
+		tr, err := newTrainer(&nw, xn, d, batch, stepsPerRun(n/batch), &cfg, true)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer tr.lg.close()
 		perm := rand.New(rand.NewPCG(cfg.Seed, streamShuffle)).Perm(n)
 		cpu0 := cpuTime(b)
+		steps := n / batch
+		per := stepsPerRun(steps)
+		batches := make([][]int, per)
 		for b.Loop() {
-			for s := range n / batch {
-				if err := tr.step(perm[s*batch : (s+1)*batch]); err != nil {
+			for s := 0; s < steps; s += per {
+				for j := range batches {
+					batches[j] = perm[(s+j)*batch : (s+j+1)*batch]
+				}
+				if err := tr.run(batches); err != nil {
 					b.Fatal(err)
 				}
 			}

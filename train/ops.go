@@ -32,6 +32,16 @@ func (opBase) ReturnsPtr() bool     { return false }
 func (opBase) CallsExtern() bool    { return false }
 func (opBase) OverwritesInput() int { return -1 }
 
+// DiffWRT and SymDiff make every op here a symbolic-differentiation op
+// that no gradient flows back through unless it says otherwise (the forward
+// ops do). In a training graph of several steps (buildTrainGraph), a step's
+// parameters are the previous optimiser step's outputs, and Gorgonia's
+// gradient analysis asks every op on the way for them.
+func (opBase) DiffWRT(n int) []bool { return make([]bool, n) }
+func (opBase) SymDiff(inputs G.Nodes, _, _ *G.Node) (G.Nodes, error) {
+	return make(G.Nodes, len(inputs)), nil
+}
+
 // hashString hashes an op's description for Hashcode.
 func hashString(s string) uint32 {
 	h := fnv.New32a()

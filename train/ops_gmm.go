@@ -58,6 +58,7 @@ type gmmState struct {
 	energy    []float64 // n
 	penalty   float64
 	ok        bool      // forward succeeded on z and gamma
+	runs      int       // forward passes so far
 	work      []float64 // D×D
 	logPhi    []float64 // K
 	// gradient scratch
@@ -87,6 +88,7 @@ func (s *gmmState) setup(n, dim, k int, jitter float64) {
 // s.gamma.
 func (s *gmmState) forward() error {
 	s.ok = false
+	s.runs++
 	if err := s.fit(); err != nil {
 		return err
 	}
@@ -387,33 +389,6 @@ func loadGMM[T float](st *gmmState, jitter float64, zv, gv G.Value) error {
 	return nil
 }
 
-// sameInputs returns st when its forward pass succeeded on the values of
-// z and gamma.
-func sameInputs[T float](st *gmmState, zv, gv G.Value) (*gmmState, bool) {
-	if st == nil || !st.ok {
-		return nil, false
-	}
-	z, err := sliceOf[T](zv)
-	if err != nil || len(z) != st.n*st.dim {
-		return nil, false
-	}
-	g, err := sliceOf[T](gv)
-	if err != nil || len(g) != st.n*st.k {
-		return nil, false
-	}
-	for i, v := range z {
-		if float64(v) != st.z[i] {
-			return nil, false
-		}
-	}
-	for i, v := range g {
-		if float64(v) != st.gamma[i] {
-			return nil, false
-		}
-	}
-	return st, true
-}
-
 func gmmDo[T float](op *gmmOp, vs []G.Value) (G.Value, error) {
 	err := loadGMM[T](&op.st, op.jitter, vs[0], vs[1])
 	n := op.st.n
@@ -458,13 +433,14 @@ func (op *gmmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 }
 
 // gmmGradOp computes [∂/∂z | ∂/∂γ] (n×(D+K)) from (z, γ, g). It reads the
-// mixture from its forward op's state when that was computed from the same
-// z and γ (the forward pass of the same run), and repeats the forward pass
-// otherwise.
+// mixture from its forward op's state when the forward op has run since the
+// gradient last did (in a graph, the forward pass of the same run, on the
+// same z and γ), and repeats the forward pass otherwise.
 type gmmGradOp struct {
 	opBase
-	jitter float64
-	fwd    *gmmState // the forward op's state; nil: always repeat
+	jitter   float64
+	fwd      *gmmState // the forward op's state; nil: always repeat
+	consumed int       // fwd.runs when the gradient last read it
 	st     gmmState
 	gE     []float64
 	gz, gg []float64
@@ -499,8 +475,10 @@ func (op *gmmGradOp) Do(vs ...G.Value) (G.Value, error) {
 func gmmGradDo[T float](op *gmmGradOp, vs []G.Value) (G.Value, error) {
 	st := &op.st
 	var err error
-	if fwd, ok := sameInputs[T](op.fwd, vs[0], vs[1]); ok {
-		st = fwd
+	if op.fwd != nil && op.fwd.ok && op.fwd.runs != op.consumed {
+		// The forward op ran on the same z and γ earlier in this run.
+		st = op.fwd
+		op.consumed = op.fwd.runs
 	} else {
 		err = loadGMM[T](st, op.jitter, vs[0], vs[1])
 	}

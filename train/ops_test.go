@@ -636,39 +636,37 @@ func TestGMMEnergyDegenerate(t *testing.T) {
 	}
 }
 
-// TestGMMGradReusesForward checks when the gradient op may read the forward
-// op's mixture: only after a successful forward pass on the same z and γ.
+// TestGMMGradReusesForward checks that the gradient op reads the forward
+// op's mixture once per forward pass, and repeats the pass otherwise.
 func TestGMMGradReusesForward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	const n, dim, k = 12, 3, 2
-	z := randVals(rng, n*dim, 1)
-	gam := memberships(rng, n, k)
-	var st gmmState
-	st.setup(n, dim, k, 1e-6)
-	copy(st.z, z)
-	copy(st.gamma, gam)
-	if err := st.forward(); err != nil {
-		t.Fatal(err)
-	}
-	other := append([]float64(nil), z...)
-	other[5] += 1e-12
-	for _, tc := range []struct {
-		name string
-		st   *gmmState
-		z    []float64
-		want bool
+	z := dense(randVals(rng, n*dim, 1), n, dim)
+	gam := dense(memberships(rng, n, k), n, k)
+	g := dense(randVals(rng, n+1, 1), n+1)
+	fwd := &gmmOp{jitter: 1e-6}
+	grad := &gmmGradOp{jitter: 1e-6, fwd: &fwd.st}
+	for _, step := range []struct {
+		name    string
+		forward bool
+		reuse   bool
 	}{
-		{"same inputs", &st, z, true},
-		{"one z changed", &st, other, false},
-		{"no forward op", nil, z, false},
-		{"failed forward", &gmmState{}, z, false},
+		{"after a forward pass", true, true},
+		{"again without one", false, false},
+		{"after the next forward pass", true, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, ok := sameInputs[float64](tc.st, dense(append([]float64(nil), tc.z...), n, dim), dense(append([]float64(nil), gam...), n, k))
-			if ok != tc.want {
-				t.Errorf("reuse %v, want %v", ok, tc.want)
+		if step.forward {
+			if _, err := fwd.Do(z, gam); err != nil {
+				t.Fatal(err)
 			}
-		})
+		}
+		grad.st = gmmState{}
+		if _, err := grad.Do(z, gam, g); err != nil {
+			t.Fatal(err)
+		}
+		if reused := grad.st.n == 0; reused != step.reuse {
+			t.Errorf("%s: reused the forward pass %v, want %v", step.name, reused, step.reuse)
+		}
 	}
 }
 
