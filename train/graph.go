@@ -83,7 +83,7 @@ type lossGraph struct {
 	// and gVals.
 	slots []paramSlot
 
-	steps []*lossStep
+	steps     []*lossStep
 	*lossStep // the first step
 
 	vm G.VM

@@ -441,10 +441,10 @@ type gmmGradOp struct {
 	jitter   float64
 	fwd      *gmmState // the forward op's state; nil: always repeat
 	consumed int       // fwd.runs when the gradient last read it
-	st     gmmState
-	gE     []float64
-	gz, gg []float64
-	out    outBuf
+	st       gmmState
+	gE       []float64
+	gz, gg   []float64
+	out      outBuf
 }
 
 func (op *gmmGradOp) Arity() int    { return 3 }
