@@ -93,10 +93,15 @@ func (g *fmaGemm[T]) setup(n, k int, b []T, ldb int) {
 // run computes rows lo to hi of c = A·B + beta·c.
 func (g *fmaGemm[T]) run(lo, hi int, a []T, rsA, csA int, beta T, c []T, ldc int) {
 	n := g.n
+	if beta == 0 && ldc == n {
+		clear(c[lo*ldc : hi*ldc]) // one call for the block: rows are short
+	}
 	for i := lo; i < hi; i++ {
 		row := c[i*ldc : i*ldc+n]
 		if beta == 0 {
-			clear(row)
+			if ldc != n {
+				clear(row)
+			}
 		} else if beta != 1 {
 			for j := range row {
 				row[j] *= beta

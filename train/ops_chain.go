@@ -70,7 +70,7 @@ func mlpChain(x, theta *G.Node, masks []*G.Node, layers []chainLayer, gradX bool
 	if nm != len(masks) {
 		return nil, fmt.Errorf("train: layer chain: %d masks for %d masked layers", len(masks), nm)
 	}
-	op := &chainOp{layers: layers, gradX: gradX}
+	op := &chainOp{layers: layers, gradX: gradX, nMasks: nm}
 	return G.ApplyOp(op, append([]*G.Node{x, theta}, masks...)...)
 }
 
@@ -92,6 +92,7 @@ type chainOp struct {
 	opBase
 	layers []chainLayer
 	gradX  bool
+	nMasks int
 	st     any // *chainState[T]
 }
 
@@ -127,21 +128,11 @@ func stateOf[T float](st *any, layers int) *chainState[T] {
 	return s
 }
 
-func (op *chainOp) Arity() int { return 2 + op.masks() }
-
-func (op *chainOp) masks() int {
-	m := 0
-	for _, l := range op.layers {
-		if l.masked {
-			m++
-		}
-	}
-	return m
-}
+func (op *chainOp) Arity() int { return 2 + op.nMasks }
 
 func (op *chainOp) Type() hm.Type {
 	dims := []int{2, 1}
-	for range op.masks() {
+	for range op.nMasks {
 		dims = append(dims, 2)
 	}
 	return fnType(append(dims, 2)...)
@@ -293,7 +284,7 @@ type chainGradOp struct {
 func (op *chainGradOp) Arity() int { return op.fwd.Arity() + 2 }
 func (op *chainGradOp) Type() hm.Type {
 	dims := []int{2, 1}
-	for range op.fwd.masks() {
+	for range op.fwd.nMasks {
 		dims = append(dims, 2)
 	}
 	if op.fwd.gradX {

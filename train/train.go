@@ -252,11 +252,20 @@ func (tr *trainer) run(batches [][]int) error {
 	d := tr.d
 	for s, rows := range batches {
 		st := tr.lg.steps[s]
-		for r, row := range rows {
-			copy(tr.xb[r*d:(r+1)*d], tr.xn[row*d:(row+1)*d])
+		xb := tr.xb
+		if st.xVal.Dtype() == tensor.Float64 {
+			xb = st.xVal.Float64s() // no second copy
 		}
-		setFloats(st.xVal, tr.xb)
+		for r, row := range rows {
+			copy(xb[r*d:(r+1)*d], tr.xn[row*d:(row+1)*d])
+		}
+		if st.xVal.Dtype() != tensor.Float64 {
+			setFloats(st.xVal, xb)
+		}
 		for i, mb := range tr.masks {
+			if st.mVals[i].Dtype() == tensor.Float64 {
+				mb = st.mVals[i].Float64s()
+			}
 			for j := range mb {
 				if tr.drop.Uint64()<<11>>11 < tr.keepBelow {
 					mb[j] = tr.scale
@@ -264,7 +273,9 @@ func (tr *trainer) run(batches [][]int) error {
 					mb[j] = 0
 				}
 			}
-			setFloats(st.mVals[i], mb)
+			if st.mVals[i].Dtype() != tensor.Float64 {
+				setFloats(st.mVals[i], mb)
+			}
 		}
 	}
 	tr.failed = nil
