@@ -266,12 +266,14 @@ func (tr *trainer) run(batches [][]int) error {
 			if st.mVals[i].Dtype() == tensor.Float64 {
 				mb = st.mVals[i].Float64s()
 			}
+			// Half the units drop at random: a branch per unit would be
+			// mispredicted half the time. keep is 1 when the draw's top 53
+			// bits are below keepBelow (both under 2⁵³, so the difference
+			// wraps to a number with its top bit set), 0 otherwise.
+			vals := [2]float64{0, tr.scale}
 			for j := range mb {
-				if tr.drop.Uint64()<<11>>11 < tr.keepBelow {
-					mb[j] = tr.scale
-				} else {
-					mb[j] = 0
-				}
+				keep := (tr.drop.Uint64()<<11>>11 - tr.keepBelow) >> 63
+				mb[j] = vals[keep]
 			}
 			if st.mVals[i].Dtype() != tensor.Float64 {
 				setFloats(st.mVals[i], mb)
