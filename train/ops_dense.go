@@ -328,6 +328,10 @@ func deltaRows[T float](act model.Activation, d, y, g, mask []T, n, out int) err
 			break
 		}
 		// y = tanh(a)·m, so tanh(a) = y/m where m ≠ 0 and δ = g·m·(1 - (y/m)²).
+		if d64, ok := any(d).([]float64); ok {
+			maskedTanhDelta(d64, any(y).([]float64), any(g).([]float64), any(mask).([]float64))
+			break
+		}
 		for i, v := range y {
 			m := mask[i]
 			if m == 0 {
@@ -370,6 +374,24 @@ func deltaRows[T float](act model.Activation, d, y, g, mask []T, n, out int) err
 		}
 	}
 	return nil
+}
+
+// maskedTanhDelta is δ of a masked tanh layer in float64 without a branch
+// per unit: half the mask is zero at random, and a branch on it would be
+// mispredicted half the time. Where m = 0 the formula gives NaN (0/0); the
+// bit mask keeps +0 there instead, so δ is what the branch gave.
+func maskedTanhDelta(d, y, g, mask []float64) {
+	y, g, mask = y[:len(d)], g[:len(d)], mask[:len(d)]
+	for i := range d {
+		m := mask[i]
+		t := y[i] / m
+		r := g[i] * m * (1 - t*t)
+		var keep uint64
+		if m != 0 {
+			keep = ^uint64(0)
+		}
+		d[i] = math.Float64frombits(math.Float64bits(r) & keep)
+	}
 }
 
 // matMulNTOp computes a·bᵀ (the input gradient δ·Wᵀ).
