@@ -165,22 +165,26 @@ func (s *gmmState) fit() error {
 	for i := range n {
 		best := math.Inf(-1)
 		r := s.resp[i*k : (i+1)*k]
-		for c := range k {
-			d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
-			pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
-			p := s.prec[c*dim*dim : (c+1)*dim*dim]
-			q := 0.0
-			for a := range dim {
-				t := 0.0
-				for b, v := range d {
-					t += p[a*dim+b] * v
+		if dim == 3 {
+			best = s.logTerms3(i, r)
+		} else {
+			for c := range k {
+				d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
+				pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
+				p := s.prec[c*dim*dim : (c+1)*dim*dim]
+				q := 0.0
+				for a := range dim {
+					t := 0.0
+					for b, v := range d {
+						t += p[a*dim+b] * v
+					}
+					pd[a] = t
+					q += d[a] * t
 				}
-				pd[a] = t
-				q += d[a] * t
+				t := s.logPhi[c] - 0.5*q - 0.5*(float64(dim)*log2Pi+s.logdet[c])
+				r[c] = t
+				best = max(best, t)
 			}
-			t := s.logPhi[c] - 0.5*q - 0.5*(float64(dim)*log2Pi+s.logdet[c])
-			r[c] = t
-			best = max(best, t)
 		}
 		sum := 0.0
 		for c := range r {
@@ -225,22 +229,26 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 	clear(s.wsum)
 	// Accumulate s_k (in gPhi), Σ_i A_ik Σ⁻¹d_ik (in gMu), M_k = Σ_i A_ik d dᵀ
 	// and Σ_i γ_ik d_ik.
-	for i := range n {
-		for c := range k {
-			a := -gE[i] * s.resp[i*k+c]
-			g := s.gamma[i*k+c]
-			d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
-			pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
-			s.gPhi[c] += a
-			mu := s.gMu[c*dim : (c+1)*dim]
-			ws := s.wsum[c*dim : (c+1)*dim]
-			m := s.m[c*dim*dim : (c+1)*dim*dim]
-			for p := range dim {
-				mu[p] += a * pd[p]
-				ws[p] += g * d[p]
-				ap := a * d[p]
-				for q := range dim {
-					m[p*dim+q] += ap * d[q]
+	if dim == 3 {
+		s.accumulate3(gE)
+	} else {
+		for i := range n {
+			for c := range k {
+				a := -gE[i] * s.resp[i*k+c]
+				g := s.gamma[i*k+c]
+				d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
+				pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
+				s.gPhi[c] += a
+				mu := s.gMu[c*dim : (c+1)*dim]
+				ws := s.wsum[c*dim : (c+1)*dim]
+				m := s.m[c*dim*dim : (c+1)*dim*dim]
+				for p := range dim {
+					mu[p] += a * pd[p]
+					ws[p] += g * d[p]
+					ap := a * d[p]
+					for q := range dim {
+						m[p*dim+q] += ap * d[q]
+					}
 				}
 			}
 		}
@@ -304,6 +312,10 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 		s.c[c] = ck
 	}
 	clear(gz[:n*dim])
+	if dim == 3 {
+		s.inputGrads3(gE, gz, gg)
+		return
+	}
 	for i := range n {
 		gzi := gz[i*dim : (i+1)*dim]
 		for c := range k {
@@ -325,6 +337,130 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 				gzi[p] += -a*pd[p] + 2*g*inv*t + g*inv*mu[p]
 			}
 			gg[i*k+c] = s.gPhi[c]/float64(n) + dmu*inv + (dgd-s.c[c])*inv
+		}
+	}
+}
+
+// logTerms3 writes sample i's log terms log φ_k − ½ dᵀΣ_k⁻¹d − ½ log det(2πΣ_k)
+// into r (and Σ_k⁻¹d into s.pd) for D = 3, written out: the same operations
+// in the same order as fit's general loop. It returns the largest term.
+func (s *gmmState) logTerms3(i int, r []float64) float64 {
+	const log2Pi = 1.8378770664093453 // log(2π)
+	k := s.k
+	best := math.Inf(-1)
+	for c := range k {
+		o := (i*k + c) * 3
+		d := s.diff[o : o+3 : o+3]
+		pd := s.pd[o : o+3 : o+3]
+		p := s.prec[c*9 : c*9+9 : c*9+9]
+		d0, d1, d2 := d[0], d[1], d[2]
+		q := 0.0
+		t := 0.0
+		t += p[0] * d0
+		t += p[1] * d1
+		t += p[2] * d2
+		pd[0] = t
+		q += d0 * t
+		t = 0.0
+		t += p[3] * d0
+		t += p[4] * d1
+		t += p[5] * d2
+		pd[1] = t
+		q += d1 * t
+		t = 0.0
+		t += p[6] * d0
+		t += p[7] * d1
+		t += p[8] * d2
+		pd[2] = t
+		q += d2 * t
+		t = s.logPhi[c] - 0.5*q - 0.5*(float64(s.dim)*log2Pi+s.logdet[c])
+		r[c] = t
+		best = max(best, t)
+	}
+	return best
+}
+
+// accumulate3 is backward's first pass for D = 3 (the code size 1 and the
+// two distances), written out: the same operations in the same order as the
+// general loop, without its inner loops and slices.
+func (s *gmmState) accumulate3(gE []float64) {
+	n, k := s.n, s.k
+	resp, gamma := s.resp[:n*k], s.gamma[:n*k]
+	diff, pd := s.diff[:n*k*3], s.pd[:n*k*3]
+	gPhi, gMu, ws, m := s.gPhi[:k], s.gMu[:k*3], s.wsum[:k*3], s.m[:k*9]
+	for i := range n {
+		e := -gE[i]
+		for c := range k {
+			a := e * resp[i*k+c]
+			g := gamma[i*k+c]
+			o := (i*k + c) * 3
+			d0, d1, d2 := diff[o], diff[o+1], diff[o+2]
+			p0, p1, p2 := pd[o], pd[o+1], pd[o+2]
+			gPhi[c] += a
+			u, w, mm := gMu[c*3:c*3+3], ws[c*3:c*3+3], m[c*9:c*9+9]
+			u[0] += a * p0
+			w[0] += g * d0
+			ap := a * d0
+			mm[0] += ap * d0
+			mm[1] += ap * d1
+			mm[2] += ap * d2
+			u[1] += a * p1
+			w[1] += g * d1
+			ap = a * d1
+			mm[3] += ap * d0
+			mm[4] += ap * d1
+			mm[5] += ap * d2
+			u[2] += a * p2
+			w[2] += g * d2
+			ap = a * d2
+			mm[6] += ap * d0
+			mm[7] += ap * d1
+			mm[8] += ap * d2
+		}
+	}
+}
+
+// inputGrads3 is backward's last pass for D = 3, written out like
+// accumulate3.
+func (s *gmmState) inputGrads3(gE, gz, gg []float64) {
+	n, k := s.n, s.k
+	resp, gamma := s.resp[:n*k], s.gamma[:n*k]
+	diff, pd := s.diff[:n*k*3], s.pd[:n*k*3]
+	gz, gg = gz[:n*3], gg[:n*k]
+	fn := float64(n)
+	for i := range n {
+		gzi := gz[i*3 : i*3+3]
+		for c := range k {
+			a := -gE[i] * resp[i*k+c]
+			g := gamma[i*k+c]
+			inv := 1 / s.nk[c]
+			o := (i*k + c) * 3
+			d0, d1, d2 := diff[o], diff[o+1], diff[o+2]
+			gs := s.gSigma[c*9 : c*9+9]
+			mu := s.gMu[c*3 : c*3+3]
+			dgd, dmu := 0.0, 0.0
+			t := 0.0
+			t += gs[0] * d0
+			t += gs[1] * d1
+			t += gs[2] * d2
+			dgd += d0 * t
+			dmu += d0 * mu[0]
+			gzi[0] += -a*pd[o] + 2*g*inv*t + g*inv*mu[0]
+			t = 0.0
+			t += gs[3] * d0
+			t += gs[4] * d1
+			t += gs[5] * d2
+			dgd += d1 * t
+			dmu += d1 * mu[1]
+			gzi[1] += -a*pd[o+1] + 2*g*inv*t + g*inv*mu[1]
+			t = 0.0
+			t += gs[6] * d0
+			t += gs[7] * d1
+			t += gs[8] * d2
+			dgd += d2 * t
+			dmu += d2 * mu[2]
+			gzi[2] += -a*pd[o+2] + 2*g*inv*t + g*inv*mu[2]
+			gg[i*k+c] = s.gPhi[c]/fn + dmu*inv + (dgd-s.c[c])*inv
 		}
 	}
 }
