@@ -124,20 +124,24 @@ func (s *gmmState) fit() error {
 		}
 	}
 	clear(s.sigma)
-	for i := range n {
-		zi := z[i*dim : (i+1)*dim]
-		for c := range k {
-			g := gamma[i*k+c]
-			mu := s.mu[c*dim : (c+1)*dim]
-			d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
-			for j := range d {
-				d[j] = zi[j] - mu[j]
-			}
-			sg := s.sigma[c*dim*dim : (c+1)*dim*dim]
-			for a := range dim {
-				ga := g * d[a]
-				for b := 0; b <= a; b++ {
-					sg[a*dim+b] += ga * d[b]
+	if dim == 3 {
+		s.scatter3()
+	} else {
+		for i := range n {
+			zi := z[i*dim : (i+1)*dim]
+			for c := range k {
+				g := gamma[i*k+c]
+				mu := s.mu[c*dim : (c+1)*dim]
+				d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
+				for j := range d {
+					d[j] = zi[j] - mu[j]
+				}
+				sg := s.sigma[c*dim*dim : (c+1)*dim*dim]
+				for a := range dim {
+					ga := g * d[a]
+					for b := 0; b <= a; b++ {
+						sg[a*dim+b] += ga * d[b]
+					}
 				}
 			}
 		}
@@ -337,6 +341,34 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 				gzi[p] += -a*pd[p] + 2*g*inv*t + g*inv*mu[p]
 			}
 			gg[i*k+c] = s.gPhi[c]/float64(n) + dmu*inv + (dgd-s.c[c])*inv
+		}
+	}
+}
+
+// scatter3 is fit's second pass for D = 3, written out: d_ik = z_i − μ_k
+// into s.diff and the lower triangle of Σ_i γ_ik d_ik d_ikᵀ into s.sigma,
+// the same operations in the same order as the general loop.
+func (s *gmmState) scatter3() {
+	n, k := s.n, s.k
+	z, gamma, diff := s.z[:n*3], s.gamma[:n*k], s.diff[:n*k*3]
+	for i := range n {
+		z0, z1, z2 := z[i*3], z[i*3+1], z[i*3+2]
+		for c := range k {
+			g := gamma[i*k+c]
+			mu := s.mu[c*3 : c*3+3 : c*3+3]
+			o := (i*k + c) * 3
+			d0, d1, d2 := z0-mu[0], z1-mu[1], z2-mu[2]
+			diff[o], diff[o+1], diff[o+2] = d0, d1, d2
+			sg := s.sigma[c*9 : c*9+9 : c*9+9]
+			ga := g * d0
+			sg[0] += ga * d0
+			ga = g * d1
+			sg[3] += ga * d0
+			sg[4] += ga * d1
+			ga = g * d2
+			sg[6] += ga * d0
+			sg[7] += ga * d1
+			sg[8] += ga * d2
 		}
 	}
 }
