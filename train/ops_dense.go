@@ -149,6 +149,10 @@ func denseDo[T float](op *denseOp, vs []G.Value) (G.Value, error) {
 
 // denseAct adds the bias to each row of y (n×out), applies act and the mask.
 func denseAct[T float](act model.Activation, y, b, mask []T, n, out int) {
+	if act == model.Tanh {
+		denseTanh(y[:n*out], b[:out], mask, out)
+		return
+	}
 	for i := range n {
 		row := y[i*out : (i+1)*out]
 		for j := range row {
@@ -167,6 +171,27 @@ func denseAct[T float](act model.Activation, y, b, mask []T, n, out int) {
 			for j := range row {
 				row[j] *= m[j]
 			}
+		}
+	}
+}
+
+// denseTanh is denseAct for tanh in one pass over y: bias, tanh and mask
+// per element, the same operations as the three passes.
+func denseTanh[T float](y, b, mask []T, out int) {
+	if mask != nil {
+		mask = mask[:len(y)]
+	}
+	for r := 0; r < len(y); r += out {
+		row := y[r : r+out]
+		if mask == nil {
+			for j, v := range row {
+				row[j] = T(math.Tanh(float64(v + b[j])))
+			}
+			continue
+		}
+		m := mask[r : r+out]
+		for j, v := range row {
+			row[j] = T(math.Tanh(float64(v+b[j]))) * m[j]
 		}
 	}
 }
