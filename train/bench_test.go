@@ -47,7 +47,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 				nw := newNetwork(a.d, &cfg)
 				nw.initWeights(rand.New(rand.NewPCG(cfg.Seed, streamInit)))
-				tr, err := newTrainer(&nw, xn, a.d, batch, &cfg, v.fused)
+				tr, err := newTrainer(&nw, xn, a.d, batch, 1, &cfg, v.fused)
 				if err != nil {
 					b.Fatal(err)
 				}

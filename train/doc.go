@@ -11,13 +11,18 @@
 //
 // # The graph
 //
-// Every layer is one node (act(x·W + b) with an optional dropout mask),
+// Every network (encoder, decoder, estimator) is one node: its layers
+// act(x·W + b), with an optional dropout mask, over one parameter vector;
 // z = [z_c, rel, cos] is one node, and the mixture block (φ, μ, Σ, the
 // inverse, the log-determinant and the log-sum-exp, from z and the
 // memberships γ to the sample energies and the covariance penalty) is one
 // node, [GMMEnergy], with a hand-written gradient. These custom ops
-// implement Gorgonia's SDOp interface (symbolic differentiation with Grad
-// and a TapeMachine). [BatchedInverse] and [BatchedLogDet] are the small
+// implement Gorgonia's SDOp interface (symbolic differentiation with
+// Backpropagate and a TapeMachine). The Adam update is an op too, and the
+// training graph holds several batches of an epoch one after the other,
+// each with the parameters the previous update gave, so that one run of
+// the tape machine trains them all: on a small network, a run's fixed cost
+// and each node's are most of a step. [BatchedInverse] and [BatchedLogDet] are the small
 // differentiable ops from which the reference mixture graph is built out of
 // Gorgonia primitives; the tests check every op and the whole loss against
 // finite differences, and the fused graph against the primitive one.

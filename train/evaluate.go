@@ -62,7 +62,8 @@ func Energies(m *model.Model, x []float64) ([]float64, error) {
 }
 
 // forwardNormalised runs the normalised rows xn (n×d) through m's networks
-// and the energy under gmm, chunk by chunk.
+// and the energy under gmm, chunk by chunk; with gmm nil it leaves the
+// energies out (Outputs.Energy nil).
 func forwardNormalised(m *model.Model, gmm *model.GMM, xn []float64, n int) (*Outputs, error) {
 	d := len(m.Features)
 	chunk := min(n, evalChunk)
@@ -71,12 +72,14 @@ func forwardNormalised(m *model.Model, gmm *model.GMM, xn []float64, n int) (*Ou
 		return nil, err
 	}
 	defer eg.vm.Close()
-	dim, k := gmm.Dim, m.Estimator[len(m.Estimator)-1].Out
+	dim, k := m.CodeSize()+2, m.Estimator[len(m.Estimator)-1].Out
 	out := &Outputs{
-		Recon:  make([]float64, n*d),
-		Z:      make([]float64, n*dim),
-		Gamma:  make([]float64, n*k),
-		Energy: make([]float64, n),
+		Recon: make([]float64, n*d),
+		Z:     make([]float64, n*dim),
+		Gamma: make([]float64, n*k),
+	}
+	if gmm != nil {
+		out.Energy = make([]float64, n)
 	}
 	buf := make([]float64, chunk*d)
 	recon := make([]float64, chunk*d)
@@ -98,7 +101,7 @@ func forwardNormalised(m *model.Model, gmm *model.GMM, xn []float64, n int) (*Ou
 		for _, p := range []struct {
 			dst []float64
 			v   G.Value
-		}{{recon, eg.xrV}, {z, eg.zV}, {gamma, eg.gammaV}, {energy, eg.eV}} {
+		}{{recon, eg.xrV}, {z, eg.zV}, {gamma, eg.gammaV}} {
 			if err := getFloats(p.dst, p.v); err != nil {
 				return nil, err
 			}
@@ -106,9 +109,16 @@ func forwardNormalised(m *model.Model, gmm *model.GMM, xn []float64, n int) (*Ou
 		copy(out.Recon[lo*d:], recon[:rows*d])
 		copy(out.Z[lo*dim:], z[:rows*dim])
 		copy(out.Gamma[lo*k:], gamma[:rows*k])
-		copy(out.Energy[lo:], energy[:rows])
+		if gmm != nil {
+			if err := getFloats(energy, eg.eV); err != nil {
+				return nil, err
+			}
+			copy(out.Energy[lo:], energy[:rows])
+		}
 	}
-	addRecon(out.Energy, m.ReconWeight, xn, out.Recon, d)
+	if gmm != nil {
+		addRecon(out.Energy, m.ReconWeight, xn, out.Recon, d)
+	}
 	return out, nil
 }
 
@@ -137,7 +147,7 @@ type evalGraph struct {
 }
 
 // buildEvalGraph builds the float64 forward graph of m with the mixture gmm
-// for chunk rows.
+// for chunk rows; with gmm nil, without the energy.
 func buildEvalGraph(m *model.Model, gmm *model.GMM, chunk int) (*evalGraph, error) {
 	g := G.NewGraph()
 	dt := tensor.Float64
@@ -176,6 +186,13 @@ func buildEvalGraph(m *model.Model, gmm *model.GMM, chunk int) (*evalGraph, erro
 		}
 	}
 	gamma := h
+	G.Read(xr, &eg.xrV)
+	G.Read(z, &eg.zV)
+	G.Read(gamma, &eg.gammaV)
+	if gmm == nil {
+		eg.vm = G.NewTapeMachine(g)
+		return eg, nil
+	}
 	k, dim := gmm.K, gmm.Dim
 	phi := G.NewVector(g, dt, G.WithShape(k), G.WithName("phi"), G.WithValue(dense(slices.Clone(gmm.Phi), k)))
 	mu := G.NewMatrix(g, dt, G.WithShape(k, dim), G.WithName("mu"), G.WithValue(dense(slices.Clone(gmm.Mu), k, dim)))
@@ -192,9 +209,6 @@ func buildEvalGraph(m *model.Model, gmm *model.GMM, chunk int) (*evalGraph, erro
 	if err != nil {
 		return nil, err
 	}
-	G.Read(xr, &eg.xrV)
-	G.Read(z, &eg.zV)
-	G.Read(gamma, &eg.gammaV)
 	G.Read(energy, &eg.eV)
 	eg.vm = G.NewTapeMachine(g)
 	return eg, nil
@@ -210,15 +224,7 @@ func calibrate(m *model.Model, xn []float64, cfg *Config, rep *Report) error {
 	n := len(xn) / d
 	k := m.Estimator[len(m.Estimator)-1].Out
 	dim := m.CodeSize() + 2
-	// The first pass needs z and gamma only; any valid mixture will do.
-	ph := model.GMM{K: k, Dim: dim, Phi: make([]float64, k), Mu: make([]float64, k*dim), Sigma: make([]float64, k*dim*dim)}
-	for c := range k {
-		ph.Phi[c] = 1 / float64(k)
-		for i := range dim {
-			ph.Sigma[c*dim*dim+i*dim+i] = 1
-		}
-	}
-	out, err := forwardNormalised(m, &ph, xn, n)
+	out, err := forwardNormalised(m, nil, xn, n) // z and gamma; the mixture comes from them
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func TestGemm(t *testing.T) {
 		want := make([]float64, m*n)
 		naiveGemm(true, false, m, n, k, a, m, b, n, 0, want, n)
 		got := make([]float64, m*n)
-		gemmTN(m, n, k, a, b, got, make([]float64, max(0, (k+tnChunk-1)/tnChunk-1)*m*n))
+		gemmTN(nil, m, n, k, a, b, got, make([]float64, max(0, (k+tnChunk-1)/tnChunk-1)*m*n))
 		for i := range want {
 			if d := math.Abs(got[i] - want[i]); d > 1e-12*float64(k) {
 				t.Fatalf("gemmTN k=%d: c[%d] = %v, want %v", k, i, got[i], want[i])

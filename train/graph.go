@@ -70,28 +70,44 @@ func (nw *network) initWeights(rng *rand.Rand) {
 	}
 }
 
-// lossGraph is the DAGMM loss over one batch, with its gradients.
+// lossGraph is the DAGMM loss over one batch, with its gradients, or, for
+// training, several optimiser steps one after the other (buildTrainGraph).
 type lossGraph struct {
 	g     *G.ExprGraph
 	dt    tensor.Dtype
 	batch int
 
+	params []*G.Node // the parameter inputs: W, b of each layer, or one vector per network
+	pVals  []*tensor.Dense
+	// slots locates W and b of each layer, in network.all() order, in pVals
+	// and gVals.
+	slots []paramSlot
+
+	steps     []*lossStep
+	*lossStep // the first step
+
+	vm G.VM
+}
+
+// lossStep is one batch's part of a loss graph: its inputs, the loss and
+// its parts, and the gradients.
+type lossStep struct {
 	x     *G.Node
 	xVal  *tensor.Dense
 	masks []*G.Node // one per estimator hidden layer; nil without dropout
 	mVals []*tensor.Dense
 
-	params []*G.Node // W, b of each layer in network.all() order
-	pVals  []*tensor.Dense
-	grads  []*G.Node
-	gVals  []G.Value // read after each run
+	grads []*G.Node
+	gVals []G.Value // read after each run (buildLossGraph only)
 
 	recon, energy, penalty, loss *G.Node
 	reconV, energyV, penaltyV    G.Value
 	lossV                        G.Value
-
-	vm G.VM
 }
+
+// paramSlot is where a layer's W or b lives: tensor t of the parameters,
+// from element off.
+type paramSlot struct{ t, off int }
 
 // graphOptions selects how the loss graph is built.
 type graphOptions struct {
@@ -107,11 +123,15 @@ func newTensor(dt tensor.Dtype, shape ...int) *tensor.Dense {
 }
 
 // setFloats copies src into a tensor of either float type.
-func setFloats(t *tensor.Dense, src []float64) {
-	switch d := t.Data().(type) {
-	case []float64:
-		copy(d, src)
-	case []float32:
+func setFloats(t *tensor.Dense, src []float64) { setFloatsAt(t, 0, src) }
+
+// setFloatsAt copies src into a tensor of either float type from element off.
+func setFloatsAt(t *tensor.Dense, off int, src []float64) {
+	switch t.Dtype() {
+	case tensor.Float64:
+		copy(t.Float64s()[off:], src)
+	case tensor.Float32:
+		d := t.Float32s()[off:]
 		for i, v := range src {
 			d[i] = float32(v)
 		}
@@ -120,6 +140,9 @@ func setFloats(t *tensor.Dense, src []float64) {
 
 // getFloats copies a float tensor's data into dst.
 func getFloats(dst []float64, v G.Value) error {
+	if d, ok := v.(*tensor.Dense); ok && !d.IsScalar() {
+		return getFloatsAt(dst, d, 0)
+	}
 	t, ok := v.(tensor.Tensor)
 	if !ok {
 		return fmt.Errorf("train: value %T is not a tensor", v)
@@ -137,115 +160,215 @@ func getFloats(dst []float64, v G.Value) error {
 	return nil
 }
 
-// buildLossGraph builds the DAGMM loss over batches of `batch` rows of d
-// features, with parameters initialised from nw, and compiles it into a
-// tape machine.
-func buildLossGraph(nw *network, d int, dt tensor.Dtype, batch int, o graphOptions) (*lossGraph, error) {
-	lg := &lossGraph{g: G.NewGraph(), dt: dt, batch: batch}
-	g := lg.g
-	lg.xVal = newTensor(dt, batch, d)
-	lg.x = G.NewMatrix(g, dt, G.WithShape(batch, d), G.WithName("x"), G.WithValue(lg.xVal))
-	for i, l := range nw.all() {
-		w := newTensor(dt, l.In, l.Out)
-		setFloats(w, l.W)
-		b := newTensor(dt, l.Out)
-		setFloats(b, l.B)
-		lg.pVals = append(lg.pVals, w, b)
-		lg.params = append(lg.params,
-			G.NewMatrix(g, dt, G.WithShape(l.In, l.Out), G.WithName(fmt.Sprintf("w%d", i)), G.WithValue(w)),
-			G.NewVector(g, dt, G.WithShape(l.Out), G.WithName(fmt.Sprintf("b%d", i)), G.WithValue(b)))
+// getFloatsAt copies len(dst) values of a float tensor from element off into dst.
+func getFloatsAt(dst []float64, d *tensor.Dense, off int) error {
+	switch d.Dtype() {
+	case tensor.Float64:
+		copy(dst, d.Float64s()[off:])
+	case tensor.Float32:
+		for i, x := range d.Float32s()[off : off+len(dst)] {
+			dst[i] = float64(x)
+		}
+	default:
+		return fmt.Errorf("train: tensor holds %v", d.Dtype())
 	}
+	return nil
+}
+
+// buildLossGraph builds the DAGMM loss over batches of `batch` rows of d
+// features, with parameters initialised from nw, and its gradients with
+// respect to the parameters, and compiles it into a tape machine.
+func buildLossGraph(nw *network, d int, dt tensor.Dtype, batch int, o graphOptions) (*lossGraph, error) {
+	lg := newLossGraph(nw, dt, batch, o)
+	st, err := lg.addStep(nw, d, lg.params, o)
+	if err != nil {
+		return nil, err
+	}
+	if st.grads, err = G.Grad(st.loss, lg.params...); err != nil {
+		return nil, fmt.Errorf("train: differentiate the loss: %w", err)
+	}
+	st.gVals = make([]G.Value, len(st.grads))
+	for i, gn := range st.grads {
+		st.gVals[i] = newTensor(dt, gn.Shape()...)
+		G.Read(gn, &st.gVals[i])
+	}
+	lg.vm = G.NewTapeMachine(lg.g)
+	return lg, nil
+}
+
+// newLossGraph starts a loss graph: the parameter inputs, initialised from nw.
+func newLossGraph(nw *network, dt tensor.Dtype, batch int, o graphOptions) *lossGraph {
+	lg := &lossGraph{g: G.NewGraph(), dt: dt, batch: batch}
+	if o.fused {
+		lg.addChainParams(nw)
+	} else {
+		lg.addLayerParams(nw)
+	}
+	lg.load(nw.all())
+	return lg
+}
+
+// addStep adds one batch's loss, computed with the parameter nodes params
+// (laid out as lg.params), and its own batch and mask inputs.
+func (lg *lossGraph) addStep(nw *network, d int, params []*G.Node, o graphOptions) (*lossStep, error) {
+	g, dt, batch := lg.g, lg.dt, lg.batch
+	k := len(lg.steps)
+	st := &lossStep{xVal: newTensor(dt, batch, d)}
+	st.x = G.NewMatrix(g, dt, G.WithShape(batch, d), G.WithName(fmt.Sprintf("x%d", k)), G.WithValue(st.xVal))
 	if o.dropout {
 		for i, l := range nw.est[:len(nw.est)-1] {
 			m := newTensor(dt, batch, l.Out)
-			lg.mVals = append(lg.mVals, m)
-			lg.masks = append(lg.masks, G.NewMatrix(g, dt, G.WithShape(batch, l.Out), G.WithName(fmt.Sprintf("mask%d", i)), G.WithValue(m)))
+			st.mVals = append(st.mVals, m)
+			st.masks = append(st.masks, G.NewMatrix(g, dt, G.WithShape(batch, l.Out), G.WithName(fmt.Sprintf("mask%d.%d", k, i)), G.WithValue(m)))
 		}
 	}
-
-	layer := func(h *G.Node, p int, l *model.Layer, mask *G.Node, gradX bool) (*G.Node, error) {
-		if o.fused {
-			return denseLayer(h, lg.params[2*p], lg.params[2*p+1], mask, l.Activation, gradX)
-		}
-		return primitiveDense(h, lg.params[2*p], lg.params[2*p+1], mask, l.Activation)
-	}
+	var xr, z, gamma *G.Node
 	var err error
-	h, p := lg.x, 0
-	for i := range nw.enc {
-		if h, err = layer(h, p, &nw.enc[i], nil, i > 0); err != nil {
-			return nil, err
-		}
-		p++
-	}
-	zc := h
-	for i := range nw.dec {
-		if h, err = layer(h, p, &nw.dec[i], nil, true); err != nil {
-			return nil, err
-		}
-		p++
-	}
-	xr := h
-	var z *G.Node
 	if o.fused {
-		z, err = estimationInput(lg.x, zc, xr)
+		xr, z, gamma, err = chains(nw, st, params)
 	} else {
-		z, err = primitiveEstimationInput(lg.x, zc, xr)
+		xr, z, gamma, err = layers(nw, st, params)
 	}
 	if err != nil {
 		return nil, err
 	}
-	h = z
-	for i := range nw.est {
-		var mask *G.Node
-		if i < len(lg.masks) {
-			mask = lg.masks[i]
-		}
-		if h, err = layer(h, p, &nw.est[i], mask, true); err != nil {
-			return nil, err
-		}
-		p++
-	}
-	gamma := h
-
 	if o.fused {
-		if lg.recon, err = reconstructionError(lg.x, xr); err != nil {
+		if st.recon, err = reconstructionError(st.x, xr); err != nil {
 			return nil, err
 		}
 		gmm, err := GMMEnergy(z, gamma, o.jitter)
 		if err != nil {
 			return nil, err
 		}
-		if lg.loss, err = lossNode(lg.recon, gmm, o.lambda1, o.lambda2); err != nil {
+		if st.loss, err = lossNode(st.recon, gmm, o.lambda1, o.lambda2); err != nil {
 			return nil, err
 		}
-		lg.energy = gmm // energies and penalty in one vector
+		st.energy = gmm // energies and penalty in one vector
 	} else {
-		if lg.recon, err = primitiveReconstructionError(lg.x, xr); err != nil {
+		if st.recon, err = primitiveReconstructionError(st.x, xr); err != nil {
 			return nil, err
 		}
-		if lg.energy, lg.penalty, err = referenceGMMEnergy(z, gamma, o.jitter); err != nil {
+		if st.energy, st.penalty, err = referenceGMMEnergy(z, gamma, o.jitter); err != nil {
 			return nil, err
 		}
-		if lg.loss, err = primitiveLoss(lg.recon, lg.energy, lg.penalty, o.lambda1, o.lambda2); err != nil {
+		if st.loss, err = primitiveLoss(st.recon, st.energy, st.penalty, o.lambda1, o.lambda2); err != nil {
 			return nil, err
 		}
 	}
-	if lg.grads, err = G.Grad(lg.loss, lg.params...); err != nil {
-		return nil, fmt.Errorf("train: differentiate the loss: %w", err)
+	G.Read(st.loss, &st.lossV)
+	G.Read(st.recon, &st.reconV)
+	G.Read(st.energy, &st.energyV)
+	if st.penalty != nil {
+		G.Read(st.penalty, &st.penaltyV)
 	}
-	lg.gVals = make([]G.Value, len(lg.grads))
-	for i, gn := range lg.grads {
-		lg.gVals[i] = newTensor(dt, gn.Shape()...)
-		G.Read(gn, &lg.gVals[i])
+	lg.steps = append(lg.steps, st)
+	if k == 0 {
+		lg.lossStep = st
 	}
-	G.Read(lg.loss, &lg.lossV)
-	G.Read(lg.recon, &lg.reconV)
-	G.Read(lg.energy, &lg.energyV)
-	if lg.penalty != nil {
-		G.Read(lg.penalty, &lg.penaltyV)
+	return st, nil
+}
+
+// addLayerParams gives each layer's W and b a parameter node.
+func (lg *lossGraph) addLayerParams(nw *network) {
+	for i, l := range nw.all() {
+		lg.pVals = append(lg.pVals, newTensor(lg.dt, l.In, l.Out), newTensor(lg.dt, l.Out))
+		lg.params = append(lg.params,
+			G.NewMatrix(lg.g, lg.dt, G.WithShape(l.In, l.Out), G.WithName(fmt.Sprintf("w%d", i)), G.WithValue(lg.pVals[2*i])),
+			G.NewVector(lg.g, lg.dt, G.WithShape(l.Out), G.WithName(fmt.Sprintf("b%d", i)), G.WithValue(lg.pVals[2*i+1])))
+		lg.slots = append(lg.slots, paramSlot{2 * i, 0}, paramSlot{2*i + 1, 0})
 	}
-	lg.vm = G.NewTapeMachine(g)
-	return lg, nil
+}
+
+// addChainParams gives each network one parameter vector: W, b of each of
+// its layers one after the other (see mlpChain).
+func (lg *lossGraph) addChainParams(nw *network) {
+	for t, ls := range [][]model.Layer{nw.enc, nw.dec, nw.est} {
+		off := 0
+		for _, l := range ls {
+			lg.slots = append(lg.slots, paramSlot{t, off}, paramSlot{t, off + l.In*l.Out})
+			off += l.In*l.Out + l.Out
+		}
+		lg.pVals = append(lg.pVals, newTensor(lg.dt, off))
+		lg.params = append(lg.params, G.NewVector(lg.g, lg.dt, G.WithShape(off), G.WithName(fmt.Sprintf("theta%d", t)), G.WithValue(lg.pVals[t])))
+	}
+}
+
+// chainLayers describes the layers for mlpChain, the first masked ones
+// masked.
+func chainLayers(ls []model.Layer, masked int) []chainLayer {
+	out := make([]chainLayer, len(ls))
+	for i, l := range ls {
+		out[i] = chainLayer{in: l.In, out: l.Out, act: l.Activation, masked: i < masked}
+	}
+	return out
+}
+
+// chains builds the three networks as one node each (addChainParams) on
+// the step's batch and returns the reconstruction, z and the memberships.
+func chains(nw *network, st *lossStep, params []*G.Node) (xr, z, gamma *G.Node, err error) {
+	var zc *G.Node
+	if zc, err = mlpChain(st.x, params[0], nil, chainLayers(nw.enc, 0), false); err != nil {
+		return
+	}
+	if xr, err = mlpChain(zc, params[1], nil, chainLayers(nw.dec, 0), true); err != nil {
+		return
+	}
+	if z, err = estimationInput(st.x, zc, xr); err != nil {
+		return
+	}
+	gamma, err = mlpChain(z, params[2], st.masks, chainLayers(nw.est, len(st.masks)), true)
+	return
+}
+
+// layers builds the three networks from Gorgonia's primitives, a node per
+// layer (addLayerParams), on the step's batch and returns the
+// reconstruction, z and the memberships.
+func layers(nw *network, st *lossStep, params []*G.Node) (xr, z, gamma *G.Node, err error) {
+	h, p := st.x, 0
+	stack := func(ls []model.Layer, masks []*G.Node) error {
+		for i := range ls {
+			var mask *G.Node
+			if i < len(masks) {
+				mask = masks[i]
+			}
+			if h, err = primitiveDense(h, params[2*p], params[2*p+1], mask, ls[i].Activation); err != nil {
+				return err
+			}
+			p++
+		}
+		return nil
+	}
+	if err = stack(nw.enc, nil); err != nil {
+		return
+	}
+	zc := h
+	if err = stack(nw.dec, nil); err != nil {
+		return
+	}
+	xr = h
+	if z, err = primitiveEstimationInput(st.x, zc, xr); err != nil {
+		return
+	}
+	h = z
+	if err = stack(nw.est, st.masks); err != nil {
+		return
+	}
+	return xr, z, h, nil
+}
+
+// readGrads copies the gradient of each layer's W and b, in network.all()
+// order, into dst after run.
+func (lg *lossGraph) readGrads(dst [][]float64) error {
+	for k, s := range lg.slots {
+		d, ok := lg.gVals[s.t].(*tensor.Dense)
+		if !ok {
+			return fmt.Errorf("train: gradient %d is %T", s.t, lg.gVals[s.t])
+		}
+		if err := getFloatsAt(dst[k], d, s.off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run executes one forward and backward pass over the bound batch and masks.
@@ -255,20 +378,20 @@ func (lg *lossGraph) run() error {
 }
 
 // parts returns the loss and its parts after run.
-func (lg *lossGraph) parts() (loss, recon, energy, penalty float64, err error) {
-	if loss, err = scalarOf(lg.lossV); err != nil {
+func (st *lossStep) parts() (loss, recon, energy, penalty float64, err error) {
+	if loss, err = scalarOf(st.lossV); err != nil {
 		return
 	}
-	if recon, err = scalarOf(lg.reconV); err != nil {
+	if recon, err = scalarOf(st.reconV); err != nil {
 		return
 	}
-	if lg.penalty == nil {
-		energy, penalty, err = energyParts(lg.energyV)
+	if st.penalty == nil {
+		energy, penalty, err = energyParts(st.energyV)
 		return
 	}
-	t, ok := lg.energyV.(tensor.Tensor)
+	t, ok := st.energyV.(tensor.Tensor)
 	if !ok {
-		return 0, 0, 0, 0, fmt.Errorf("train: energy value %T", lg.energyV)
+		return 0, 0, 0, 0, fmt.Errorf("train: energy value %T", st.energyV)
 	}
 	e := make([]float64, t.Shape().TotalSize())
 	if err = getFloats(e, t); err != nil {
@@ -278,7 +401,7 @@ func (lg *lossGraph) parts() (loss, recon, energy, penalty float64, err error) {
 		energy += v
 	}
 	energy /= float64(len(e))
-	penalty, err = scalarOf(lg.penaltyV)
+	penalty, err = scalarOf(st.penaltyV)
 	return
 }
 

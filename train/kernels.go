@@ -17,6 +17,13 @@ import (
 // c over the cores unless ta is set; otherwise it calls gonum's BLAS. The
 // result does not depend on the number of cores.
 func gemm[T float](ta, tb bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	gemmWith(nil, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmWith is gemm with the kernels' scratch kept in g between calls (nil: a
+// new one), so that a caller multiplying the same shapes on every training
+// step allocates nothing on one core.
+func gemmWith[T float](g *fmaGemm[T], ta, tb bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if !haveFMA || tb {
 		gemmBLAS(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		return
@@ -31,8 +38,35 @@ func gemm[T float](ta, tb bool, m, n, k int, a []T, lda int, b []T, ldb int, bet
 	if (m-1)*rsA+(k-1)*csA >= len(a) && k > 0 || (k-1)*ldb+n-1 >= len(b) && k > 0 || (m-1)*ldc+n-1 >= len(c) {
 		panic("train: gemm: slice too short")
 	}
-	var g fmaGemm[T]
-	switch any(a).(type) {
+	if g == nil {
+		g = new(fmaGemm[T])
+	}
+	g.setup(n, k, b, ldb)
+	blocks := m / 4
+	p := 1
+	if !ta && blocks > 1 {
+		// Ranges of whole 4-row blocks, so that every row goes through the
+		// same kernel whatever the split.
+		p = workers(blocks, max(1, (1<<16)/max(1, 4*n*k)))
+	}
+	if p <= 1 {
+		g.run(0, m, a, rsA, csA, beta, c, ldc)
+		return
+	}
+	parallelRows(blocks, max(1, (1<<16)/max(1, 4*n*k)), func(lo, hi int) {
+		own := *g // each range its own scratch
+		own.tile, own.aPad, own.cPad = nil, nil, nil
+		if hi == blocks {
+			own.run(4*lo, m, a, rsA, csA, beta, c, ldc) // the last range takes the rows left over
+		} else {
+			own.run(4*lo, 4*hi, a, rsA, csA, beta, c, ldc)
+		}
+	})
+}
+
+// setup prepares g for products with B (k×n, row stride ldb).
+func (g *fmaGemm[T]) setup(n, k int, b []T, ldb int) {
+	switch any(b).(type) {
 	case []float64:
 		g.wide = any(gemm4x8F64).(func(int, *T, int, int, *T, int, *T, int))
 		g.narrow = any(gemm4x4F64).(func(int, *T, int, int, *T, int, *T, int))
@@ -48,39 +82,33 @@ func gemm[T float](ta, tb bool, m, n, k int, a []T, lda int, b []T, ldb int, bet
 	h := g.w / 2
 	g.full = n - n%h
 	if g.full < n {
-		g.bPad = make([]T, k*h)
+		g.bPad = grow(g.bPad, k*h)
+		clear(g.bPad)
 		for l := range k {
 			copy(g.bPad[l*h:], b[l*ldb+g.full:l*ldb+n])
 		}
 	}
-	run := func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			row := c[i*ldc : i*ldc+n]
-			if beta == 0 {
+}
+
+// run computes rows lo to hi of c = A·B + beta·c.
+func (g *fmaGemm[T]) run(lo, hi int, a []T, rsA, csA int, beta T, c []T, ldc int) {
+	n := g.n
+	if beta == 0 && ldc == n {
+		clear(c[lo*ldc : hi*ldc]) // one call for the block: rows are short
+	}
+	for i := lo; i < hi; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			if ldc != n {
 				clear(row)
-			} else if beta != 1 {
-				for j := range row {
-					row[j] *= beta
-				}
+			}
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
 			}
 		}
-		g.rows(hi-lo, a[lo*rsA:], rsA, csA, c[lo*ldc:], ldc)
 	}
-	blocks := m / 4
-	if ta || blocks <= 1 {
-		run(0, m)
-		return
-	}
-	// Ranges of whole 4-row blocks, so that every row goes through the same
-	// kernel whatever the split.
-	minBlocks := max(1, (1<<16)/max(1, 4*n*k))
-	parallelRows(blocks, minBlocks, func(lo, hi int) {
-		if hi == blocks {
-			run(4*lo, m) // the last range takes the rows left over
-		} else {
-			run(4*lo, 4*hi)
-		}
-	})
+	g.rows(hi-lo, a[lo*rsA:], rsA, csA, c[lo*ldc:], ldc)
 }
 
 // gemmBLAS is gemm with gonum's BLAS.
@@ -111,6 +139,8 @@ type fmaGemm[T float] struct {
 	ldb          int
 	full         int // columns covered without padding
 	bPad         []T // k×(w/2): B's columns full..n, zero-padded
+	// scratch of rows: a 4×(w/2) tile, and A's and C's last rows padded to 4
+	tile, aPad, cPad []T
 }
 
 // rows adds A·B to the m×n block c (row stride ldc), where A's element
@@ -122,7 +152,8 @@ func (g *fmaGemm[T]) rows(m int, a []T, rsA, csA int, c []T, ldc int) {
 	h := g.w / 2
 	var tile []T
 	if g.full < g.n {
-		tile = make([]T, 4*h)
+		g.tile = grow(g.tile, 4*h)
+		tile = g.tile
 	}
 	i := 0
 	for ; i+4 <= m; i += 4 {
@@ -130,8 +161,11 @@ func (g *fmaGemm[T]) rows(m int, a []T, rsA, csA int, c []T, ldc int) {
 	}
 	if q := m - i; q > 0 {
 		// Copy the last q rows of A and C into 4-row tiles.
-		aPad := make([]T, 4*g.k)
-		cPad := make([]T, 4*g.n)
+		g.aPad = grow(g.aPad, 4*g.k)
+		g.cPad = grow(g.cPad, 4*g.n)
+		aPad, cPad := g.aPad, g.cPad
+		clear(aPad)
+		clear(cPad)
 		for r := range q {
 			for l := range g.k {
 				aPad[r*g.k+l] = a[(i+r)*rsA+l*csA]
@@ -174,7 +208,7 @@ func (g *fmaGemm[T]) block(a *T, rsA, csA int, c []T, ldc int, tile []T) {
 // is small). fn must compute each row independently of the split, so the
 // result does not depend on the number of cores.
 func parallelRows(n, minRows int, fn func(lo, hi int)) {
-	p := min(runtime.GOMAXPROCS(0), n/max(minRows, 1))
+	p := workers(n, minRows)
 	if p <= 1 {
 		fn(0, n)
 		return
@@ -189,6 +223,13 @@ func parallelRows(n, minRows int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
+// workers is the number of goroutines parallelRows uses for n rows in
+// ranges of at least minRows. A caller that checks it first and calls its
+// function directly when it is 1 spares the closure's allocation.
+func workers(n, minRows int) int {
+	return min(runtime.GOMAXPROCS(0), n/max(minRows, 1))
+}
+
 // tnChunk is the number of rows each partial product of gemmTN sums. It is
 // fixed, not derived from the number of cores, so that the order of the
 // floating-point sums, hence the result, is the same on every machine.
@@ -197,10 +238,10 @@ const tnChunk = 256
 // gemmTN computes c = aᵀ·b for row-major a (k×m) and b (k×n), c m×n, summing
 // over k in fixed chunks of tnChunk rows on several cores; work needs
 // (⌈k/tnChunk⌉−1)·m·n elements when k > tnChunk.
-func gemmTN[T float](m, n, k int, a, b, c, work []T) {
+func gemmTN[T float](g *fmaGemm[T], m, n, k int, a, b, c, work []T) {
 	chunks := (k + tnChunk - 1) / tnChunk
 	if chunks <= 1 {
-		gemm(true, false, m, n, k, a, m, b, n, 0, c, n)
+		gemmWith(g, true, false, m, n, k, a, m, b, n, 0, c, n)
 		return
 	}
 	parallelRows(chunks, 1, func(lo, hi int) {

@@ -5,6 +5,8 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
+	"slices"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -29,6 +31,16 @@ type opBase struct{}
 func (opBase) ReturnsPtr() bool     { return false }
 func (opBase) CallsExtern() bool    { return false }
 func (opBase) OverwritesInput() int { return -1 }
+
+// DiffWRT and SymDiff make every op here a symbolic-differentiation op
+// that no gradient flows back through unless it says otherwise (the forward
+// ops do). In a training graph of several steps (buildTrainGraph), a step's
+// parameters are the previous optimiser step's outputs, and Gorgonia's
+// gradient analysis asks every op on the way for them.
+func (opBase) DiffWRT(n int) []bool { return make([]bool, n) }
+func (opBase) SymDiff(inputs G.Nodes, _, _ *G.Node) (G.Nodes, error) {
+	return make(G.Nodes, len(inputs)), nil
+}
 
 // hashString hashes an op's description for Hashcode.
 func hashString(s string) uint32 {
@@ -73,18 +85,45 @@ func shapeOf(ds []G.DimSizer, i int) (tensor.Shape, error) {
 
 // outBuf is an op's reusable output storage.
 type outBuf struct {
-	data any // []float64 or []float32
+	data any           // []float64 or []float32
+	t    *tensor.Dense // data as the op's last output, nil after data changes
 }
 
-// get returns a slice of n elements of type T, reusing the previous one when
-// it fits. Its contents are unspecified.
+// gemmScratch keeps an op's matrix-product scratch between runs.
+type gemmScratch struct {
+	g any // *fmaGemm[T] for the graph's element type
+}
+
+// scratchOf returns s's scratch for element type T.
+func scratchOf[T float](s *gemmScratch) *fmaGemm[T] {
+	if g, ok := s.g.(*fmaGemm[T]); ok {
+		return g
+	}
+	g := new(fmaGemm[T])
+	s.g = g
+	return g
+}
+
+// getBuf returns a slice of n elements of type T, reusing the previous one
+// when it fits. Its contents are unspecified.
 func getBuf[T float](b *outBuf, n int) []T {
 	if s, ok := b.data.([]T); ok && len(s) == n {
 		return s
 	}
 	s := make([]T, n)
-	b.data = s
+	b.data, b.t = s, nil
 	return s
+}
+
+// wrap returns data, the slice getBuf returned for b, as a tensor of the
+// given shape: the tensor of the previous run when its shape still holds, so
+// that a training step allocates no tensor headers.
+func wrap[T float](b *outBuf, data []T, shape ...int) *tensor.Dense {
+	if b.t != nil && b.t.Shape().Eq(tensor.Shape(shape)) {
+		return b.t
+	}
+	b.t = dense(data, slices.Clone(shape)...)
+	return b.t
 }
 
 // dense wraps a slice as a tensor of the given shape without copying.
@@ -94,6 +133,22 @@ func dense[T float](data []T, shape ...int) *tensor.Dense {
 
 // sliceOf returns the backing slice of a tensor value of element type T.
 func sliceOf[T float](v G.Value) ([]T, error) {
+	if d, ok := v.(*tensor.Dense); ok && !d.IsScalar() {
+		// Dense.Data builds an interface value, an allocation per call.
+		var zero T
+		switch any(zero).(type) {
+		case float64:
+			if d.Dtype() == tensor.Float64 {
+				s := d.Float64s()
+				return *(*[]T)(unsafe.Pointer(&s)), nil
+			}
+		case float32:
+			if d.Dtype() == tensor.Float32 {
+				s := d.Float32s()
+				return *(*[]T)(unsafe.Pointer(&s)), nil
+			}
+		}
+	}
 	t, ok := v.(tensor.Tensor)
 	if !ok {
 		return nil, fmt.Errorf("train: value is %T, want a tensor", v)

@@ -47,6 +47,7 @@ type denseOp struct {
 	masked bool
 	gradX  bool
 	out    outBuf
+	gw     gemmScratch
 }
 
 func (op *denseOp) Arity() int {
@@ -131,7 +132,11 @@ func denseDo[T float](op *denseOp, vs []G.Value) (G.Value, error) {
 		}
 	}
 	y := getBuf[T](&op.out, n*out)
-	gemm(false, false, n, out, in, x, in, w, out, 0, y, out)
+	gemmWith(scratchOf[T](&op.gw), false, false, n, out, in, x, in, w, out, 0, y, out)
+	if workers(n, rowsPerTask(out)) <= 1 {
+		denseAct(op.act, y, b, mask, n, out)
+		return wrap(&op.out, y, n, out), nil
+	}
 	parallelRows(n, rowsPerTask(out), func(lo, hi int) {
 		var m []T
 		if mask != nil {
@@ -139,11 +144,15 @@ func denseDo[T float](op *denseOp, vs []G.Value) (G.Value, error) {
 		}
 		denseAct(op.act, y[lo*out:hi*out], b, m, hi-lo, out)
 	})
-	return dense(y, n, out), nil
+	return wrap(&op.out, y, n, out), nil
 }
 
 // denseAct adds the bias to each row of y (n×out), applies act and the mask.
 func denseAct[T float](act model.Activation, y, b, mask []T, n, out int) {
+	if act == model.Tanh {
+		denseTanh(y[:n*out], b[:out], mask, out)
+		return
+	}
 	for i := range n {
 		row := y[i*out : (i+1)*out]
 		for j := range row {
@@ -162,6 +171,27 @@ func denseAct[T float](act model.Activation, y, b, mask []T, n, out int) {
 			for j := range row {
 				row[j] *= m[j]
 			}
+		}
+	}
+}
+
+// denseTanh is denseAct for tanh in one pass over y: bias, tanh and mask
+// per element, the same operations as the three passes.
+func denseTanh[T float](y, b, mask []T, out int) {
+	if mask != nil {
+		mask = mask[:len(y)]
+	}
+	for r := 0; r < len(y); r += out {
+		row := y[r : r+out]
+		if mask == nil {
+			for j, v := range row {
+				row[j] = T(math.Tanh(float64(v + b[j])))
+			}
+			continue
+		}
+		m := mask[r : r+out]
+		for j, v := range row {
+			row[j] = T(math.Tanh(float64(v+b[j]))) * m[j]
 		}
 	}
 }
@@ -286,6 +316,12 @@ func deltaDo[T float](op *deltaOp, vs []G.Value) (G.Value, error) {
 		}
 	}
 	d := getBuf[T](&op.out, n*out)
+	if workers(n, rowsPerTask(out)) <= 1 {
+		if err := deltaRows(op.act, d, y, g, mask, n, out); err != nil {
+			return nil, err
+		}
+		return wrap(&op.out, d, n, out), nil
+	}
 	var failed atomic.Pointer[error]
 	parallelRows(n, rowsPerTask(out), func(lo, hi int) {
 		var m []T
@@ -299,7 +335,7 @@ func deltaDo[T float](op *deltaOp, vs []G.Value) (G.Value, error) {
 	if err := failed.Load(); err != nil {
 		return nil, *err
 	}
-	return dense(d, n, out), nil
+	return wrap(&op.out, d, n, out), nil
 }
 
 // deltaRows computes δ for n rows of width out (see deltaOp).
@@ -317,6 +353,10 @@ func deltaRows[T float](act model.Activation, d, y, g, mask []T, n, out int) err
 			break
 		}
 		// y = tanh(a)·m, so tanh(a) = y/m where m ≠ 0 and δ = g·m·(1 - (y/m)²).
+		if d64, ok := any(d).([]float64); ok {
+			maskedTanhDelta(d64, any(y).([]float64), any(g).([]float64), any(mask).([]float64))
+			break
+		}
 		for i, v := range y {
 			m := mask[i]
 			if m == 0 {
@@ -361,11 +401,30 @@ func deltaRows[T float](act model.Activation, d, y, g, mask []T, n, out int) err
 	return nil
 }
 
+// maskedTanhDelta is δ of a masked tanh layer in float64 without a branch
+// per unit: half the mask is zero at random, and a branch on it would be
+// mispredicted half the time. Where m = 0 the formula gives NaN (0/0); the
+// bit mask keeps +0 there instead, so δ is what the branch gave.
+func maskedTanhDelta(d, y, g, mask []float64) {
+	y, g, mask = y[:len(d)], g[:len(d)], mask[:len(d)]
+	for i := range d {
+		m := mask[i]
+		t := y[i] / m
+		r := g[i] * m * (1 - t*t)
+		var keep uint64
+		if m != 0 {
+			keep = ^uint64(0)
+		}
+		d[i] = math.Float64frombits(math.Float64bits(r) & keep)
+	}
+}
+
 // matMulNTOp computes a·bᵀ (the input gradient δ·Wᵀ).
 type matMulNTOp struct {
 	opBase
 	out outBuf
 	bt  outBuf // bᵀ
+	gw  gemmScratch
 }
 
 func (op *matMulNTOp) Arity() int    { return 2 }
@@ -414,19 +473,28 @@ func matMulNTDo[T float](op *matMulNTOp, vs []G.Value) (G.Value, error) {
 		return nil, err
 	}
 	c := getBuf[T](&op.out, m*n)
+	var bt []T
+	if haveFMA {
+		bt = getBuf[T](&op.bt, k*n)
+	}
+	mulNT(scratchOf[T](&op.gw), bt, m, n, k, a, b, c)
+	return wrap(&op.out, c, m, n), nil
+}
+
+// mulNT computes c = a·bᵀ for a (m×k) and b (n×k); bt (k×n) is scratch for
+// bᵀ, needed with the assembly kernels only.
+func mulNT[T float](g *fmaGemm[T], bt []T, m, n, k int, a, b, c []T) {
 	if !haveFMA {
 		gemm(false, true, m, n, k, a, k, b, k, 0, c, n)
-		return dense(c, m, n), nil
+		return
 	}
 	// The kernels read B by rows: transpose b (n×k, small: a weight matrix).
-	bt := getBuf[T](&op.bt, k*n)
 	for i := range n {
 		for j := range k {
 			bt[j*n+i] = b[i*k+j]
 		}
 	}
-	gemm(false, false, m, n, k, a, k, bt, n, 0, c, n)
-	return dense(c, m, n), nil
+	gemmWith(g, false, false, m, n, k, a, k, bt, n, 0, c, n)
 }
 
 // matMulTNOp computes aᵀ·b (the weight gradient xᵀ·δ).
@@ -434,6 +502,7 @@ type matMulTNOp struct {
 	opBase
 	out  outBuf
 	work outBuf // partial products
+	gw   gemmScratch
 }
 
 func (op *matMulTNOp) Arity() int    { return 2 }
@@ -483,8 +552,8 @@ func matMulTNDo[T float](op *matMulTNOp, vs []G.Value) (G.Value, error) {
 	}
 	c := getBuf[T](&op.out, m*n)
 	work := getBuf[T](&op.work, max(0, (k+tnChunk-1)/tnChunk-1)*m*n)
-	gemmTN(m, n, k, a, b, c, work)
-	return dense(c, m, n), nil
+	gemmTN(scratchOf[T](&op.gw), m, n, k, a, b, c, work)
+	return wrap(&op.out, c, m, n), nil
 }
 
 // colSumOp sums a matrix over its rows: (n, m) -> (m).
@@ -530,5 +599,5 @@ func colSumDo[T float](op *colSumOp, vs []G.Value) (G.Value, error) {
 			s[j] += v
 		}
 	}
-	return dense(s, m), nil
+	return wrap(&op.out, s, m), nil
 }

@@ -57,7 +57,10 @@ type gmmState struct {
 	resp      []float64 // n×K, softmax over k of the log terms
 	energy    []float64 // n
 	penalty   float64
+	ok        bool      // forward succeeded on z and gamma
+	runs      int       // forward passes so far
 	work      []float64 // D×D
+	logPhi    []float64 // K
 	// gradient scratch
 	gPhi, gMu, gSigma, m, tmp, wsum, c []float64
 }
@@ -78,11 +81,23 @@ func (s *gmmState) setup(n, dim, k int, jitter float64) {
 	s.resp = grow(s.resp, n*k)
 	s.energy = grow(s.energy, n)
 	s.work = grow(s.work, dim*dim)
+	s.logPhi = grow(s.logPhi, k)
 }
 
 // forward computes the mixture, the energies and the penalty from s.z and
 // s.gamma.
 func (s *gmmState) forward() error {
+	s.ok = false
+	s.runs++
+	if err := s.fit(); err != nil {
+		return err
+	}
+	s.ok = true
+	return nil
+}
+
+// fit is forward without the bookkeeping.
+func (s *gmmState) fit() error {
 	n, dim, k := s.n, s.dim, s.k
 	z, gamma := s.z, s.gamma
 	clear(s.nk)
@@ -109,20 +124,24 @@ func (s *gmmState) forward() error {
 		}
 	}
 	clear(s.sigma)
-	for i := range n {
-		zi := z[i*dim : (i+1)*dim]
-		for c := range k {
-			g := gamma[i*k+c]
-			mu := s.mu[c*dim : (c+1)*dim]
-			d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
-			for j := range d {
-				d[j] = zi[j] - mu[j]
-			}
-			sg := s.sigma[c*dim*dim : (c+1)*dim*dim]
-			for a := range dim {
-				ga := g * d[a]
-				for b := 0; b <= a; b++ {
-					sg[a*dim+b] += ga * d[b]
+	if dim == 3 {
+		s.scatter3()
+	} else {
+		for i := range n {
+			zi := z[i*dim : (i+1)*dim]
+			for c := range k {
+				g := gamma[i*k+c]
+				mu := s.mu[c*dim : (c+1)*dim]
+				d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
+				for j := range d {
+					d[j] = zi[j] - mu[j]
+				}
+				sg := s.sigma[c*dim*dim : (c+1)*dim*dim]
+				for a := range dim {
+					ga := g * d[a]
+					for b := 0; b <= a; b++ {
+						sg[a*dim+b] += ga * d[b]
+					}
 				}
 			}
 		}
@@ -145,26 +164,31 @@ func (s *gmmState) forward() error {
 			return fmt.Errorf("%w: component %d: %w", errNumeric, c, err)
 		}
 		s.logdet[c] = ld
+		s.logPhi[c] = math.Log(s.phi[c])
 	}
 	for i := range n {
 		best := math.Inf(-1)
 		r := s.resp[i*k : (i+1)*k]
-		for c := range k {
-			d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
-			pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
-			p := s.prec[c*dim*dim : (c+1)*dim*dim]
-			q := 0.0
-			for a := range dim {
-				t := 0.0
-				for b, v := range d {
-					t += p[a*dim+b] * v
+		if dim == 3 {
+			best = s.logTerms3(i, r)
+		} else {
+			for c := range k {
+				d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
+				pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
+				p := s.prec[c*dim*dim : (c+1)*dim*dim]
+				q := 0.0
+				for a := range dim {
+					t := 0.0
+					for b, v := range d {
+						t += p[a*dim+b] * v
+					}
+					pd[a] = t
+					q += d[a] * t
 				}
-				pd[a] = t
-				q += d[a] * t
+				t := s.logPhi[c] - 0.5*q - 0.5*(float64(dim)*log2Pi+s.logdet[c])
+				r[c] = t
+				best = max(best, t)
 			}
-			t := math.Log(s.phi[c]) - 0.5*q - 0.5*(float64(dim)*log2Pi+s.logdet[c])
-			r[c] = t
-			best = max(best, t)
 		}
 		sum := 0.0
 		for c := range r {
@@ -209,22 +233,26 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 	clear(s.wsum)
 	// Accumulate s_k (in gPhi), Σ_i A_ik Σ⁻¹d_ik (in gMu), M_k = Σ_i A_ik d dᵀ
 	// and Σ_i γ_ik d_ik.
-	for i := range n {
-		for c := range k {
-			a := -gE[i] * s.resp[i*k+c]
-			g := s.gamma[i*k+c]
-			d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
-			pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
-			s.gPhi[c] += a
-			mu := s.gMu[c*dim : (c+1)*dim]
-			ws := s.wsum[c*dim : (c+1)*dim]
-			m := s.m[c*dim*dim : (c+1)*dim*dim]
-			for p := range dim {
-				mu[p] += a * pd[p]
-				ws[p] += g * d[p]
-				ap := a * d[p]
-				for q := range dim {
-					m[p*dim+q] += ap * d[q]
+	if dim == 3 {
+		s.accumulate3(gE)
+	} else {
+		for i := range n {
+			for c := range k {
+				a := -gE[i] * s.resp[i*k+c]
+				g := s.gamma[i*k+c]
+				d := s.diff[(i*k+c)*dim : (i*k+c+1)*dim]
+				pd := s.pd[(i*k+c)*dim : (i*k+c+1)*dim]
+				s.gPhi[c] += a
+				mu := s.gMu[c*dim : (c+1)*dim]
+				ws := s.wsum[c*dim : (c+1)*dim]
+				m := s.m[c*dim*dim : (c+1)*dim*dim]
+				for p := range dim {
+					mu[p] += a * pd[p]
+					ws[p] += g * d[p]
+					ap := a * d[p]
+					for q := range dim {
+						m[p*dim+q] += ap * d[q]
+					}
 				}
 			}
 		}
@@ -288,6 +316,10 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 		s.c[c] = ck
 	}
 	clear(gz[:n*dim])
+	if dim == 3 {
+		s.inputGrads3(gE, gz, gg)
+		return
+	}
 	for i := range n {
 		gzi := gz[i*dim : (i+1)*dim]
 		for c := range k {
@@ -309,6 +341,158 @@ func (s *gmmState) backward(gE []float64, gP float64, gz, gg []float64) {
 				gzi[p] += -a*pd[p] + 2*g*inv*t + g*inv*mu[p]
 			}
 			gg[i*k+c] = s.gPhi[c]/float64(n) + dmu*inv + (dgd-s.c[c])*inv
+		}
+	}
+}
+
+// scatter3 is fit's second pass for D = 3, written out: d_ik = z_i − μ_k
+// into s.diff and the lower triangle of Σ_i γ_ik d_ik d_ikᵀ into s.sigma,
+// the same operations in the same order as the general loop.
+func (s *gmmState) scatter3() {
+	n, k := s.n, s.k
+	z, gamma, diff := s.z[:n*3], s.gamma[:n*k], s.diff[:n*k*3]
+	for i := range n {
+		z0, z1, z2 := z[i*3], z[i*3+1], z[i*3+2]
+		for c := range k {
+			g := gamma[i*k+c]
+			mu := s.mu[c*3 : c*3+3 : c*3+3]
+			o := (i*k + c) * 3
+			d0, d1, d2 := z0-mu[0], z1-mu[1], z2-mu[2]
+			diff[o], diff[o+1], diff[o+2] = d0, d1, d2
+			sg := s.sigma[c*9 : c*9+9 : c*9+9]
+			ga := g * d0
+			sg[0] += ga * d0
+			ga = g * d1
+			sg[3] += ga * d0
+			sg[4] += ga * d1
+			ga = g * d2
+			sg[6] += ga * d0
+			sg[7] += ga * d1
+			sg[8] += ga * d2
+		}
+	}
+}
+
+// logTerms3 writes sample i's log terms log φ_k − ½ dᵀΣ_k⁻¹d − ½ log det(2πΣ_k)
+// into r (and Σ_k⁻¹d into s.pd) for D = 3, written out: the same operations
+// in the same order as fit's general loop. It returns the largest term.
+func (s *gmmState) logTerms3(i int, r []float64) float64 {
+	const log2Pi = 1.8378770664093453 // log(2π)
+	k := s.k
+	best := math.Inf(-1)
+	for c := range k {
+		o := (i*k + c) * 3
+		d := s.diff[o : o+3 : o+3]
+		pd := s.pd[o : o+3 : o+3]
+		p := s.prec[c*9 : c*9+9 : c*9+9]
+		d0, d1, d2 := d[0], d[1], d[2]
+		q := 0.0
+		t := 0.0
+		t += p[0] * d0
+		t += p[1] * d1
+		t += p[2] * d2
+		pd[0] = t
+		q += d0 * t
+		t = 0.0
+		t += p[3] * d0
+		t += p[4] * d1
+		t += p[5] * d2
+		pd[1] = t
+		q += d1 * t
+		t = 0.0
+		t += p[6] * d0
+		t += p[7] * d1
+		t += p[8] * d2
+		pd[2] = t
+		q += d2 * t
+		t = s.logPhi[c] - 0.5*q - 0.5*(float64(s.dim)*log2Pi+s.logdet[c])
+		r[c] = t
+		best = max(best, t)
+	}
+	return best
+}
+
+// accumulate3 is backward's first pass for D = 3 (the code size 1 and the
+// two distances), written out: the same operations in the same order as the
+// general loop, without its inner loops and slices.
+func (s *gmmState) accumulate3(gE []float64) {
+	n, k := s.n, s.k
+	resp, gamma := s.resp[:n*k], s.gamma[:n*k]
+	diff, pd := s.diff[:n*k*3], s.pd[:n*k*3]
+	gPhi, gMu, ws, m := s.gPhi[:k], s.gMu[:k*3], s.wsum[:k*3], s.m[:k*9]
+	for i := range n {
+		e := -gE[i]
+		for c := range k {
+			a := e * resp[i*k+c]
+			g := gamma[i*k+c]
+			o := (i*k + c) * 3
+			d0, d1, d2 := diff[o], diff[o+1], diff[o+2]
+			p0, p1, p2 := pd[o], pd[o+1], pd[o+2]
+			gPhi[c] += a
+			u, w, mm := gMu[c*3:c*3+3], ws[c*3:c*3+3], m[c*9:c*9+9]
+			u[0] += a * p0
+			w[0] += g * d0
+			ap := a * d0
+			mm[0] += ap * d0
+			mm[1] += ap * d1
+			mm[2] += ap * d2
+			u[1] += a * p1
+			w[1] += g * d1
+			ap = a * d1
+			mm[3] += ap * d0
+			mm[4] += ap * d1
+			mm[5] += ap * d2
+			u[2] += a * p2
+			w[2] += g * d2
+			ap = a * d2
+			mm[6] += ap * d0
+			mm[7] += ap * d1
+			mm[8] += ap * d2
+		}
+	}
+}
+
+// inputGrads3 is backward's last pass for D = 3, written out like
+// accumulate3.
+func (s *gmmState) inputGrads3(gE, gz, gg []float64) {
+	n, k := s.n, s.k
+	resp, gamma := s.resp[:n*k], s.gamma[:n*k]
+	diff, pd := s.diff[:n*k*3], s.pd[:n*k*3]
+	gz, gg = gz[:n*3], gg[:n*k]
+	fn := float64(n)
+	for i := range n {
+		gzi := gz[i*3 : i*3+3]
+		for c := range k {
+			a := -gE[i] * resp[i*k+c]
+			g := gamma[i*k+c]
+			inv := 1 / s.nk[c]
+			o := (i*k + c) * 3
+			d0, d1, d2 := diff[o], diff[o+1], diff[o+2]
+			gs := s.gSigma[c*9 : c*9+9]
+			mu := s.gMu[c*3 : c*3+3]
+			dgd, dmu := 0.0, 0.0
+			t := 0.0
+			t += gs[0] * d0
+			t += gs[1] * d1
+			t += gs[2] * d2
+			dgd += d0 * t
+			dmu += d0 * mu[0]
+			gzi[0] += -a*pd[o] + 2*g*inv*t + g*inv*mu[0]
+			t = 0.0
+			t += gs[3] * d0
+			t += gs[4] * d1
+			t += gs[5] * d2
+			dgd += d1 * t
+			dmu += d1 * mu[1]
+			gzi[1] += -a*pd[o+1] + 2*g*inv*t + g*inv*mu[1]
+			t = 0.0
+			t += gs[6] * d0
+			t += gs[7] * d1
+			t += gs[8] * d2
+			dgd += d2 * t
+			dmu += d2 * mu[2]
+			gzi[2] += -a*pd[o+2] + 2*g*inv*t + g*inv*mu[2]
+			gg[i*k+c] = s.gPhi[c]/fn + dmu*inv + (dgd-s.c[c])*inv
 		}
 	}
 }
@@ -383,7 +567,7 @@ func gmmDo[T float](op *gmmOp, vs []G.Value) (G.Value, error) {
 		for i := range out {
 			out[i] = T(math.NaN())
 		}
-		return dense(out, n+1), nil
+		return wrap(&op.out, out, n+1), nil
 	}
 	if err != nil {
 		return nil, err
@@ -393,14 +577,14 @@ func gmmDo[T float](op *gmmOp, vs []G.Value) (G.Value, error) {
 		out[i] = T(e)
 	}
 	out[n] = T(op.st.penalty)
-	return dense(out, n+1), nil
+	return wrap(&op.out, out, n+1), nil
 }
 
 func (op *gmmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if err := checkArity(op, len(inputs)); err != nil {
 		return nil, err
 	}
-	both, err := G.ApplyOp(&gmmGradOp{jitter: op.jitter}, inputs[0], inputs[1], grad)
+	both, err := G.ApplyOp(&gmmGradOp{jitter: op.jitter, fwd: &op.st}, inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -416,15 +600,19 @@ func (op *gmmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	return G.Nodes{gz, gg}, nil
 }
 
-// gmmGradOp computes [∂/∂z | ∂/∂γ] (n×(D+K)) from (z, γ, g); it repeats
-// the forward pass, which costs little next to the networks.
+// gmmGradOp computes [∂/∂z | ∂/∂γ] (n×(D+K)) from (z, γ, g). It reads the
+// mixture from its forward op's state when the forward op has run since the
+// gradient last did (in a graph, the forward pass of the same run, on the
+// same z and γ), and repeats the forward pass otherwise.
 type gmmGradOp struct {
 	opBase
-	jitter float64
-	st     gmmState
-	gE     []float64
-	gz, gg []float64
-	out    outBuf
+	jitter   float64
+	fwd      *gmmState // the forward op's state; nil: always repeat
+	consumed int       // fwd.runs when the gradient last read it
+	st       gmmState
+	gE       []float64
+	gz, gg   []float64
+	out      outBuf
 }
 
 func (op *gmmGradOp) Arity() int    { return 3 }
@@ -453,15 +641,22 @@ func (op *gmmGradOp) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func gmmGradDo[T float](op *gmmGradOp, vs []G.Value) (G.Value, error) {
-	err := loadGMM[T](&op.st, op.jitter, vs[0], vs[1])
 	st := &op.st
+	var err error
+	if op.fwd != nil && op.fwd.ok && op.fwd.runs != op.consumed {
+		// The forward op ran on the same z and γ earlier in this run.
+		st = op.fwd
+		op.consumed = op.fwd.runs
+	} else {
+		err = loadGMM[T](st, op.jitter, vs[0], vs[1])
+	}
 	n, dim, k := st.n, st.dim, st.k
 	if errors.Is(err, errNumeric) {
 		out := getBuf[T](&op.out, n*(dim+k))
 		for i := range out {
 			out[i] = T(math.NaN())
 		}
-		return dense(out, n, dim+k), nil
+		return wrap(&op.out, out, n, dim+k), nil
 	}
 	if err != nil {
 		return nil, err
@@ -489,5 +684,5 @@ func gmmGradDo[T float](op *gmmGradOp, vs []G.Value) (G.Value, error) {
 			o[dim+j] = T(op.gg[i*k+j])
 		}
 	}
-	return dense(out, n, w), nil
+	return wrap(&op.out, out, n, w), nil
 }

@@ -104,7 +104,7 @@ func invDo[T float](op *invOp, v G.Value) (G.Value, error) {
 			out[m*d*d+i] = T(x)
 		}
 	}
-	return dense(out, k, d, d), nil
+	return wrap(&op.out, out, k, d, d), nil
 }
 
 // SymDiff: d(A⁻¹) = -A⁻¹ dA A⁻¹, so the gradient is -A⁻ᵀ G A⁻ᵀ.
@@ -177,7 +177,7 @@ func invGradDo[T float](op *invGradOp, vs []G.Value) (G.Value, error) {
 			}
 		}
 	}
-	return dense(out, k, d, d), nil
+	return wrap(&op.out, out, k, d, d), nil
 }
 
 // logdetOp is the batched log-determinant (K,d,d) -> (K).
@@ -239,7 +239,7 @@ func logdetDo[T float](op *logdetOp, v G.Value) (G.Value, error) {
 		}
 		out[m] = T(ld)
 	}
-	return dense(out, k), nil
+	return wrap(&op.out, out, k), nil
 }
 
 // SymDiff: d log det A = tr(A⁻¹ dA), so the gradient is g·A⁻ᵀ.
@@ -311,7 +311,7 @@ func logdetGradDo[T float](op *logdetGradOp, vs []G.Value) (G.Value, error) {
 			}
 		}
 	}
-	return dense(out, k, d, d), nil
+	return wrap(&op.out, out, k, d, d), nil
 }
 
 // grow returns s with length n, reusing its storage when it is large enough.

@@ -244,6 +244,31 @@ func TestCustomOpsFiniteDifferences(t *testing.T) {
 			cases = append(cases, tc{fmt.Sprintf("Dense/%s/masked=%t", act, masked), ins, b})
 		}
 	}
+	for _, cc := range []struct {
+		name   string
+		layers []chainLayer
+		gradX  bool
+	}{
+		{"Chain/tanh-tanh-linear", []chainLayer{{4, 5, model.Tanh, false}, {5, 3, model.Tanh, false}, {3, 2, model.Linear, false}}, true},
+		{"Chain/tanh-tanh-linear/no-gradX", []chainLayer{{4, 5, model.Tanh, false}, {5, 3, model.Tanh, false}, {3, 2, model.Linear, false}}, false},
+		{"Chain/tanh-masked-softmax", []chainLayer{{3, 5, model.Tanh, true}, {5, 4, model.Softmax, false}}, true},
+		{"Chain/linear-masked", []chainLayer{{3, 4, model.Linear, true}}, true},
+	} {
+		ins := []fdInput{
+			{"x", []int{n, cc.layers[0].in}, randVals(rng, n*cc.layers[0].in, 1), cc.gradX},
+			{"theta", []int{chainSize(cc.layers)}, randVals(rng, chainSize(cc.layers), 0.7), true},
+		}
+		nm := 0
+		for _, l := range cc.layers {
+			if l.masked {
+				ins = append(ins, fdInput{fmt.Sprintf("mask%d", nm), []int{n, l.out}, masks(rng, n, l.out), false})
+				nm++
+			}
+		}
+		cases = append(cases, tc{cc.name, ins, func(ns []*G.Node) (*G.Node, error) {
+			return mlpChain(ns[0], ns[1], ns[2:], cc.layers, cc.gradX)
+		}})
+	}
 	{
 		d, c := 4, 2
 		xv := randVals(rng, n*d, 1)
@@ -414,6 +439,20 @@ func bindBatch(lg *lossGraph, x []float64, seed uint64) {
 	}
 }
 
+// layerGrads returns the gradient of each layer's W and b, in
+// network.all() order, after lg's run, whatever lg's parameter layout.
+func layerGrads(t *testing.T, lg *lossGraph, nw *network) [][]float64 {
+	t.Helper()
+	var g [][]float64
+	for _, l := range nw.all() {
+		g = append(g, make([]float64, len(l.W)), make([]float64, len(l.B)))
+	}
+	if err := lg.readGrads(g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 // TestLossFiniteDifferences checks the gradient of the whole DAGMM loss, as
 // the training graph computes it, against central differences.
 func TestLossFiniteDifferences(t *testing.T) {
@@ -507,13 +546,7 @@ func TestFusedGraphMatchesPrimitives(t *testing.T) {
 					t.Fatal(err)
 				}
 				r.parts = [4]float64{l, rc, e, p}
-				for _, gv := range lg.gVals {
-					s := make([]float64, gv.Shape().TotalSize())
-					if err := getFloats(s, gv); err != nil {
-						t.Fatal(err)
-					}
-					r.grads = append(r.grads, s)
-				}
+				r.grads = layerGrads(t, lg, &nw)
 				return r
 			}
 			f, p := run(true), run(false)
@@ -556,13 +589,7 @@ func TestFloat32Graph(t *testing.T) {
 		if losses[i], _, _, _, err = lg.parts(); err != nil {
 			t.Fatal(err)
 		}
-		for _, gv := range lg.gVals {
-			s := make([]float64, gv.Shape().TotalSize())
-			if err := getFloats(s, gv); err != nil {
-				t.Fatal(err)
-			}
-			grads[i] = append(grads[i], s)
-		}
+		grads[i] = layerGrads(t, lg, &nw)
 		lg.close()
 	}
 	if d := math.Abs(losses[0] - losses[1]); d > 1e-4*max(1, math.Abs(losses[0])) {
@@ -607,4 +634,138 @@ func TestGMMEnergyDegenerate(t *testing.T) {
 			t.Fatalf("dz[%d] = %v, want NaN", i, v)
 		}
 	}
+}
+
+// TestGMMGradReusesForward checks that the gradient op reads the forward
+// op's mixture once per forward pass, and repeats the pass otherwise.
+func TestGMMGradReusesForward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n, dim, k = 12, 3, 2
+	z := dense(randVals(rng, n*dim, 1), n, dim)
+	gam := dense(memberships(rng, n, k), n, k)
+	g := dense(randVals(rng, n+1, 1), n+1)
+	fwd := &gmmOp{jitter: 1e-6}
+	grad := &gmmGradOp{jitter: 1e-6, fwd: &fwd.st}
+	for _, step := range []struct {
+		name    string
+		forward bool
+		reuse   bool
+	}{
+		{"after a forward pass", true, true},
+		{"again without one", false, false},
+		{"after the next forward pass", true, true},
+	} {
+		if step.forward {
+			if _, err := fwd.Do(z, gam); err != nil {
+				t.Fatal(err)
+			}
+		}
+		grad.st = gmmState{}
+		if _, err := grad.Do(z, gam, g); err != nil {
+			t.Fatal(err)
+		}
+		if reused := grad.st.n == 0; reused != step.reuse {
+			t.Errorf("%s: reused the forward pass %v, want %v", step.name, reused, step.reuse)
+		}
+	}
+}
+
+// TestChainMatchesDenseLayers checks that a layer chain computes bit for bit
+// what a stack of dense-layer nodes computes, forward and backward.
+func TestChainMatchesDenseLayers(t *testing.T) {
+	const n = 37 // not a multiple of the kernels' 4 rows
+	layers := []chainLayer{{4, 16, model.Tanh, false}, {16, 8, model.Tanh, true}, {8, 3, model.Softmax, false}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := randVals(rng, n*4, 1)
+	theta := randVals(rng, chainSize(layers), 0.5)
+	mask := masks(rng, n, 8)
+	wout := randVals(rng, n*3, 1)
+	run := func(chain bool) (out []float64, grads [][]float64) {
+		g := G.NewGraph()
+		xn := G.NewMatrix(g, tensor.Float64, G.WithShape(n, 4), G.WithName("x"), G.WithValue(dense(append([]float64(nil), x...), n, 4)))
+		mn := G.NewMatrix(g, tensor.Float64, G.WithShape(n, 8), G.WithName("mask"), G.WithValue(dense(append([]float64(nil), mask...), n, 8)))
+		var y *G.Node
+		var wrt []*G.Node
+		var err error
+		if chain {
+			th := G.NewVector(g, tensor.Float64, G.WithShape(len(theta)), G.WithName("theta"), G.WithValue(dense(append([]float64(nil), theta...), len(theta))))
+			wrt = []*G.Node{xn, th}
+			if y, err = mlpChain(xn, th, []*G.Node{mn}, layers, true); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			wrt = []*G.Node{xn}
+			y = xn
+			off := 0
+			for i, l := range layers {
+				w := G.NewMatrix(g, tensor.Float64, G.WithShape(l.in, l.out), G.WithName(fmt.Sprint("w", i)), G.WithValue(dense(append([]float64(nil), theta[off:off+l.in*l.out]...), l.in, l.out)))
+				b := G.NewVector(g, tensor.Float64, G.WithShape(l.out), G.WithName(fmt.Sprint("b", i)), G.WithValue(dense(append([]float64(nil), theta[off+l.in*l.out:off+l.in*l.out+l.out]...), l.out)))
+				off += l.in*l.out + l.out
+				wrt = append(wrt, w, b)
+				var m *G.Node
+				if l.masked {
+					m = mn
+				}
+				if y, err = denseLayer(y, w, b, m, l.act, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return runObjective(t, g, y, wout, wrt)
+	}
+	cy, cg := run(true)
+	dy, dg := run(false)
+	for i := range cy {
+		if cy[i] != dy[i] {
+			t.Fatalf("output[%d]: chain %v, dense layers %v", i, cy[i], dy[i])
+		}
+	}
+	flat := []float64{}
+	for _, g := range dg[1:] {
+		flat = append(flat, g...)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float64
+	}{{"dx", cg[0], dg[0]}, {"dtheta", cg[1], flat}} {
+		for i := range c.want {
+			if c.got[i] != c.want[i] {
+				t.Fatalf("%s[%d]: chain %v, dense layers %v", c.name, i, c.got[i], c.want[i])
+			}
+		}
+	}
+}
+
+// runObjective runs Σ w ⊙ y on g and returns y and the gradients of wrt.
+func runObjective(t *testing.T, g *G.ExprGraph, y *G.Node, w []float64, wrt []*G.Node) ([]float64, [][]float64) {
+	t.Helper()
+	wn := G.NewMatrix(g, tensor.Float64, G.WithShape(y.Shape()...), G.WithName("wobj"), G.WithValue(dense(append([]float64(nil), w...), y.Shape()...)))
+	obj := G.Must(G.Sum(G.Must(G.HadamardProd(y, wn))))
+	grads, err := G.Grad(obj, wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yv G.Value
+	G.Read(y, &yv)
+	gv := make([]G.Value, len(grads))
+	for i, gn := range grads {
+		G.Read(gn, &gv[i])
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float64, len(w))
+	if err := getFloats(out, yv); err != nil {
+		t.Fatal(err)
+	}
+	res := make([][]float64, len(gv))
+	for i, v := range gv {
+		res[i] = make([]float64, v.Shape().TotalSize())
+		if err := getFloats(res[i], v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out, res
 }

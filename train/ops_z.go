@@ -102,7 +102,7 @@ func zDo[T float](op *zOp, vs []G.Value) (G.Value, error) {
 		z[i*w+c] = T(nd / (nx + model.DistanceEpsilon))
 		z[i*w+c+1] = T(s / (nx*nr + model.DistanceEpsilon))
 	}
-	return dense(z, n, w), nil
+	return wrap(&op.out, z, n, w), nil
 }
 
 // SymDiff: the code's gradient is the first c columns of g; the
@@ -194,7 +194,7 @@ func zGradDo[T float](op *zGradOp, vs []G.Value) (G.Value, error) {
 			oi[j] = T(a*(rv-xv) + bx*xv + br*rv)
 		}
 	}
-	return dense(out, n, d), nil
+	return wrap(&op.out, out, n, d), nil
 }
 
 // colsOp takes the columns [from, to) of a matrix. It is used in gradient
@@ -243,7 +243,7 @@ func colsDo[T float](op *colsOp, vs []G.Value) (G.Value, error) {
 	for i := range n {
 		copy(out[i*c:(i+1)*c], a[i*w+op.from:i*w+op.to])
 	}
-	return dense(out, n, c), nil
+	return wrap(&op.out, out, n, c), nil
 }
 
 // reconstructionError returns mean_i ‖x_i − xr_i‖² as a scalar node for the
@@ -354,7 +354,7 @@ func reconGradDo[T float](op *reconGradOp, vs []G.Value) (G.Value, error) {
 	for i, v := range xr {
 		out[i] = f * (v - x[i])
 	}
-	return dense(out, n, d), nil
+	return wrap(&op.out, out, n, d), nil
 }
 
 // lossNode returns recon + λ1·mean(E) + λ2·P as a scalar node, from the
@@ -472,5 +472,5 @@ func lossGradDo[T float](op *lossGradOp, vs []G.Value) (G.Value, error) {
 		out[i] = e
 	}
 	out[m-1] = T(g * op.l2)
-	return dense(out, m), nil
+	return wrap(&op.out, out, m), nil
 }

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/dagmm/dagmm/internal/buildinfo"
@@ -185,30 +184,45 @@ func checkRows(features []string, x []float64) (n, d int, err error) {
 	return n, d, nil
 }
 
-// trainer runs optimiser steps of one loss graph on normalised rows.
+// trainer runs optimiser steps of one training graph on normalised rows.
 type trainer struct {
 	lg     *lossGraph
 	layers []*model.Layer
 	opt    *adam
 	xn     []float64 // all normalised rows, n×d
 	d      int
-	xb     []float64 // the batch, batch×d
+	xb     []float64 // a batch, batch×d
 	masks  [][]float64
 	drop   *rand.Rand
-	keep   float64    // 1 − dropout
-	scale  float64    // 1/(1 − dropout)
-	first  float64    // first batch loss, NaN before the first step
-	parts  EpochStats // sums of the batch losses since the last reset
+	// keepBelow: a unit is kept when the top 53 bits of a draw are below it,
+	// the same decision as drop.Float64() < 1 − dropout without the division.
+	keepBelow uint64
+	scale     float64    // 1/(1 − dropout)
+	first     float64    // first batch loss, NaN before the first step
+	parts     EpochStats // sums of the batch losses since the last reset
+	failed    error      // the divergence an optimiser step found in the last run
 }
 
-// newTrainer builds the training graph for batches of `batch` rows, from the
-// custom ops (fused) or from Gorgonia's primitives (the reference graph).
-func newTrainer(nw *network, xn []float64, d, batch int, cfg *Config, fused bool) (*trainer, error) {
+// newTrainer builds the training graph for `steps` batches of `batch` rows
+// per run, from the custom ops (fused) or from Gorgonia's primitives (the
+// reference graph).
+func newTrainer(nw *network, xn []float64, d, batch, steps int, cfg *Config, fused bool) (*trainer, error) {
 	dt := tensor.Float64
 	if cfg.DType == Float32 {
 		dt = tensor.Float32
 	}
-	lg, err := buildLossGraph(nw, d, dt, batch, graphOptions{
+	tr := &trainer{
+		layers:    nw.all(),
+		xn:        xn,
+		d:         d,
+		xb:        make([]float64, batch*d),
+		drop:      rand.New(rand.NewPCG(cfg.Seed, streamDropout)),
+		keepBelow: uint64(math.Ceil((1 - cfg.Dropout) * (1 << 53))),
+		scale:     1 / (1 - cfg.Dropout),
+		first:     math.NaN(),
+	}
+	tr.opt = newAdam(tr.layers, cfg.LearningRate)
+	lg, err := buildTrainGraph(tr, nw, d, dt, batch, steps, graphOptions{
 		dropout: cfg.Dropout > 0 && len(nw.est) > 1,
 		fused:   fused,
 		lambda1: cfg.Lambda1, lambda2: cfg.Lambda2, jitter: cfg.Jitter,
@@ -216,65 +230,74 @@ func newTrainer(nw *network, xn []float64, d, batch int, cfg *Config, fused bool
 	if err != nil {
 		return nil, err
 	}
-	tr := &trainer{
-		lg:     lg,
-		layers: nw.all(),
-		xn:     xn,
-		d:      d,
-		xb:     make([]float64, batch*d),
-		drop:   rand.New(rand.NewPCG(cfg.Seed, streamDropout)),
-		keep:   1 - cfg.Dropout,
-		scale:  1 / (1 - cfg.Dropout),
-		first:  math.NaN(),
-	}
-	tr.opt = newAdam(tr.layers, cfg.LearningRate)
 	for _, m := range lg.mVals {
 		tr.masks = append(tr.masks, make([]float64, m.Shape().TotalSize()))
 	}
 	return tr, nil
 }
 
-// step runs one forward and backward pass over the given rows and one Adam
-// update, and adds the batch's loss and parts to tr.parts. It returns a
-// *divergence (which matches [ErrDiverged]) when the loss or a gradient is
-// not finite or the loss explodes.
-func (tr *trainer) step(rows []int) error {
-	d := tr.d
-	for r, row := range rows {
-		copy(tr.xb[r*d:(r+1)*d], tr.xn[row*d:(row+1)*d])
+// step runs one optimiser step on the given rows (a graph of one step per
+// run).
+func (tr *trainer) step(rows []int) error { return tr.run([][]int{rows}) }
+
+// run runs one optimiser step per batch of rows, in order, in one run of the
+// training graph (built for len(batches) steps): for each a forward and
+// backward pass and an Adam update; and adds the batches' losses and parts
+// to tr.parts. It returns a *divergence (which matches [ErrDiverged]) when a
+// loss or a gradient is not finite or a loss explodes.
+func (tr *trainer) run(batches [][]int) error {
+	if len(batches) != len(tr.lg.steps) {
+		return fmt.Errorf("train: %d batches for a graph of %d steps", len(batches), len(tr.lg.steps))
 	}
-	setFloats(tr.lg.xVal, tr.xb)
-	for i, mb := range tr.masks {
-		for j := range mb {
-			if tr.drop.Float64() < tr.keep {
-				mb[j] = tr.scale
-			} else {
-				mb[j] = 0
+	d := tr.d
+	for s, rows := range batches {
+		st := tr.lg.steps[s]
+		xb := tr.xb
+		if st.xVal.Dtype() == tensor.Float64 {
+			xb = st.xVal.Float64s() // no second copy
+		}
+		for r, row := range rows {
+			copy(xb[r*d:(r+1)*d], tr.xn[row*d:(row+1)*d])
+		}
+		if st.xVal.Dtype() != tensor.Float64 {
+			setFloats(st.xVal, xb)
+		}
+		for i, mb := range tr.masks {
+			if st.mVals[i].Dtype() == tensor.Float64 {
+				mb = st.mVals[i].Float64s()
+			}
+			// Half the units drop at random: a branch per unit would be
+			// mispredicted half the time. keep is 1 when the draw's top 53
+			// bits are below keepBelow (both under 2⁵³, so the difference
+			// wraps to a number with its top bit set), 0 otherwise.
+			vals := [2]float64{0, tr.scale}
+			for j := range mb {
+				keep := (tr.drop.Uint64()<<11>>11 - tr.keepBelow) >> 63
+				mb[j] = vals[keep]
+			}
+			if st.mVals[i].Dtype() != tensor.Float64 {
+				setFloats(st.mVals[i], mb)
 			}
 		}
-		setFloats(tr.lg.mVals[i], mb)
 	}
+	tr.failed = nil
 	if err := tr.lg.run(); err != nil {
+		if tr.failed != nil {
+			return tr.failed
+		}
 		return err
 	}
-	loss, recon, energy, penalty, err := tr.lg.parts()
-	if err != nil {
-		return err
-	}
-	if math.IsNaN(tr.first) {
-		tr.first = loss
-	}
-	if why := diverged(loss, tr.first); why != "" {
-		return &divergence{why: why}
-	}
-	if err := tr.opt.step(tr.layers, tr.lg.gVals); err != nil {
-		return err
+	for _, st := range tr.lg.steps {
+		loss, recon, energy, penalty, err := st.parts()
+		if err != nil {
+			return err
+		}
+		tr.parts.Loss += loss
+		tr.parts.Recon += recon
+		tr.parts.Energy += energy
+		tr.parts.Penalty += penalty
 	}
 	tr.lg.load(tr.layers)
-	tr.parts.Loss += loss
-	tr.parts.Recon += recon
-	tr.parts.Energy += energy
-	tr.parts.Penalty += penalty
 	return nil
 }
 
@@ -290,11 +313,13 @@ func fit(ctx context.Context, nw *network, xn []float64, n, d int, cfg *Config, 
 	batch := min(cfg.BatchSize, n)
 	steps := n / batch
 	rep.BatchSize = batch
-	tr, err := newTrainer(nw, xn, d, batch, cfg, true)
+	per := stepsPerRun(steps)
+	tr, err := newTrainer(nw, xn, d, batch, per, cfg, true)
 	if err != nil {
 		return err
 	}
 	defer tr.lg.close()
+	batches := make([][]int, per)
 	shuffle := rand.New(rand.NewPCG(cfg.Seed, streamShuffle))
 	perm := make([]int, n)
 	for i := range perm {
@@ -305,16 +330,19 @@ func fit(ctx context.Context, nw *network, xn []float64, n, d int, cfg *Config, 
 		epochStart := time.Now()
 		shuffle.Shuffle(n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
 		tr.parts = EpochStats{}
-		for s := range steps {
+		for s := 0; s < steps; s += per {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := tr.step(perm[s*batch : (s+1)*batch]); err != nil {
+			for j := range batches {
+				batches[j] = perm[(s+j)*batch : (s+j+1)*batch]
+			}
+			if err := tr.run(batches); err != nil {
 				var dv *divergence
 				if errors.As(err, &dv) {
 					return fmt.Errorf("%w at epoch %d (%s): try a lower learning rate or a larger jitter", ErrDiverged, epoch, dv.why)
 				}
-				return fmt.Errorf("train: epoch %d, batch %d: %w", epoch, s+1, err)
+				return fmt.Errorf("train: epoch %d, batches %d to %d: %w", epoch, s+1, s+per, err)
 			}
 		}
 		f := float64(steps)
@@ -350,8 +378,9 @@ func diverged(loss, first float64) string {
 // load copies the master weights into the graph's parameter tensors.
 func (lg *lossGraph) load(layers []*model.Layer) {
 	for i, l := range layers {
-		setFloats(lg.pVals[2*i], l.W)
-		setFloats(lg.pVals[2*i+1], l.B)
+		w, b := lg.slots[2*i], lg.slots[2*i+1]
+		setFloatsAt(lg.pVals[w.t], w.off, l.W)
+		setFloatsAt(lg.pVals[b.t], b.off, l.B)
 	}
 }
 
@@ -376,14 +405,10 @@ func newAdam(layers []*model.Layer, lr float64) *adam {
 	return a
 }
 
-// step applies one update from the gradients grads (W, b of each layer, in
-// the graph's dtype). It refuses NaN or Inf gradients before changing any
-// weight.
-func (a *adam) step(layers []*model.Layer, grads []G.Value) error {
+// step applies one update from the gradients in a.g (W, b of each layer).
+// It refuses NaN or Inf gradients before changing any weight.
+func (a *adam) step(layers []*model.Layer) error {
 	for k := range a.m {
-		if err := getFloats(a.g[k], grads[k]); err != nil {
-			return err
-		}
 		for j, g := range a.g[k] {
 			if !isFinite(g) {
 				return &divergence{why: fmt.Sprintf("gradient %v in parameter %d, element %d", g, k, j)}

@@ -638,3 +638,13 @@ func TestTrainDropsLightComponents(t *testing.T) {
 		t.Error("the Gorgonia forward pass disagrees with the report's energies")
 	}
 }
+
+func TestStepsPerRun(t *testing.T) {
+	for _, tc := range []struct{ steps, want int }{
+		{1, 1}, {7, 7}, {8, 8}, {9, 3}, {16, 8}, {185, 5}, {13, 1}, {12, 6},
+	} {
+		if got := stepsPerRun(tc.steps); got != tc.want {
+			t.Errorf("stepsPerRun(%d) = %d, want %d", tc.steps, got, tc.want)
+		}
+	}
+}
