@@ -309,10 +309,16 @@ func TestNATSConnectionLoss(t *testing.T) {
 					checkReady(t, r, false, time.Second)
 					srv = tc.restore(t, port, dir)
 				}
+				// The disconnect is counted first: checking readiness before
+				// the client noticed the cut would pass, and core samples
+				// published while it reconnects are lost.
+				waitFor(t, 10*time.Second, func() error {
+					if got := counterValue(t, r.Registry(), "dagmm_nats_disconnects_total", map[string]string{"reason": tc.reason}); got < 1 {
+						return fmt.Errorf("dagmm_nats_disconnects_total{reason=%q} = %v, want at least 1", tc.reason, got)
+					}
+					return nil
+				})
 				checkReady(t, r, true, 10*time.Second)
-				if got := counterValue(t, r.Registry(), "dagmm_nats_disconnects_total", map[string]string{"reason": tc.reason}); got < 1 {
-					t.Errorf("dagmm_nats_disconnects_total{reason=%q} = %v, want at least 1", tc.reason, got)
-				}
 
 				// It scores again.
 				nc := connect(t, srv.ClientURL())
