@@ -388,7 +388,7 @@ func (s *Scorer) fill(ws *Workspace, i int, method Method, e0 float64, dst *Expl
 			}
 		}
 		dst.Features[k] = Contribution{
-			Feature:     s.m.Features[j],
+			Feature:     s.meta.Features[j],
 			Index:       j,
 			Actual:      raw[j],
 			Expected:    exp,

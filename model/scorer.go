@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -17,7 +18,12 @@ import (
 // [RelativeDistance], [CosineSimilarity]) and computes the energy E(z) (see
 // [Mixture]).
 type Scorer struct {
-	m         *Model // a private copy, never changed
+	// meta is a private copy of the model, never changed, without what the
+	// Scorer holds in another form (the encoder and decoder, in enc and
+	// dec; GMM.Mu shares the mixture's means) or does not need
+	// (Provenance.Losses): [Scorer.Model] puts the layers back. It keeps a
+	// loaded model's memory small, for a service that holds many.
+	meta      *Model
 	d         int
 	codes     []normCode
 	offset    []float64
@@ -32,7 +38,6 @@ type Scorer struct {
 	threshold float64
 	// windowLimit is the most an energy counts in a window's mean.
 	windowLimit float64
-	index       map[string]int // feature name → position
 	// searchLo and searchHi bound each feature's normal normalised values,
 	// for [MethodSearch].
 	searchLo, searchHi []float64
@@ -92,14 +97,13 @@ func NewScorer(m *Model) (*Scorer, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	m = m.Clone()
 	mix, err := NewMixture(m.GMM)
 	if err != nil {
 		return nil, err
 	}
 	d := len(m.Features)
 	s := &Scorer{
-		m:           m,
+		meta:        scorerMeta(m, mix),
 		d:           d,
 		codes:       make([]normCode, d),
 		offset:      make([]float64, d),
@@ -112,26 +116,42 @@ func NewScorer(m *Model) (*Scorer, error) {
 		window:      m.Window,
 		threshold:   m.Calibration.Threshold,
 		windowLimit: m.WindowLimit(),
-		index:       make(map[string]int, d),
-	}
-	for j, f := range m.Features {
-		s.index[f] = j
 	}
 	for j, t := range m.Norm {
 		s.codes[j], s.offset[j], s.scale[j] = t.Kind.code(), t.Offset, t.Scale
 	}
-	for _, l := range m.Encoder {
-		s.enc = append(s.enc, newDense(l))
+	s.enc = make([]dense, len(m.Encoder))
+	for i, l := range m.Encoder {
+		s.enc[i] = newDense(l)
 		s.width = max(s.width, l.Out)
 	}
-	for _, l := range m.Decoder {
-		s.dec = append(s.dec, newDense(l))
+	s.dec = make([]dense, len(m.Decoder))
+	for i, l := range m.Decoder {
+		s.dec[i] = newDense(l)
 		s.width = max(s.width, l.Out)
 	}
 	s.searchLo, s.searchHi = s.normalRange()
 	s.trainLo, s.trainHi = trainingRange(m.Norm)
 	s.errWeight = errorWeights(m.Norm)
 	return s, nil
+}
+
+// scorerMeta returns the copy of m a Scorer keeps: everything but the
+// encoder, the decoder and the loss history, with GMM.Mu sharing mix's
+// means.
+func scorerMeta(m *Model, mix *Mixture) *Model {
+	c := *m
+	c.Features = slices.Clone(m.Features)
+	c.Norm = slices.Clone(m.Norm)
+	c.Constant = slices.Clone(m.Constant)
+	c.Encoder, c.Decoder = nil, nil
+	c.Estimator = cloneLayers(m.Estimator)
+	c.GMM.Phi = slices.Clone(m.GMM.Phi)
+	c.GMM.Mu = mix.mu
+	c.GMM.Sigma = slices.Clone(m.GMM.Sigma)
+	c.Calibration.Quantiles = slices.Clone(m.Calibration.Quantiles)
+	c.Provenance.Losses = nil
+	return &c
 }
 
 // errorWeights returns each feature's (Scale/Spread)², which turns a
@@ -166,18 +186,34 @@ func trainingRange(norm []Transform) (lo, hi []float64) {
 	return lo, hi
 }
 
-// Model returns a deep copy of the model the Scorer scores with.
-func (s *Scorer) Model() *Model { return s.m.Clone() }
+// Model returns a deep copy of the model the Scorer scores with, without
+// the training's loss history: Provenance.Losses is nil, since a Scorer
+// does not keep it (read the artifact for it). It allocates the model
+// afresh on every call.
+func (s *Scorer) Model() *Model {
+	m := s.meta.Clone()
+	m.Encoder, m.Decoder = make([]Layer, len(s.enc)), make([]Layer, len(s.dec))
+	for i := range s.enc {
+		m.Encoder[i] = s.enc[i].layer()
+	}
+	for i := range s.dec {
+		m.Decoder[i] = s.dec[i].layer()
+	}
+	return m
+}
 
 // Features returns the feature names in the order samples must give them.
 // The slice is shared: do not modify it.
-func (s *Scorer) Features() []string { return s.m.Features }
+func (s *Scorer) Features() []string { return s.meta.Features }
 
 // FeatureIndex returns the position of the named feature in a sample, and
-// whether the model has it: for callers that receive values by name.
+// whether the model has it: for callers that receive values by name. It
+// searches the names in order (a scorer keeps no map, to stay small), so
+// callers that look up many names of a wide model should build their own
+// index once.
 func (s *Scorer) FeatureIndex(name string) (int, bool) {
-	j, ok := s.index[name]
-	return j, ok
+	j := slices.Index(s.meta.Features, name)
+	return j, j >= 0
 }
 
 // NumFeatures returns the number of values in one sample.
@@ -339,7 +375,7 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		shares(share, xrow, rrow, sdd)
 		ws.sdd[i] = sdd
 		e := s.energy(s.mix.energy(z, ws.scratch), sdd)
-		sev := s.m.Calibration.Severity(e)
+		sev := s.meta.Calibration.Severity(e)
 		out[i] = Result{
 			Energy:   e,
 			Score:    e,
@@ -403,9 +439,9 @@ func shares(dst, x, xr []float64, sdd float64) {
 func (s *Scorer) badValue(sample, j int, v, nv float64) error {
 	problem := fmt.Sprintf("value is %v", v)
 	if v-v == 0 {
-		problem = fmt.Sprintf("value %v is %v after normalisation (%s)", v, nv, s.m.Norm[j].Kind)
+		problem = fmt.Sprintf("value %v is %v after normalisation (%s)", v, nv, s.meta.Norm[j].Kind)
 	}
-	return &InputError{Sample: sample, Feature: s.m.Features[j], Problem: problem}
+	return &InputError{Sample: sample, Feature: s.meta.Features[j], Problem: problem}
 }
 
 // Score scores one sample x (raw values in the model's feature order). It
