@@ -3,7 +3,7 @@ package model_test
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"flag"
 	"runtime"
 	"sync"
 	"testing"
@@ -17,10 +17,16 @@ import (
 //
 //	go test -run '^$' -bench Memory -benchtime 1x ./model/
 //
+// and with -models 100000 to load 100,000 instead of 10,000.
+//
 // BenchmarkScorerMemory loads 10,000 four-metric host models the way a
 // scorer does (model.DecodeDigest, model.NewScorer), keeps the scorers and
 // reports the heap they retain, per model; BenchmarkWorkspaceMemory does the
-// same for one workspace per model.
+// same for one workspace of capacity model.DefaultBatch per model, new,
+// after scoring one sample (and explaining it) and after scoring a full
+// batch.
+
+var memoryModels = flag.Int("models", 10_000, "number of models BenchmarkScorerMemory loads")
 
 // hostModel is a four-metric host model trained with the defaults of
 // dagmm train on the generator's seed data, once per test binary.
@@ -97,30 +103,57 @@ func liveHeap() uint64 {
 }
 
 func BenchmarkScorerMemory(b *testing.B) {
-	const n = 10_000
 	var perModel float64
 	for b.Loop() {
-		scorers, bytes := loadHostScorers(b, n)
+		scorers, bytes := loadHostScorers(b, *memoryModels)
 		perModel = bytes
 		runtime.KeepAlive(scorers)
 	}
 	b.ReportMetric(perModel, "B/model")
 	b.ReportMetric(perModel*100_000/1e9, "GB/100k-models")
+	b.ReportMetric(float64(*memoryModels), "models")
 }
 
 func BenchmarkWorkspaceMemory(b *testing.B) {
 	const n = 1_000
 	scorers, _ := loadHostScorers(b, n)
-	for _, batch := range []int{1, model.DefaultBatch} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+	row := []float64{50, 50, 40, 1e6} // cpu, mem, disk, net: an ordinary sample
+	for _, tc := range []struct {
+		name    string
+		batch   int // samples scored, 0 for none
+		explain bool
+	}{
+		{"new", 0, false},
+		{"scored=1", 1, false},
+		{"scored=1/explained", 1, true},
+		{"scored=1024", model.DefaultBatch, false},
+	} {
+		x := make([]float64, 0, tc.batch*len(row))
+		for range tc.batch {
+			x = append(x, row...)
+		}
+		out := make([]model.Result, tc.batch)
+		var ex model.Explanation
+		b.Run(tc.name, func(b *testing.B) {
 			var perModel float64
 			for b.Loop() {
 				wss := make([]*model.Workspace, n)
 				before := liveHeap()
 				for i, s := range scorers {
-					wss[i] = s.NewWorkspace(batch)
+					ws := s.NewWorkspace(model.DefaultBatch)
+					if tc.batch > 0 {
+						if err := s.ScoreBatch(ws, x, out); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if tc.explain {
+						if err := s.Explain(ws, 0, "", &ex); err != nil {
+							b.Fatal(err)
+						}
+					}
+					wss[i] = ws
 				}
-				perModel = float64(liveHeap()-before) / n
+				perModel = (float64(liveHeap()) - float64(before)) / n
 				runtime.KeepAlive(wss)
 			}
 			b.ReportMetric(perModel, "B/workspace")

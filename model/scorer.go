@@ -228,20 +228,25 @@ func (s *Scorer) Mixture() *Mixture { return s.mix }
 // Workspace holds the scratch memory and the per-sample explanations of one
 // batch. It belongs to the [Scorer] that made it and is not safe for
 // concurrent use: give each goroutine its own.
+//
+// Its memory grows with use: a workspace holds room for the largest batch
+// it has scored (up to its capacity) and the explainers' scratch once it
+// has explained, so that a service may keep one per model cheaply
+// whatever its capacity.
 type Workspace struct {
 	s        *Scorer
 	capacity int
-	n        int       // samples in the last batch
-	xn       []float64 // block×d normalised input
-	bufA     []float64 // block×width
-	bufB     []float64 // block×width
-	scratch  []float64 // dim+k, for the energy
-	actual   []float64 // capacity×d
-	expected []float64 // capacity×d
-	share    []float64 // capacity×d
-	sdd      []float64 // capacity: squared reconstruction errors
-	z        []float64 // capacity×dim
-	ex       *explainScratch
+	n        int             // samples in the last batch
+	xn       []float64       // block×d normalised input
+	bufA     []float64       // block×width
+	bufB     []float64       // block×width
+	scratch  []float64       // dim+k, for the energy
+	actual   []float64       // room×d
+	expected []float64       // room×d
+	share    []float64       // room×d
+	sdd      []float64       // room: squared reconstruction errors
+	z        []float64       // room×dim
+	ex       *explainScratch // nil until the first explanation
 }
 
 // DefaultBatch is a batch size that suits [Scorer.NewWorkspace] for most
@@ -250,24 +255,44 @@ type Workspace struct {
 const DefaultBatch = 1024
 
 // NewWorkspace returns a workspace for batches of up to maxBatch samples
-// (at least 1; a smaller value means 1).
+// (at least 1; a smaller value means 1). It allocates little: the
+// workspace grows to the batches it scores (see [Workspace]).
 func (s *Scorer) NewWorkspace(maxBatch int) *Workspace {
-	maxBatch = max(maxBatch, 1)
-	block := min(blockRows, maxBatch)
 	return &Workspace{
 		s:        s,
-		capacity: maxBatch,
-		xn:       make([]float64, block*s.d),
-		bufA:     make([]float64, block*s.width),
-		bufB:     make([]float64, block*s.width),
+		capacity: max(maxBatch, 1),
 		scratch:  make([]float64, s.dim+s.mix.k),
-		actual:   make([]float64, maxBatch*s.d),
-		expected: make([]float64, maxBatch*s.d),
-		share:    make([]float64, maxBatch*s.d),
-		sdd:      make([]float64, maxBatch),
-		z:        make([]float64, maxBatch*s.dim),
-		ex:       s.newExplainScratch(),
 	}
+}
+
+// fit makes room in ws for a batch of n ≤ ws.capacity samples: at least
+// twice the room it had when it must grow, so that batches of growing
+// sizes allocate a few times only.
+func (ws *Workspace) fit(n int) {
+	room := len(ws.sdd)
+	if n <= room {
+		return
+	}
+	s := ws.s
+	room = min(ws.capacity, max(n, 2*room))
+	block := min(blockRows, room)
+	ws.xn = make([]float64, block*s.d)
+	ws.bufA = make([]float64, block*s.width)
+	ws.bufB = make([]float64, block*s.width)
+	ws.actual = make([]float64, room*s.d)
+	ws.expected = make([]float64, room*s.d)
+	ws.share = make([]float64, room*s.d)
+	ws.sdd = make([]float64, room)
+	ws.z = make([]float64, room*s.dim)
+}
+
+// explainScratch returns ws's scratch memory for the explainers, made on
+// first use.
+func (ws *Workspace) explainScratch() *explainScratch {
+	if ws.ex == nil {
+		ws.ex = ws.s.newExplainScratch()
+	}
+	return ws.ex
 }
 
 // Cap returns the largest batch the workspace takes.
@@ -289,7 +314,8 @@ func (ws *Workspace) Z(i int) []float64 {
 
 // ScoreBatch scores the n = len(x)/NumFeatures() samples in x (row-major,
 // raw values in the model's feature order) into out[:n], using ws for all
-// its memory: it does not allocate. The explanations in out are views into
+// its memory: it does not allocate once ws has scored a batch of n samples
+// or more (see [Workspace]). The explanations in out are views into
 // ws (see [Result]).
 //
 // It returns an [*InputError] when len(x) is not a multiple of the number of
@@ -313,6 +339,7 @@ func (s *Scorer) ScoreBatch(ws *Workspace, x []float64, out []Result) error {
 		return &InputError{Sample: -1, Problem: fmt.Sprintf("out has room for %d results, the batch has %d samples", len(out), n)}
 	}
 	ws.n = 0
+	ws.fit(n)
 	for b0 := 0; b0 < n; b0 += blockRows {
 		rows := min(blockRows, n-b0)
 		if err := s.scoreBlock(ws, x, b0, rows, out); err != nil {
