@@ -60,6 +60,9 @@ func benchCores(b *testing.B, s *model.Scorer, x []float64, batch, cores int) {
 	for i := range wss {
 		wss[i] = s.NewWorkspace(batch)
 		outs[i] = make([]model.Result, batch)
+		if err := s.ScoreBatch(wss[i], x, outs[i]); err != nil { // the workspace grows to the batch
+			b.Fatal(err)
+		}
 	}
 	var next atomic.Int64
 	var failed atomic.Value
@@ -98,6 +101,9 @@ func BenchmarkScoreParallel(b *testing.B) {
 		b.Run(fmt.Sprintf("model=%s/cores=%d", bm.name, cores), func(b *testing.B) {
 			wss := []*model.Workspace{s.NewWorkspace(model.DefaultBatch), s.NewWorkspace(model.DefaultBatch)}
 			out := make([]model.Result, n)
+			if err := s.ScoreParallel(wss, x, out); err != nil { // the workspaces grow to the batch
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := s.ScoreParallel(wss, x, out); err != nil {

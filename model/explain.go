@@ -231,8 +231,9 @@ func (s *Scorer) newExplainScratch() *explainScratch {
 // feature its actual value, its expected value and its share of the
 // anomaly, ranked, computed with method (the zero Method means
 // [Scorer.DefaultMethod]). It writes into dst, reusing dst.Features'
-// memory: explaining into the same dst again does not allocate (the first
-// call allocates the d contributions).
+// memory: explaining into the same dst with the same ws again does not
+// allocate (the first call allocates the d contributions, and ws's
+// explainers' scratch the first time ws explains).
 //
 // ScoreBatch does no work for explanations; Explain costs from none to a
 // few forward passes of one sample, a few hundred for [MethodSearch] (see
@@ -292,7 +293,7 @@ func (s *Scorer) ExplainParallel(wss []*Workspace, i int, method Method, dst *Ex
 // explain is Explain for one method other than MethodRepairSearch.
 func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) error {
 	d, dim := s.d, s.dim
-	ex := ws.ex
+	ex := ws.explainScratch()
 	raw := ws.actual[i*d : (i+1)*d]
 	expected := ws.expected[i*d : (i+1)*d]
 	e0 := s.energy(s.mix.energy(ws.z[i*dim:(i+1)*dim], ex.mix), ws.sdd[i])
@@ -326,7 +327,7 @@ func (s *Scorer) explain(ws *Workspace, i int, method Method, dst *Explanation) 
 // ws.ex.expected, ws.ex.inSet and ws.ex.repaired).
 func (s *Scorer) fill(ws *Workspace, i int, method Method, e0 float64, dst *Explanation) {
 	d := s.d
-	ex := ws.ex
+	ex := ws.explainScratch()
 	raw := ws.actual[i*d : (i+1)*d]
 	expected := ws.expected[i*d : (i+1)*d]
 	plain := method == MethodShare || method == MethodRecent // no repair: Set 0, the plain reconstruction
@@ -388,7 +389,7 @@ func (s *Scorer) fill(ws *Workspace, i int, method Method, e0 float64, dst *Expl
 			}
 		}
 		dst.Features[k] = Contribution{
-			Feature:     s.m.Features[j],
+			Feature:     s.meta.Features[j],
 			Index:       j,
 			Actual:      raw[j],
 			Expected:    exp,

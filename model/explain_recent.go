@@ -101,7 +101,7 @@ func (s *Scorer) ExplainRecent(ws *Workspace, i int, r *Recent, dst *Explanation
 // explainRecent is ExplainRecent with its arguments checked.
 func (s *Scorer) explainRecent(ws *Workspace, i int, r *Recent, dst *Explanation) error {
 	d, dim := s.d, s.dim
-	ex := ws.ex
+	ex := ws.explainScratch()
 	attr, now := ex.attr[:d], ex.gx[:d]
 	s.squaredErrors(ws, i, now)
 	copy(attr, now)

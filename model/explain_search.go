@@ -44,7 +44,7 @@ func (s *Scorer) normalRange() (lo, hi []float64) {
 	}
 	acts := make([]float64, n)
 	c := make([]float64, code)
-	g := s.m.GMM
+	g := s.meta.GMM
 	visit := func() {
 		in := c
 		off := 0
@@ -233,7 +233,7 @@ func (s *Scorer) searchExplain(ex *explainScratch, e0 float64) {
 			}
 		}
 	}
-	q := s.m.Calibration.Quantiles
+	q := s.meta.Calibration.Quantiles
 	margin := SearchPairMargin * (q[99] - q[50])
 	if ba < 0 || !(best1-best2 >= margin) {
 		// One feature explains the anomaly: it takes it all.

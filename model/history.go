@@ -82,7 +82,7 @@ func (s *Scorer) Smooth(h *History, r *Result) {
 	}
 	r.Score = WindowScore(r.Energy, h.push(min(r.Energy, s.windowLimit)))
 	r.Anomaly = r.Score > s.threshold
-	r.Severity = s.m.Calibration.Severity(r.Score)
+	r.Severity = s.meta.Calibration.Severity(r.Score)
 	r.Band = BandOf(r.Severity)
 }
 

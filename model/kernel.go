@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -44,6 +45,21 @@ func newDense(l Layer) dense {
 		}
 	}
 	return d
+}
+
+// layer returns the encoder or decoder layer d was made from: the inverse
+// of newDense (such layers are tanh or linear).
+func (d *dense) layer() Layer {
+	l := Layer{In: d.in, Out: d.out, Activation: Linear, W: make([]float64, d.in*d.out), B: slices.Clone(d.b)}
+	if d.tanh {
+		l.Activation = Tanh
+	}
+	for i := range d.in {
+		for j := range d.out {
+			l.W[i*d.out+j] = d.wt[j*d.in+i]
+		}
+	}
+	return l
 }
 
 // forward computes out[r] = act(in[r]·W + b) for the first rows rows of in

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -17,7 +18,12 @@ import (
 // [RelativeDistance], [CosineSimilarity]) and computes the energy E(z) (see
 // [Mixture]).
 type Scorer struct {
-	m         *Model // a private copy, never changed
+	// meta is a private copy of the model, never changed, without what the
+	// Scorer holds in another form (the encoder and decoder, in enc and
+	// dec; GMM.Mu shares the mixture's means) or does not need
+	// (Provenance.Losses): [Scorer.Model] puts the layers back. It keeps a
+	// loaded model's memory small, for a service that holds many.
+	meta      *Model
 	d         int
 	codes     []normCode
 	offset    []float64
@@ -32,7 +38,6 @@ type Scorer struct {
 	threshold float64
 	// windowLimit is the most an energy counts in a window's mean.
 	windowLimit float64
-	index       map[string]int // feature name → position
 	// searchLo and searchHi bound each feature's normal normalised values,
 	// for [MethodSearch].
 	searchLo, searchHi []float64
@@ -92,14 +97,13 @@ func NewScorer(m *Model) (*Scorer, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	m = m.Clone()
 	mix, err := NewMixture(m.GMM)
 	if err != nil {
 		return nil, err
 	}
 	d := len(m.Features)
 	s := &Scorer{
-		m:           m,
+		meta:        scorerMeta(m, mix),
 		d:           d,
 		codes:       make([]normCode, d),
 		offset:      make([]float64, d),
@@ -112,26 +116,42 @@ func NewScorer(m *Model) (*Scorer, error) {
 		window:      m.Window,
 		threshold:   m.Calibration.Threshold,
 		windowLimit: m.WindowLimit(),
-		index:       make(map[string]int, d),
-	}
-	for j, f := range m.Features {
-		s.index[f] = j
 	}
 	for j, t := range m.Norm {
 		s.codes[j], s.offset[j], s.scale[j] = t.Kind.code(), t.Offset, t.Scale
 	}
-	for _, l := range m.Encoder {
-		s.enc = append(s.enc, newDense(l))
+	s.enc = make([]dense, len(m.Encoder))
+	for i, l := range m.Encoder {
+		s.enc[i] = newDense(l)
 		s.width = max(s.width, l.Out)
 	}
-	for _, l := range m.Decoder {
-		s.dec = append(s.dec, newDense(l))
+	s.dec = make([]dense, len(m.Decoder))
+	for i, l := range m.Decoder {
+		s.dec[i] = newDense(l)
 		s.width = max(s.width, l.Out)
 	}
 	s.searchLo, s.searchHi = s.normalRange()
 	s.trainLo, s.trainHi = trainingRange(m.Norm)
 	s.errWeight = errorWeights(m.Norm)
 	return s, nil
+}
+
+// scorerMeta returns the copy of m a Scorer keeps: everything but the
+// encoder, the decoder and the loss history, with GMM.Mu sharing mix's
+// means.
+func scorerMeta(m *Model, mix *Mixture) *Model {
+	c := *m
+	c.Features = slices.Clone(m.Features)
+	c.Norm = slices.Clone(m.Norm)
+	c.Constant = slices.Clone(m.Constant)
+	c.Encoder, c.Decoder = nil, nil
+	c.Estimator = cloneLayers(m.Estimator)
+	c.GMM.Phi = slices.Clone(m.GMM.Phi)
+	c.GMM.Mu = mix.mu
+	c.GMM.Sigma = slices.Clone(m.GMM.Sigma)
+	c.Calibration.Quantiles = slices.Clone(m.Calibration.Quantiles)
+	c.Provenance.Losses = nil
+	return &c
 }
 
 // errorWeights returns each feature's (Scale/Spread)², which turns a
@@ -166,18 +186,34 @@ func trainingRange(norm []Transform) (lo, hi []float64) {
 	return lo, hi
 }
 
-// Model returns a deep copy of the model the Scorer scores with.
-func (s *Scorer) Model() *Model { return s.m.Clone() }
+// Model returns a deep copy of the model the Scorer scores with, without
+// the training's loss history: Provenance.Losses is nil, since a Scorer
+// does not keep it (read the artifact for it). It allocates the model
+// afresh on every call.
+func (s *Scorer) Model() *Model {
+	m := s.meta.Clone()
+	m.Encoder, m.Decoder = make([]Layer, len(s.enc)), make([]Layer, len(s.dec))
+	for i := range s.enc {
+		m.Encoder[i] = s.enc[i].layer()
+	}
+	for i := range s.dec {
+		m.Decoder[i] = s.dec[i].layer()
+	}
+	return m
+}
 
 // Features returns the feature names in the order samples must give them.
 // The slice is shared: do not modify it.
-func (s *Scorer) Features() []string { return s.m.Features }
+func (s *Scorer) Features() []string { return s.meta.Features }
 
 // FeatureIndex returns the position of the named feature in a sample, and
-// whether the model has it: for callers that receive values by name.
+// whether the model has it: for callers that receive values by name. It
+// searches the names in order (a scorer keeps no map, to stay small), so
+// callers that look up many names of a wide model should build their own
+// index once.
 func (s *Scorer) FeatureIndex(name string) (int, bool) {
-	j, ok := s.index[name]
-	return j, ok
+	j := slices.Index(s.meta.Features, name)
+	return j, j >= 0
 }
 
 // NumFeatures returns the number of values in one sample.
@@ -192,20 +228,25 @@ func (s *Scorer) Mixture() *Mixture { return s.mix }
 // Workspace holds the scratch memory and the per-sample explanations of one
 // batch. It belongs to the [Scorer] that made it and is not safe for
 // concurrent use: give each goroutine its own.
+//
+// Its memory grows with use: a workspace holds room for the largest batch
+// it has scored (up to its capacity) and the explainers' scratch once it
+// has explained, so that a service may keep one per model cheaply
+// whatever its capacity.
 type Workspace struct {
 	s        *Scorer
 	capacity int
-	n        int       // samples in the last batch
-	xn       []float64 // block×d normalised input
-	bufA     []float64 // block×width
-	bufB     []float64 // block×width
-	scratch  []float64 // dim+k, for the energy
-	actual   []float64 // capacity×d
-	expected []float64 // capacity×d
-	share    []float64 // capacity×d
-	sdd      []float64 // capacity: squared reconstruction errors
-	z        []float64 // capacity×dim
-	ex       *explainScratch
+	n        int             // samples in the last batch
+	xn       []float64       // block×d normalised input
+	bufA     []float64       // block×width
+	bufB     []float64       // block×width
+	scratch  []float64       // dim+k, for the energy
+	actual   []float64       // room×d
+	expected []float64       // room×d
+	share    []float64       // room×d
+	sdd      []float64       // room: squared reconstruction errors
+	z        []float64       // room×dim
+	ex       *explainScratch // nil until the first explanation
 }
 
 // DefaultBatch is a batch size that suits [Scorer.NewWorkspace] for most
@@ -214,24 +255,44 @@ type Workspace struct {
 const DefaultBatch = 1024
 
 // NewWorkspace returns a workspace for batches of up to maxBatch samples
-// (at least 1; a smaller value means 1).
+// (at least 1; a smaller value means 1). It allocates little: the
+// workspace grows to the batches it scores (see [Workspace]).
 func (s *Scorer) NewWorkspace(maxBatch int) *Workspace {
-	maxBatch = max(maxBatch, 1)
-	block := min(blockRows, maxBatch)
 	return &Workspace{
 		s:        s,
-		capacity: maxBatch,
-		xn:       make([]float64, block*s.d),
-		bufA:     make([]float64, block*s.width),
-		bufB:     make([]float64, block*s.width),
+		capacity: max(maxBatch, 1),
 		scratch:  make([]float64, s.dim+s.mix.k),
-		actual:   make([]float64, maxBatch*s.d),
-		expected: make([]float64, maxBatch*s.d),
-		share:    make([]float64, maxBatch*s.d),
-		sdd:      make([]float64, maxBatch),
-		z:        make([]float64, maxBatch*s.dim),
-		ex:       s.newExplainScratch(),
 	}
+}
+
+// fit makes room in ws for a batch of n ≤ ws.capacity samples: at least
+// twice the room it had when it must grow, so that batches of growing
+// sizes allocate a few times only.
+func (ws *Workspace) fit(n int) {
+	room := len(ws.sdd)
+	if n <= room {
+		return
+	}
+	s := ws.s
+	room = min(ws.capacity, max(n, 2*room))
+	block := min(blockRows, room)
+	ws.xn = make([]float64, block*s.d)
+	ws.bufA = make([]float64, block*s.width)
+	ws.bufB = make([]float64, block*s.width)
+	ws.actual = make([]float64, room*s.d)
+	ws.expected = make([]float64, room*s.d)
+	ws.share = make([]float64, room*s.d)
+	ws.sdd = make([]float64, room)
+	ws.z = make([]float64, room*s.dim)
+}
+
+// explainScratch returns ws's scratch memory for the explainers, made on
+// first use.
+func (ws *Workspace) explainScratch() *explainScratch {
+	if ws.ex == nil {
+		ws.ex = ws.s.newExplainScratch()
+	}
+	return ws.ex
 }
 
 // Cap returns the largest batch the workspace takes.
@@ -253,7 +314,8 @@ func (ws *Workspace) Z(i int) []float64 {
 
 // ScoreBatch scores the n = len(x)/NumFeatures() samples in x (row-major,
 // raw values in the model's feature order) into out[:n], using ws for all
-// its memory: it does not allocate. The explanations in out are views into
+// its memory: it does not allocate once ws has scored a batch of n samples
+// or more (see [Workspace]). The explanations in out are views into
 // ws (see [Result]).
 //
 // It returns an [*InputError] when len(x) is not a multiple of the number of
@@ -277,6 +339,7 @@ func (s *Scorer) ScoreBatch(ws *Workspace, x []float64, out []Result) error {
 		return &InputError{Sample: -1, Problem: fmt.Sprintf("out has room for %d results, the batch has %d samples", len(out), n)}
 	}
 	ws.n = 0
+	ws.fit(n)
 	for b0 := 0; b0 < n; b0 += blockRows {
 		rows := min(blockRows, n-b0)
 		if err := s.scoreBlock(ws, x, b0, rows, out); err != nil {
@@ -339,7 +402,7 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		shares(share, xrow, rrow, sdd)
 		ws.sdd[i] = sdd
 		e := s.energy(s.mix.energy(z, ws.scratch), sdd)
-		sev := s.m.Calibration.Severity(e)
+		sev := s.meta.Calibration.Severity(e)
 		out[i] = Result{
 			Energy:   e,
 			Score:    e,
@@ -403,9 +466,9 @@ func shares(dst, x, xr []float64, sdd float64) {
 func (s *Scorer) badValue(sample, j int, v, nv float64) error {
 	problem := fmt.Sprintf("value is %v", v)
 	if v-v == 0 {
-		problem = fmt.Sprintf("value %v is %v after normalisation (%s)", v, nv, s.m.Norm[j].Kind)
+		problem = fmt.Sprintf("value %v is %v after normalisation (%s)", v, nv, s.meta.Norm[j].Kind)
 	}
-	return &InputError{Sample: sample, Feature: s.m.Features[j], Problem: problem}
+	return &InputError{Sample: sample, Feature: s.meta.Features[j], Problem: problem}
 }
 
 // Score scores one sample x (raw values in the model's feature order). It

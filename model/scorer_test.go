@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -552,5 +553,40 @@ func TestHugeValues(t *testing.T) {
 		if sum := floats.Sum(r.Share); !scalar.EqualWithinAbs(sum, 1, 1e-12) {
 			t.Errorf("Score(%v): shares %v sum to %v", x, r.Share, sum)
 		}
+	}
+}
+
+// TestScorerModel checks that Scorer.Model gives back the model the Scorer
+// was made from, all but the loss history it does not keep, as a copy the
+// caller may change.
+func TestScorerModel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    *model.Model
+	}{
+		{"tiny", tinyModel()},
+		{"metrics4", modeltest.Metrics4(2)},
+		{"kddcup", modeltest.KDDCup(1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustScorer(t, tc.m)
+			want := tc.m.Clone()
+			want.Provenance.Losses = nil
+			got := s.Model()
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("Model() differs from the model the scorer was made from:\ngot  %+v\nwant %+v", got, want)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatalf("Model() does not validate: %v", err)
+			}
+			got.Encoder[0].W[0]++
+			got.Decoder[0].B[0]++
+			got.GMM.Mu[0]++
+			got.Calibration.Quantiles[0]++
+			got.Estimator[0].W[0]++
+			if again := s.Model(); !reflect.DeepEqual(again, want) {
+				t.Error("changing what Model() returned changed the scorer's model")
+			}
+		})
 	}
 }
