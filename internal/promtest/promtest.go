@@ -1,0 +1,209 @@
+// Package promtest runs a real Prometheus and a real node_exporter for
+// tests: Debian's prometheus and prometheus-node-exporter packages (.ci/run
+// installs them), each started on a free loopback port with a temporary
+// storage directory and killed when the test ends. A test calling [Start]
+// or [StartNodeExporter] is skipped, with a message naming the package to
+// install, when the binary is absent.
+package promtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Binary paths of Debian's packages; the PATH is searched too.
+const (
+	PrometheusBinary   = "prometheus"
+	NodeExporterBinary = "prometheus-node-exporter"
+	PromtoolBinary     = "promtool"
+)
+
+// Interval is the scrape and rule evaluation interval [Start] configures.
+const Interval = time.Second
+
+// Options configures [Start].
+type Options struct {
+	// Targets are host:port addresses scraped as job "node" every
+	// Interval (typically a node_exporter from [StartNodeExporter]).
+	Targets []string
+	// RuleFiles are paths of rule files Prometheus loads, evaluated every
+	// Interval.
+	RuleFiles []string
+	// RemoteWrite is the remote_write section of prometheus.yml, YAML
+	// indented as a top-level key's value (a list), or empty for none.
+	RemoteWrite string
+}
+
+// Prometheus is a running Prometheus server.
+type Prometheus struct {
+	// URL is its base URL, e.g. http://127.0.0.1:40123.
+	URL string
+	// Config is the prometheus.yml it runs with.
+	Config string
+}
+
+// Lookup returns the path of a binary, or "" when it is not installed.
+func Lookup(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return ""
+}
+
+// Require returns the path of a binary, skipping t when it is absent.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	p := Lookup(name)
+	if p == "" {
+		pkg := name
+		if name == PromtoolBinary {
+			pkg = "prometheus"
+		}
+		t.Skipf("%s is not installed (apt-get install -y %s; .ci/run does)", name, pkg)
+	}
+	return p
+}
+
+// FreeAddr returns a loopback address with a port free at the time of the
+// call.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// StartNodeExporter starts node_exporter on a free loopback port and
+// returns its address.
+func StartNodeExporter(t testing.TB) string {
+	t.Helper()
+	bin := Require(t, NodeExporterBinary)
+	addr := FreeAddr(t)
+	run(t, "node_exporter", bin, "http://"+addr+"/metrics",
+		"--web.listen-address="+addr,
+		// The collectors below are slow or noisy in containers and feed
+		// none of dagmm's features.
+		"--no-collector.hwmon", "--no-collector.thermal_zone", "--no-collector.rapl",
+		"--no-collector.systemd", "--no-collector.btrfs", "--no-collector.zfs")
+	return addr
+}
+
+// Start starts Prometheus on a free loopback port with the given options,
+// a 1 s scrape and evaluation interval and a temporary storage directory.
+func Start(t testing.TB, o Options) *Prometheus {
+	t.Helper()
+	bin := Require(t, PrometheusBinary)
+	dir := t.TempDir()
+	cfg := Config(o)
+	path := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := FreeAddr(t)
+	url := "http://" + addr
+	run(t, "prometheus", bin, url+"/-/ready",
+		"--config.file="+path,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--log.level=warn")
+	return &Prometheus{URL: url, Config: cfg}
+}
+
+// Config returns the prometheus.yml [Start] writes for o.
+func Config(o Options) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", Interval, Interval)
+	if len(o.RuleFiles) > 0 {
+		b.WriteString("rule_files:\n")
+		for _, f := range o.RuleFiles {
+			fmt.Fprintf(&b, "  - %q\n", f)
+		}
+	}
+	if len(o.Targets) > 0 {
+		b.WriteString("scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets:\n")
+		for _, tg := range o.Targets {
+			fmt.Fprintf(&b, "          - %q\n", tg)
+		}
+	}
+	if o.RemoteWrite != "" {
+		b.WriteString("remote_write:\n" + o.RemoteWrite)
+		if !strings.HasSuffix(o.RemoteWrite, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// run starts bin with args, waits until ready answers 200 and has the
+// process killed at cleanup. Its output is logged when the test fails.
+func run(t testing.TB, name, bin, ready string, args ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		if err := get(ctx, ready); err == nil {
+			return
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("%s exited before it was ready (%v):\n%s", name, err, out.String())
+		case <-ctx.Done():
+			t.Fatalf("%s not ready at %s after 30s", name, ready)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func get(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// Promtool runs promtool with args and returns its combined output,
+// skipping t when promtool is absent.
+func Promtool(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	bin := Require(t, PromtoolBinary)
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
