@@ -11,7 +11,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,7 +104,8 @@ func StartNodeExporter(t testing.TB) string {
 }
 
 // Start starts Prometheus on a free loopback port with the given options,
-// a 1 s scrape and evaluation interval and a temporary storage directory.
+// a 1 s scrape and evaluation interval and a temporary storage directory,
+// and returns once every target has been scraped.
 func Start(t testing.TB, o Options) *Prometheus {
 	t.Helper()
 	bin := Require(t, PrometheusBinary)
@@ -113,13 +116,37 @@ func Start(t testing.TB, o Options) *Prometheus {
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
-	url := "http://" + addr
-	run(t, "prometheus", bin, url+"/-/ready",
+	base := "http://" + addr
+	run(t, "prometheus", bin, base+"/-/ready",
 		"--config.file="+path,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--log.level=warn")
-	return &Prometheus{URL: url, Config: cfg}
+	p := &Prometheus{URL: base, Config: cfg}
+	if len(o.Targets) > 0 {
+		p.waitUp(t, len(o.Targets))
+	}
+	return p
+}
+
+// waitUp waits until n targets have been scraped: Prometheus hands its
+// first targets to the scrapers about 5 s after it is ready.
+func (p *Prometheus) waitUp(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	q := p.URL + "/api/v1/query?query=" + url.QueryEscape("count(up == 1)")
+	want := fmt.Sprintf(`"%d"]`, n)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(q); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if bytes.Contains(body, []byte(want)) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("prometheus at %s: %d targets not up after 30s", p.URL, n)
 }
 
 // Config returns the prometheus.yml [Start] writes for o.
