@@ -234,3 +234,19 @@ func Promtool(t testing.TB, args ...string) (string, error) {
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return string(out), err
 }
+
+// RemoteWriteFeatures returns a remote_write section for [Options] sending
+// only dagmm's recorded feature series to url, with the relabelling of
+// deploy/prometheus/prometheus.yml and a 1 s batch deadline.
+func RemoteWriteFeatures(url string) string {
+	return `  - url: ` + url + `
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'dagmm:(cpu_usage|mem_usage|disk_busy|net_in_bps)'
+        action: keep
+    queue_config:
+      batch_send_deadline: 1s
+    metadata_config:
+      send: false
+`
+}

@@ -1,0 +1,115 @@
+package ingest
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dagmm/dagmm/internal/promtest"
+)
+
+// rwCapture is a loopback HTTP server that keeps the remote write bodies
+// it receives.
+type rwCapture struct {
+	URL    string
+	mu     sync.Mutex
+	bodies [][]byte
+	header http.Header
+}
+
+func startCapture(t testing.TB) *rwCapture {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rwCapture{URL: "http://" + l.Addr().String() + "/api/v1/write"}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.mu.Lock()
+		c.bodies, c.header = append(c.bodies, b), r.Header.Clone()
+		c.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return c
+}
+
+func (c *rwCapture) take() ([][]byte, http.Header) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.bodies
+	c.bodies = nil
+	return b, c.header
+}
+
+// TestRemoteWriteFromPrometheus decodes what a real Prometheus sends with
+// the shipped recording rules and relabelling, and assembles it into
+// four-feature vectors of the node_exporter's host.
+func TestRemoteWriteFromPrometheus(t *testing.T) {
+	node := promtest.StartNodeExporter(t)
+	capture := startCapture(t)
+	rules, err := filepath.Abs("../../deploy/prometheus/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promtest.Start(t, promtest.Options{
+		Targets:     []string{node},
+		RuleFiles:   []string{rules},
+		RemoteWrite: promtest.RemoteWriteFeatures(capture.URL),
+	})
+	names := []string{"cpu_usage", "mem_usage", "disk_busy", "net_in_bps"}
+	a, err := NewAssembler(PrometheusConfig(names, promtest.Interval), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d RemoteWriteDecoder
+	var vectors []Vector
+	var header http.Header
+	deadline := time.Now().Add(30 * time.Second)
+	for len(vectors) < 3 && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		var bodies [][]byte
+		bodies, header = capture.take()
+		for _, b := range bodies {
+			w, err := d.Decode(b)
+			if err != nil {
+				t.Fatalf("decode a body from Prometheus: %v", err)
+			}
+			for _, m := range w.Samples {
+				if _, ok := a.byName[m.Name]; !ok {
+					t.Fatalf("relabelling let %s through", m.Name)
+				}
+			}
+			vs, err := a.AddRemoteWrite(w, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			vectors = append(vectors, vs...)
+		}
+		vectors = append(vectors, a.Flush(time.Now())...)
+	}
+	if len(vectors) < 3 {
+		t.Fatalf("%d vectors in 30s, want 3 or more; stats %+v", len(vectors), a.Stats())
+	}
+	for _, v := range vectors {
+		if v.Host != node || len(v.Values) != 4 {
+			t.Errorf("vector %+v: want host %s and 4 values", v, node)
+		}
+	}
+	if got := header.Get("Content-Encoding"); got != "snappy" {
+		t.Errorf("Content-Encoding %q", got)
+	}
+	if got := header.Get("X-Prometheus-Remote-Write-Version"); got != "0.1.0" {
+		t.Errorf("X-Prometheus-Remote-Write-Version %q", got)
+	}
+}
