@@ -63,10 +63,10 @@ I/O time, % of wall time) and net_in_bps (bits received per second, summed
 over interfaces but loopback and virtual ones); 'dagmm prom rules' prints the
 expressions. Ranges longer than 11,000 steps are split into several queries.
 
-With --train MODEL, dagmm train then trains a model on the file, with its
-default settings.`,
+With --train MODEL, dagmm train then trains a model on the file; dagmm
+train's flags go after --.`,
 		`  dagmm prom pull --url http://localhost:9090 --since 6h --step 15s -o history.parquet
-  dagmm prom pull --url http://localhost:9090 --start 2026-12-01T00:00:00Z --end 2026-12-02T00:00:00Z -o day.parquet --train model.json`)
+  dagmm prom pull --url http://localhost:9090 --start 2026-12-01T00:00:00Z --end 2026-12-02T00:00:00Z -o day.parquet --train model.json -- --epochs 100`)
 	var m promMappingFlags
 	m.add(fs)
 	url := fs.String("url", "", "base `URL` of the Prometheus server; required")
@@ -84,8 +84,8 @@ default settings.`,
 		return usagef("--url is required: the Prometheus server, e.g. http://localhost:9090")
 	case *out == "":
 		return usagef("an output file is required: -o history.parquet")
-	case fs.NArg() != 0:
-		return usagef("unexpected arguments %q", fs.Args())
+	case fs.NArg() != 0 && *modelOut == "":
+		return usagef("unexpected arguments %q (dagmm train's flags go after -- with --train)", fs.Args())
 	}
 	if _, err := datasets.FormatOf(*out); err != nil {
 		return usagef("-o %s: %v", *out, err)
@@ -126,7 +126,7 @@ default settings.`,
 	if *modelOut == "" {
 		return nil
 	}
-	return runTrain(ctx, env, []string{"-o", *modelOut, *out})
+	return runTrain(ctx, env, append(append([]string{"-o", *modelOut}, fs.Args()...), *out))
 }
 
 func runPromRules(env *cliEnv, args []string) error {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -249,4 +250,52 @@ func RemoteWriteFeatures(url string) string {
     metadata_config:
       send: false
 `
+}
+
+// Capture is a loopback HTTP server keeping the remote write request
+// bodies it receives (answering 204), for tests of what Prometheus sends.
+type Capture struct {
+	// URL is where Prometheus should write, e.g.
+	// http://127.0.0.1:40123/api/v1/write.
+	URL string
+
+	mu     sync.Mutex
+	bodies [][]byte
+	header http.Header
+}
+
+// CaptureRemoteWrite starts a [Capture], closed at cleanup.
+func CaptureRemoteWrite(t testing.TB) *Capture {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Capture{URL: "http://" + l.Addr().String() + "/api/v1/write"}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(c.serve)}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return c
+}
+
+func (c *Capture) serve(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	c.bodies, c.header = append(c.bodies, b), r.Header.Clone()
+	c.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Take returns the bodies received since the last call, and the headers of
+// the latest request.
+func (c *Capture) Take() ([][]byte, http.Header) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.bodies
+	c.bodies = nil
+	return b, c.header
 }

@@ -1,63 +1,20 @@
 package ingest
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dagmm/dagmm/internal/promtest"
 )
 
-// rwCapture is a loopback HTTP server that keeps the remote write bodies
-// it receives.
-type rwCapture struct {
-	URL    string
-	mu     sync.Mutex
-	bodies [][]byte
-	header http.Header
-}
-
-func startCapture(t testing.TB) *rwCapture {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &rwCapture{URL: "http://" + l.Addr().String() + "/api/v1/write"}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		c.mu.Lock()
-		c.bodies, c.header = append(c.bodies, b), r.Header.Clone()
-		c.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close() })
-	return c
-}
-
-func (c *rwCapture) take() ([][]byte, http.Header) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b := c.bodies
-	c.bodies = nil
-	return b, c.header
-}
-
 // TestRemoteWriteFromPrometheus decodes what a real Prometheus sends with
 // the shipped recording rules and relabelling, and assembles it into
 // four-feature vectors of the node_exporter's host.
 func TestRemoteWriteFromPrometheus(t *testing.T) {
 	node := promtest.StartNodeExporter(t)
-	capture := startCapture(t)
+	capture := promtest.CaptureRemoteWrite(t)
 	rules, err := filepath.Abs("../../deploy/prometheus/rules.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +36,7 @@ func TestRemoteWriteFromPrometheus(t *testing.T) {
 	for len(vectors) < 3 && time.Now().Before(deadline) {
 		time.Sleep(500 * time.Millisecond)
 		var bodies [][]byte
-		bodies, header = capture.take()
+		bodies, header = capture.Take()
 		for _, b := range bodies {
 			w, err := d.Decode(b)
 			if err != nil {
