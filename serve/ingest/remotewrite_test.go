@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -190,4 +191,52 @@ func FuzzRemoteWrite(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkRemoteWrite decodes remote write bodies of 500 hosts' four
+// feature series (2,000 samples, Prometheus's max_samples_per_send) and
+// assembles them into vectors; samples/s is the figure.
+func BenchmarkRemoteWrite(b *testing.B) {
+	const hosts, rounds = 500, 64
+	names := []string{"cpu_usage", "mem_usage", "disk_busy", "net_in_bps"}
+	t0 := int64(1_796_500_005_000)
+	bodies := make([][]byte, rounds)
+	for k := range bodies {
+		var series []rwSeries
+		for h := range hosts {
+			for i, n := range names {
+				series = append(series, feature("dagmm:"+n, fmt.Sprintf("host-%05d:9100", h), float64(i+h%50), t0+int64(k)*15000))
+			}
+		}
+		bodies[k] = snappy.Encode(nil, writeRequest(series...))
+	}
+	var d RemoteWriteDecoder
+	var a *Assembler
+	vectors := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		k := i % rounds
+		if k == 0 {
+			b.StopTimer()
+			var err error
+			if a, err = NewAssembler(PrometheusConfig(names, 15*time.Second), names); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		w, err := d.Decode(bodies[k])
+		if err != nil {
+			b.Fatal(err)
+		}
+		vs, err := a.AddRemoteWrite(w, time.UnixMilli(t0+int64(k)*15000+1000))
+		if err != nil {
+			b.Fatal(err)
+		}
+		vectors += len(vs)
+	}
+	b.ReportMetric(float64(b.N*hosts*len(names))/b.Elapsed().Seconds(), "samples/s")
+	if b.N > rounds && vectors == 0 {
+		b.Fatal("no vectors")
+	}
 }
