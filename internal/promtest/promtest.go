@@ -93,15 +93,23 @@ func FreeAddr(t testing.TB) string {
 // returns its address.
 func StartNodeExporter(t testing.TB) string {
 	t.Helper()
+	addr, _ := StartNodeExporterStop(t)
+	return addr
+}
+
+// StartNodeExporterStop is [StartNodeExporter] that also returns a function
+// killing node_exporter before the test ends (its series then go stale).
+func StartNodeExporterStop(t testing.TB) (addr string, stop func()) {
+	t.Helper()
 	bin := Require(t, NodeExporterBinary)
-	addr := FreeAddr(t)
-	run(t, "node_exporter", bin, "http://"+addr+"/metrics",
+	addr = FreeAddr(t)
+	stop = run(t, "node_exporter", bin, "http://"+addr+"/metrics",
 		"--web.listen-address="+addr,
 		// The collectors below are slow or noisy in containers and feed
 		// none of dagmm's features.
 		"--no-collector.hwmon", "--no-collector.thermal_zone", "--no-collector.rapl",
 		"--no-collector.systemd", "--no-collector.btrfs", "--no-collector.zfs")
-	return addr
+	return addr, stop
 }
 
 // Start starts Prometheus on a free loopback port with the given options,
@@ -176,8 +184,9 @@ func Config(o Options) string {
 }
 
 // run starts bin with args, waits until ready answers 200 and has the
-// process killed at cleanup. Its output is logged when the test fails.
-func run(t testing.TB, name, bin, ready string, args ...string) {
+// process killed at cleanup, or earlier by the function it returns. Its
+// output is logged when the test fails.
+func run(t testing.TB, name, bin, ready string, args ...string) (stop func()) {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -187,9 +196,15 @@ func run(t testing.TB, name, bin, ready string, args ...string) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		stop()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, out.String())
 		}
@@ -198,7 +213,7 @@ func run(t testing.TB, name, bin, ready string, args ...string) {
 	defer cancel()
 	for {
 		if err := get(ctx, ready); err == nil {
-			return
+			return stop
 		}
 		select {
 		case err := <-exited:

@@ -11,9 +11,10 @@ import (
 
 // TestRemoteWriteFromPrometheus decodes what a real Prometheus sends with
 // the shipped recording rules and relabelling, and assembles it into
-// four-feature vectors of the node_exporter's host.
+// four-feature vectors of the node_exporter's host; once node_exporter
+// stops, Prometheus's stale markers come out as ends of series.
 func TestRemoteWriteFromPrometheus(t *testing.T) {
-	node := promtest.StartNodeExporter(t)
+	node, stopNode := promtest.StartNodeExporterStop(t)
 	capture := promtest.CaptureRemoteWrite(t)
 	rules, err := filepath.Abs("../../deploy/prometheus/rules.yaml")
 	if err != nil {
@@ -69,4 +70,26 @@ func TestRemoteWriteFromPrometheus(t *testing.T) {
 	if got := header.Get("X-Prometheus-Remote-Write-Version"); got != "0.1.0" {
 		t.Errorf("X-Prometheus-Remote-Write-Version %q", got)
 	}
+
+	// mem_usage is an instant expression: its recorded series goes stale
+	// at the first evaluation after the scrape fails (the rate() features
+	// follow when their 1m window empties).
+	stopNode()
+	deadline = time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		bodies, _ := capture.Take()
+		for _, b := range bodies {
+			w, err := d.Decode(b)
+			if err != nil {
+				t.Fatalf("decode a body from Prometheus: %v", err)
+			}
+			for _, e := range w.Ends {
+				if h, _ := e.Tag("instance"); e.Name == "dagmm:mem_usage" && h == node {
+					return
+				}
+			}
+		}
+	}
+	t.Fatal("no stale marker for dagmm:mem_usage in 20s after node_exporter stopped")
 }
