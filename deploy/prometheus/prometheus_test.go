@@ -11,6 +11,7 @@ import (
 
 	"github.com/dagmm/dagmm/datasets/prom"
 	"github.com/dagmm/dagmm/internal/promtest"
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 var update = flag.Bool("update", false, "rewrite rules.yaml from datasets/prom.NodeExporter")
@@ -47,6 +48,33 @@ func TestRemoteWriteKeepsTheFeatures(t *testing.T) {
 	keep := "regex: '" + strings.TrimSuffix(prom.RecordPrefix, ":") + ":(" + strings.Join(names, "|") + ")'"
 	if !strings.Contains(string(cfg), keep) {
 		t.Errorf("prometheus.yml lacks the relabelling %s", keep)
+	}
+}
+
+// TestOneNaming: the pull side (datasets/prom), the remote write side
+// (serve/ingest) and the test harness name the series and the host label
+// alike.
+func TestOneNaming(t *testing.T) {
+	if prom.RecordPrefix != ingest.PrometheusRecordPrefix || prom.DefaultHostLabel != ingest.PrometheusHostLabel {
+		t.Errorf("prom %q/%q, ingest %q/%q", prom.RecordPrefix, prom.DefaultHostLabel, ingest.PrometheusRecordPrefix, ingest.PrometheusHostLabel)
+	}
+	cfg, err := os.ReadFile("prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range prom.NodeExporter("", 0) {
+		names = append(names, f.Name)
+	}
+	for _, f := range ingest.PrometheusConfig(names, 0).Features {
+		if !strings.Contains(string(cfg), strings.TrimPrefix(f.Measurement, ingest.PrometheusRecordPrefix)) {
+			t.Errorf("prometheus.yml does not send %s", f.Measurement)
+		}
+	}
+	for _, line := range strings.Split(promtest.RemoteWriteFeatures("http://x"), "\n") {
+		if strings.Contains(line, "regex:") && !strings.Contains(string(cfg), strings.TrimSpace(line)) {
+			t.Errorf("promtest's relabelling %q differs from prometheus.yml's", strings.TrimSpace(line))
+		}
 	}
 }
 
