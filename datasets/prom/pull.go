@@ -43,6 +43,9 @@ type Range struct {
 	// Start, Start+Step, ... up to End.
 	Start, End time.Time
 	Step       time.Duration
+	// MaxPoints bounds the points of one query (MaxPoints, the server's
+	// limit, when zero): longer ranges are split.
+	MaxPoints int
 }
 
 // Validate reports what is wrong with r.
@@ -50,6 +53,8 @@ func (r Range) Validate() error {
 	switch {
 	case len(r.Features) == 0:
 		return errors.New("prom: no features")
+	case r.MaxPoints < 0 || r.MaxPoints == 1:
+		return fmt.Errorf("prom: %d points per query: want 2 or more", r.MaxPoints)
 	case r.Step <= 0:
 		return fmt.Errorf("prom: step %v: want a positive duration", r.Step)
 	case !r.End.After(r.Start):
@@ -65,10 +70,14 @@ func (r Range) Validate() error {
 	return nil
 }
 
-// Chunks splits [Start, End] into ranges of at most [MaxPoints] steps each,
-// every one starting one step after the previous one's end.
+// Chunks splits [Start, End] into ranges of at most r.MaxPoints points
+// each, every one starting one step after the previous one's end.
 func (r Range) Chunks() []v1.Range {
-	span := time.Duration(MaxPoints-1) * r.Step
+	limit := r.MaxPoints
+	if limit == 0 {
+		limit = MaxPoints
+	}
+	span := time.Duration(limit-1) * r.Step
 	var out []v1.Range
 	for s := r.Start; !s.After(r.End); {
 		e := s.Add(span)

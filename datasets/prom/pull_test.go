@@ -1,12 +1,14 @@
 package prom_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/datasets/prom"
 	"github.com/dagmm/dagmm/internal/promtest"
 )
@@ -62,6 +64,7 @@ func TestValidate(t *testing.T) {
 		"end <= start": func(r *prom.Range) { r.End = r.Start },
 		"dup feature":  func(r *prom.Range) { r.Features = append(r.Features, r.Features[0]) },
 		"host feature": func(r *prom.Range) { r.Features = []prom.Feature{{Name: "host", Expr: "up"}} },
+		"one point":    func(r *prom.Range) { r.MaxPoints = 1 },
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
@@ -97,18 +100,39 @@ func TestPullNodeExporter(t *testing.T) {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	time.Sleep(4 * time.Second)
-	r := prom.Range{Features: prom.NodeExporter("", 0), Start: start, End: time.Now(), Step: time.Second}
+	time.Sleep(6 * time.Second)
+	// End 1.5 s ago, so that no scrape lands in the range between pulls.
+	r := prom.Range{Features: prom.NodeExporter("", 0), Start: start, End: time.Now().Add(-1500 * time.Millisecond), Step: time.Second}
 	tab, err := prom.Pull(ctx, a, r, func(w string) { t.Log("warning:", w) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The same range in queries of 3 points gives the same table.
+	split := r
+	split.MaxPoints = 3
+	if n := len(split.Chunks()); n < 2 {
+		t.Fatalf("%d chunks", n)
+	}
+	tab2, err := prom.Pull(ctx, a, split, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var csv1, csv2 bytes.Buffer
+	if err := datasets.WriteCSV(&csv1, tab); err != nil {
+		t.Fatal(err)
+	}
+	if err := datasets.WriteCSV(&csv2, tab2); err != nil {
+		t.Fatal(err)
+	}
+	if csv1.String() != csv2.String() {
+		t.Errorf("split pull differs:\n%s\nwhole:\n%s", &csv2, &csv1)
 	}
 	want := []string{"timestamp", "host", "cpu_usage", "mem_usage", "disk_busy", "net_in_bps"}
 	if got := tab.Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("columns %v, want %v", got, want)
 	}
 	if tab.Len() < 3 {
-		t.Fatalf("%d rows after 4s at 1s steps, want at least 3", tab.Len())
+		t.Fatalf("%d rows after 4.5s at 1s steps, want at least 3", tab.Len())
 	}
 	hosts, _ := tab.Column("host")
 	mem, _ := tab.Column("mem_usage")
