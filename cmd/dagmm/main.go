@@ -34,6 +34,7 @@ func commands() []command {
 	return []command{
 		{"gen", "generate the seed's synthetic host metrics (Parquet or CSV)", runGen},
 		{"collect", "record the live metrics of a fleet running Telegraf (NATS) to Parquet files, for train", runCollect},
+		{"prom", "pull training data from Prometheus (query_range); print its recording rules", runProm},
 		{"train", "train a DAGMM model on a Parquet or CSV file", runTrain},
 		{"score", "score a Parquet or CSV file with a model", runScore},
 		{"inspect", "print a model's metadata", runInspect},

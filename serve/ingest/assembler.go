@@ -402,6 +402,25 @@ func (a *Assembler) AddMessage(data []byte, format Format, now time.Time) ([]Vec
 	return a.out, a.errs.err()
 }
 
+// AddRemoteWrite adds the samples of a decoded Prometheus remote write
+// request received at now (see [RemoteWriteDecoder]) and returns the vectors
+// that became ready. Stale markers (w.Ends) are not added: the caller
+// counts them as ends of series. A sample whose host label [CheckHost]
+// refuses is dropped, counted in Stats.DecodeErrors and named in the error;
+// the others are still added.
+func (a *Assembler) AddRemoteWrite(w *RemoteWrite, now time.Time) ([]Vector, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.out = nil
+	a.expire(now)
+	a.errs = errorList{}
+	for i := range w.Samples {
+		a.add(&w.Samples[i], now)
+	}
+	a.expire(now)
+	return a.out, a.errs.err()
+}
+
 // Flush finalises the intervals whose deadline has passed at now and returns
 // the vectors among them. Call it periodically (every second or so) so that
 // intervals of hosts that stopped sending are finalised.

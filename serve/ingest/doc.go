@@ -28,6 +28,20 @@
 // message or a batch (use_batch_format: several lines, or {"metrics":[...]}).
 // Each metric becomes a [Measurement].
 //
+// # Prometheus remote write
+//
+// A [RemoteWriteDecoder] reads the body of a Prometheus remote write 1.0
+// request (snappy block format, protobuf WriteRequest). Each sample becomes
+// a [Measurement] named after its series (__name__), its other labels as
+// tags and one field, [RemoteWriteField]; stale markers ([StaleNaN]) come
+// apart, as ends of series. The request is refused whole with an error
+// wrapping [ErrNotSnappy], [ErrNotWriteRequest] or [ErrTooLarge], which an
+// HTTP endpoint answers with 400 or 413 (never retried by Prometheus).
+// [PrometheusConfig] maps the recorded series of deploy/prometheus/rules.yaml
+// (dagmm:cpu_usage, ...; host label instance) to features, and
+// [Assembler.AddRemoteWrite] feeds the samples to the same assembler as
+// Telegraf's. BenchmarkRemoteWrite measures decoding and assembling.
+//
 // # The assembler
 //
 // An [Assembler] joins measurements into vectors, per host (the tag named by
