@@ -218,4 +218,3 @@ func HostToken(host string) string {
 		return r
 	}, host)
 }
-
