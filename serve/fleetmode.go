@@ -150,4 +150,3 @@ func (s *Service) requireAdminIfSet(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 	return s.requireAdmin(next)
 }
-

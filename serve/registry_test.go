@@ -440,3 +440,66 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestOpenFleetMarksAndHistory(t *testing.T) {
+	e := newFleetEnv(t)
+	ma := hostModel(t, 11, 0)
+	e.publish(t, "fleet", ma)
+	cfg := testConfig("")
+	cfg.NATS.URL = e.srv.ClientURL()
+	cfg.HTTP.AdminToken = "s3cret"
+	cfg.Fleet = FleetConfig{Enabled: true, Marks: fleet.MarksConfig{Memory: true}}
+	f, err := OpenFleet(fleetCtx(t), e.nc, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	r := start(t, cfg, f.Options()...)
+
+	// The history stream keeps each host's latest 1,000 samples.
+	info, err := e.js.Stream(fleetCtx(t), f.History.Stream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.CachedInfo().Config; c.MaxMsgsPerSubject != 1000 || len(c.Subjects) != 1 || c.Subjects[0] != "metrics.>" {
+		t.Errorf("history stream %s: subjects %v, max per subject %d; want metrics.> and 1000", c.Name, c.Subjects, c.MaxMsgsPerSubject)
+	}
+
+	ts := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
+	body := `{"host":"web-1","ts":"2026-12-05T20:00:00Z","by":"ana","note":"deploy"}`
+	for _, tc := range []struct {
+		name   string
+		header []string
+		code   int
+	}{
+		{"no token", nil, http.StatusUnauthorized},
+		{"token", []string{"Authorization", "Bearer s3cret"}, http.StatusOK},
+	} {
+		code, resp := r.post(t, "/v1/false-alarms", body, tc.header...)
+		if code != tc.code {
+			t.Fatalf("%s: POST /v1/false-alarms: %d %s, want %d", tc.name, code, resp, tc.code)
+		}
+		if code == http.StatusOK && !strings.Contains(string(resp), `"queued":true`) {
+			t.Errorf("%s: reply %s, want the host queued", tc.name, resp)
+		}
+	}
+	marked, err := f.Marks.Marked(fleetCtx(t), "web-1")
+	if err != nil || len(marked) != 1 || !marked[0].Equal(ts) {
+		t.Errorf("marks of web-1: %v %v, want [%v]", marked, err, ts)
+	}
+	jobs, err := e.js.Stream(fleetCtx(t), f.Jobs.Stream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := jobs.CachedInfo().State.Msgs; n != 1 {
+		t.Errorf("%d jobs queued, want 1", n)
+	}
+	// And over NATS, answered by the service's responder.
+	msg, err := e.nc.Request(fleet.DefaultMarksSubject, []byte(`{"host":"db-1","ts":"2026-12-05T20:00:00Z"}`), 5*time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"ok":true`) {
+		t.Errorf("mark over NATS: %v %v", msg, err)
+	}
+	if code, resp := r.post(t, "/v1/false-alarms", `{"host":"","ts":"2026-12-05T20:00:00Z"}`, "Authorization", "Bearer s3cret"); code != http.StatusBadRequest {
+		t.Errorf("a mark without a host: %d %s, want 400", code, resp)
+	}
+}
