@@ -123,6 +123,12 @@ func NewRegistrySource(ctx context.Context, reg *fleet.Registry, base *Loaded, c
 	}
 	r.missing = expirable.NewLRU[string, struct{}](max(cfg.CacheSize, 1024), nil, cfg.NegativeTTL)
 	r.met = r.newMetrics()
+	for _, reason := range []string{refusedCorrupt, refusedFeatures, refusedLoad} {
+		r.met.refused.WithLabelValues(reason)
+	}
+	for _, result := range []string{"loaded", "failed"} {
+		r.met.loads.WithLabelValues(result)
+	}
 	// Watch before loading, so that no change falls between.
 	wctx, stop := context.WithCancel(context.Background())
 	if r.changes, err = reg.Watch(wctx); err != nil {
