@@ -91,6 +91,7 @@ type RegistrySource struct {
 	missing *expirable.LRU[string, struct{}] // hosts found without a model
 	loads   singleflight.Group
 	evicted atomic.Pointer[func(*Loaded)]
+	gen     atomic.Uint64 // registry changes seen by Watch
 
 	changes <-chan fleet.Change
 	stop    context.CancelFunc
@@ -203,15 +204,10 @@ func (r *RegistrySource) ForHost(host string) (*Loaded, error) {
 		if l, ok := r.cache.Get(host); ok {
 			return l, nil
 		}
+		gen := r.gen.Load()
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.LoadTimeout)
 		defer cancel()
-		l, err := r.load(ctx, host, 0)
-		if err == nil {
-			err = sameFeatures(l, r.base)
-			if err != nil {
-				err = fmt.Errorf("%w: %w", errFeatures, err)
-			}
-		}
+		l, err := r.loadChecked(ctx, host, 0)
 		if err != nil {
 			r.missing.Add(host, struct{}{})
 			if !errors.Is(err, fleet.ErrNoModel) {
@@ -220,6 +216,20 @@ func (r *RegistrySource) ForHost(host string) (*Loaded, error) {
 			return nil, err
 		}
 		r.cache.Add(host, l)
+		if r.gen.Load() != gen {
+			// A change arrived while loading: the version read may be the
+			// one it replaced, and Watch may have passed the host over as
+			// not cached. Read again; Watch sees the host cached now.
+			if l2, err := r.loadChecked(ctx, host, 0); err == nil && l2.Version != l.Version {
+				r.mu.Lock()
+				if old, ok := r.cache.Peek(host); ok && old == l {
+					r.cache.Add(host, l2)
+					r.dropped(l)
+					l = l2
+				}
+				r.mu.Unlock()
+			}
+		}
 		r.log.Info("host model loaded", "host", host, "version", l.Version)
 		return l, nil
 	})
@@ -279,6 +289,7 @@ func (r *RegistrySource) Watch(ctx context.Context, changed chan<- struct{}) err
 // apply applies one change; it reports whether the default model changed.
 func (r *RegistrySource) apply(ctx context.Context, c fleet.Change) bool {
 	host := c.Host
+	r.gen.Add(1) // before looking at the cache: see ForHost
 	r.missing.Remove(host)
 	isFleet := host == r.cfg.FleetKey
 	if _, cached := r.cache.Peek(host); !cached && !isFleet {
@@ -286,12 +297,7 @@ func (r *RegistrySource) apply(ctx context.Context, c fleet.Change) bool {
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LoadTimeout)
 	defer cancel()
-	l, err := r.load(lctx, host, c.Version)
-	if err == nil {
-		if err = sameFeatures(l, r.base); err != nil {
-			err = fmt.Errorf("%w: %w", errFeatures, err)
-		}
-	}
+	l, err := r.loadChecked(lctx, host, c.Version)
 	if err != nil {
 		r.refuse(host, c.Version, reasonOf(err), err)
 		return false
@@ -314,6 +320,19 @@ func (r *RegistrySource) apply(ctx context.Context, c fleet.Change) bool {
 	r.cache.Add(host, l) // an update: no eviction callback
 	r.dropped(old)
 	return false
+}
+
+// loadChecked is load, refusing a model that takes other features than
+// the base model.
+func (r *RegistrySource) loadChecked(ctx context.Context, host string, v uint64) (*Loaded, error) {
+	l, err := r.load(ctx, host, v)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameFeatures(l, r.base); err != nil {
+		return nil, fmt.Errorf("%w: %w", errFeatures, err)
+	}
+	return l, nil
 }
 
 // load reads version v of host's model (0: the current one), validated by

@@ -503,3 +503,18 @@ func TestOpenFleetMarksAndHistory(t *testing.T) {
 		t.Errorf("a mark without a host: %d %s, want 400", code, resp)
 	}
 }
+
+func TestFleetRefusesOtherFeatures(t *testing.T) {
+	e := newFleetEnv(t)
+	e.publish(t, "web-1", modeltest.NewRandom([]string{"cpu_usage", "mem_usage", "other"}, []int{4, 1}, []int{4}, 2, 1))
+	r, _, logs := e.startFleet(t, hostModel(t, 33, 0), 8)
+	if got := scoreOne(t, r, "web-1", []float64{1, 2, 3, 4}); !got.Learning {
+		t.Errorf("a host whose model takes other features: %+v, want learning (its model refused)", got)
+	}
+	if n := gatherLabeled(t, r, "dagmm_model_refused_total", "features"); n != 1 {
+		t.Errorf("dagmm_model_refused_total{reason=features} %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "takes the features [cpu_usage mem_usage other]") {
+		t.Errorf("the refusal does not name the features: %s", logs.String())
+	}
+}
