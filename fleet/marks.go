@@ -276,7 +276,11 @@ func ServeMarks(ctx context.Context, nc *nats.Conn, subject string, m *Marks, ti
 	}
 	// Once ServeMarks returns, the server knows the subscription: a request
 	// sent then is answered, not refused for want of responders.
-	if err := nc.FlushWithContext(ctx); err != nil {
+	// ctx bounds the subscription's life, and may have no deadline.
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	err = nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("fleet: serve marks on %s: %w", subject, err)
 	}

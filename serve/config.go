@@ -23,6 +23,9 @@ type Config struct {
 	JetStream JetStreamConfig
 	Telegraf  TelegrafConfig
 	HTTP      HTTPConfig
+	// Fleet is fleet mode, set up by [OpenFleet] (which the service does
+	// not call itself: it needs the NATS connection before the models).
+	Fleet FleetConfig
 	// ShutdownTimeout bounds the graceful shutdown of each part.
 	// Default 10s.
 	ShutdownTimeout time.Duration

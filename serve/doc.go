@@ -5,8 +5,9 @@
 // [Service.Run] until its context is cancelled. It takes its models from a
 // [ModelSource], which names the model of each sample's host
 // ([Models.ForHost]; [FileSource] reads one artifact file, serves it to
-// every host and reloads it when the file changes; a per-host registry
-// implements the same interface); [Service.Reload] reloads on demand
+// every host and reloads it when the file changes; [RegistrySource] gives
+// each host its own model from a fleet.Registry, see Fleet mode below);
+// [Service.Reload] reloads on demand
 // (SIGHUP, the admin endpoint). Each model is prepared for serving once,
 // and each scoring goroutine keeps a workspace for each of its last few
 // models, so that hosts of different models cost no allocation. A reload
@@ -116,6 +117,19 @@
 // in the subject (Telegraf's subject template, e.g. 'telegraf.{{ .Tag "host" }}')
 // and give each scorer its own partition, for instance with NATS subject
 // mapping partition().
+//
+// # Fleet mode
+//
+// With a [RegistrySource] ([OpenFleet] sets it up with the history stream,
+// the false-alarm marks and the job queue), each sample is scored by its
+// host's model, loaded on first use into a least-recently-used cache and
+// replaced while serving when the registry's current version changes (a
+// publish, a rollback) and the new version validates. A host without a
+// model is scored by the fleet model, or is learning: its samples are not
+// scored, are not dead letters, and are counted in
+// dagmm_samples_learning_total; over NATS nothing is published for them,
+// and an HTTP result says "learning":true. Events name the host's model and
+// its registry version.
 //
 // # HTTP
 //

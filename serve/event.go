@@ -43,6 +43,10 @@ type Event struct {
 	// constant in training other than that constant
 	// ([model.Model.Departures]), which the explanation then names first.
 	Anomaly bool `json:"anomaly"`
+	// Learning, only in HTTP responses in fleet mode, marks a sample not
+	// scored because its host has no model yet (and no fleet model scores
+	// it); the scoring fields are then zero.
+	Learning bool `json:"learning,omitempty"`
 	// Severity places the energy among the training energies on a scale
 	// of 0 to 100, above 50 exactly for an anomaly, and Band names its
 	// range: normal, low, medium, high or critical (see

@@ -63,6 +63,9 @@ func (s *Service) routes() *echo.Echo {
 	e.POST("/v1/score", s.handleScore)
 	e.GET("/v1/model", s.handleModel)
 	e.POST("/v1/model/reload", s.handleReload, s.requireAdmin)
+	if s.marks != nil {
+		e.POST("/v1/false-alarms", s.handleFalseAlarm, s.requireAdminIfSet)
+	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		Registry:          s.reg,
 		EnableOpenMetrics: true,
@@ -328,9 +331,18 @@ func (s *Service) handleScore(c echo.Context) error {
 	b = appendFloat(b, st.threshold)
 	b = append(b, `,"results":[`...)
 	anomalies := 0
+	w.learning = 0
 	err = w.score(s.models, st, samples, func(hst *modelState, i int, r *model.Result) error {
 		if i > 0 {
 			b = append(b, ',')
+		}
+		if r == nil { // the host has no model yet
+			b = append(b, `{"host":`...)
+			b = appendString(b, samples[i].Host)
+			b = append(b, `,"ts":`...)
+			b = appendTime(b, samples[i].TS)
+			b = append(b, `,"learning":true}`...)
+			return nil
 		}
 		var ex *model.Explanation
 		if explain == explainAll || (explain == explainAnomalies && r.Anomaly) {
@@ -351,7 +363,10 @@ func (s *Service) handleScore(c echo.Context) error {
 		return badRequest(err)
 	}
 	b = append(b, "]}\n"...)
-	s.met.samplesHTTP.Add(float64(len(samples)))
+	if w.learning > 0 {
+		s.met.samplesLearning.Add(float64(w.learning))
+	}
+	s.met.samplesHTTP.Add(float64(len(samples) - w.learning))
 	if anomalies > 0 {
 		s.met.anomaliesHTTP.Add(float64(anomalies))
 	}

@@ -37,6 +37,7 @@ type metrics struct {
 	lastReloadTime  prometheus.Gauge
 	ready           prometheus.Gauge
 	samplesHTTP     prometheus.Counter
+	samplesLearning prometheus.Counter // of hosts without a model
 	samplesNATS     prometheus.Counter
 	anomaliesHTTP   prometheus.Counter
 	anomaliesNATS   prometheus.Counter
@@ -136,6 +137,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "dagmm_model_last_reload_success_timestamp_seconds",
 			Help: "When the serving model was loaded, in Unix seconds.",
 		}),
+		samplesLearning: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dagmm_samples_learning_total",
+			Help: "Samples not scored because their host has no model yet and no fleet model scores it (fleet mode): neither scored nor dead letters.",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dagmm_ready",
 			Help: "1 when the service is ready to score, 0 while starting, shutting down or while its NATS connection is lost.",
@@ -164,6 +169,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f(m.lastReloadOK)
 	f(m.lastReloadTime)
 	f(m.ready)
+	f(m.samplesLearning)
 	f(build)
 	// Children resolved once, for the hot paths.
 	m.samplesHTTP = m.samples.WithLabelValues(sourceHTTP)

@@ -122,3 +122,9 @@ func (ms *modelSet) retain(keep func(*Loaded) bool) {
 		}
 	}
 }
+
+// drop forgets l's state: its source no longer serves it (an evicted or
+// replaced registry model).
+func (ms *modelSet) drop(l *Loaded) {
+	ms.retain(func(m *Loaded) bool { return m != l })
+}

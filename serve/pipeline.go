@@ -22,6 +22,8 @@ type pipeline struct {
 	ev     eventConfig
 	// samples and anomalies count what was scored.
 	samples, anomalies prometheus.Counter
+	// learning counts the samples of hosts without a model (fleet mode).
+	learning prometheus.Counter
 }
 
 // eventConfig says which events a scored sample makes and where they go.
@@ -82,8 +84,9 @@ func (p *pipeline) scoreSamples(w *worker, dec *modelState, samples []ingest.Sam
 	}
 	withID := p.ev.ids && (baseID != "" || src == nil)
 	anomalies := 0
+	w.learning = 0
 	err := w.score(p.models, dec, samples, func(st *modelState, i int, r *model.Result) error {
-		if !r.Anomaly && !p.ev.publishScores {
+		if r == nil || (!r.Anomaly && !p.ev.publishScores) {
 			return nil
 		}
 		host := samples[i].Host
@@ -118,7 +121,10 @@ func (p *pipeline) scoreSamples(w *worker, dec *modelState, samples []ingest.Sam
 		w.msgs = w.msgs[:0]
 		return err
 	}
-	p.samples.Add(float64(len(samples)))
+	if w.learning > 0 && p.learning != nil {
+		p.learning.Add(float64(w.learning))
+	}
+	p.samples.Add(float64(len(samples) - w.learning))
 	if anomalies > 0 {
 		p.anomalies.Add(float64(anomalies))
 	}

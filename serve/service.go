@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/natsconn"
 	"github.com/dagmm/dagmm/model"
 )
@@ -55,6 +56,8 @@ type Service struct {
 
 	nats *natsSide // set by Run when NATS is on
 	tg   *telegraf // the Telegraf input (Config.Telegraf.Enabled), or nil
+
+	marks *fleet.Marks // fleet mode's false-alarm marks, or nil
 }
 
 // Option configures a [Service] beyond its [Config].
@@ -114,6 +117,12 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	if s.models, err = newModelSet(s.src, cfg.Scoring.MaxSamples, s.method, s.log); err != nil {
 		return nil, err
 	}
+	if e, ok := s.src.(interface{ SetEvicted(func(*Loaded)) }); ok {
+		e.SetEvicted(s.models.drop)
+	}
+	if c, ok := s.src.(interface{ Collectors() []prometheus.Collector }); ok {
+		s.reg.MustRegister(c.Collectors()...)
+	}
 	st := s.models.def()
 	s.met.modelLoaded(st.l, st.d)
 	s.pipe = &pipeline{
@@ -122,6 +131,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 		ev: eventConfig{anomalyPrefix: cfg.NATS.AnomalyPrefix, scorePrefix: cfg.NATS.ScorePrefix,
 			publishScores: cfg.NATS.PublishScores, ids: cfg.JetStream.EventStream != ""},
 		samples:   s.met.samplesNATS,
+		learning:  s.met.samplesLearning,
 		anomalies: s.met.anomaliesNATS,
 	}
 	s.out = newNATSOut(&cfg, s.met)
@@ -195,7 +205,11 @@ func (s *Service) Reload(ctx context.Context, reason string) (*Loaded, bool, err
 		return l, false, nil
 	}
 	st := s.models.def()
-	s.models.retain(func(m *Loaded) bool { return m == l })
+	serving := func(m *Loaded) bool { return m == l }
+	if sv, ok := s.src.(interface{ Serving(*Loaded) bool }); ok {
+		serving = func(m *Loaded) bool { return m == l || sv.Serving(m) }
+	}
+	s.models.retain(serving)
 	s.met.modelLoaded(st.l, st.d)
 	s.met.reloads.WithLabelValues("changed").Inc()
 	s.met.lastReloadOK.Set(1)

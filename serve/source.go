@@ -21,7 +21,8 @@ type Loaded struct {
 	// events.
 	Name string
 	// Version identifies the model's content: the first 12 hex digits of
-	// the SHA-256 digest recorded in the artifact.
+	// the SHA-256 digest recorded in the artifact; for a model from a
+	// registry ([RegistrySource]), its version number there.
 	Version string
 	// Origin says where the model came from, e.g. its file path.
 	Origin string
@@ -36,8 +37,9 @@ type Loaded struct {
 // cheap: a single model's are one atomic load.
 type Models interface {
 	// ForHost returns the model that scores host's samples; host is ""
-	// for a sample without one. An error (no model for the host) makes
-	// the sample's message a dead letter.
+	// for a sample without one. An error wrapping [ErrLearning] (the host
+	// has no model yet) leaves the sample unscored and counted; any other
+	// error makes the sample's message a dead letter.
 	ForHost(host string) (*Loaded, error)
 	// Default returns the model the service describes (GET /v1/model, the
 	// Open Inference Protocol paths) and decodes samples for: the models

@@ -237,6 +237,9 @@ type worker struct {
 	msgs   []outMsg            // their subjects and spans in buf
 	subj   subjectCache
 	cur    *model.Workspace // the workspace of the piece being scored
+	// learning counts the samples of learning hosts that score passed
+	// over; its callers reset it.
+	learning int
 
 	// Inference endpoint buffers.
 	inferX, energy, expected, share, pct []float64
@@ -312,7 +315,9 @@ var errScore = errors.New("serve: sample cannot be scored")
 
 // scoreFunc receives each scored sample: its index in the samples, the
 // state of the model that scored it and the result. It may call w.explain
-// for the sample; the result's slices are valid only during the call.
+// for the sample; the result's slices are valid only during the call. A
+// sample whose host is learning ([ErrLearning]) is not scored: st and r
+// are nil.
 type scoreFunc func(st *modelState, i int, r *model.Result) error
 
 // score scores samples, each with its host's model from ms, in pieces of
@@ -324,6 +329,14 @@ type scoreFunc func(st *modelState, i int, r *model.Result) error
 func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, fn scoreFunc) error {
 	for lo := 0; lo < len(samples); {
 		st, err := ms.forHost(samples[lo].Host)
+		if errors.Is(err, ErrLearning) {
+			if err := fn(nil, lo, nil); err != nil {
+				return err
+			}
+			w.learning++
+			lo++
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%w: sample %d: %w", errScore, lo, err)
 		}

@@ -14,6 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natsio"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve"
 )
@@ -103,8 +107,88 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.IntVar(&cfg.JetStream.MaxDeliver, "max-deliver", cfg.JetStream.MaxDeliver, "most deliveries of a message whose events cannot be published (waits 1s, 2s, 4s... 30s between), after which it is dead-lettered; -1 for no limit")
 	fs.IntVar(&cfg.JetStream.MaxAckPending, "max-ack-pending", cfg.JetStream.MaxAckPending, "most messages delivered and not yet acknowledged")
 	fs.StringVar(&cfg.JetStream.EventStream, "event-stream", cfg.JetStream.EventStream, "JetStream `stream` that stores the events (created if missing); empty publishes them plainly")
+	fleetFlags(fs, cfg)
 	logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	return poll, logLevel
+}
+
+// fleetFlags are the flags of fleet mode (serve.FleetConfig).
+func fleetFlags(fs *flag.FlagSet, cfg *serve.Config) {
+	f := &cfg.Fleet
+	reg := fleet.DefaultRegistryConfig()
+	hist := fleet.DefaultHistoryConfig()
+	marks := fleet.DefaultMarksConfig()
+	jobs := fleet.DefaultJobsConfig()
+	f.Registry.Objects, f.Registry.Index = reg.Objects, reg.Index
+	f.History.Stream, f.History.MaxMsgsPerSubject = hist.Stream, hist.MaxMsgsPerSubject
+	f.Marks.Bucket, f.MarksSubject, f.Jobs.Stream = marks.Bucket, fleet.DefaultMarksSubject, jobs.Stream
+	f.Models.FleetKey, f.Models.CacheSize, f.Models.NegativeTTL = "fleet", 1024, 10*time.Second
+	fs.BoolVar(&f.Enabled, "fleet", f.Enabled, "fleet mode: score each host with its own model from the registry (dagmm trainer publishes them); --model is then optional and only gives the features samples carry when the registry has no fleet model")
+	fs.StringVar(&f.Registry.Objects, "registry-objects", f.Registry.Objects, "with --fleet, the registry's Object Store `bucket` of models")
+	fs.StringVar(&f.Registry.Index, "registry-index", f.Registry.Index, "with --fleet, the registry's KV `bucket` of current versions")
+	fs.StringVar(&f.Models.FleetKey, "fleet-model", f.Models.FleetKey, "with --fleet, the registry `host` name of the fleet model, which scores hosts without a model of their own (none published under it: such hosts are learning)")
+	fs.IntVar(&f.Models.CacheSize, "model-cache", f.Models.CacheSize, "with --fleet, most host models held in memory (least recently used evicted)")
+	fs.DurationVar(&f.Models.NegativeTTL, "learning-ttl", f.Models.NegativeTTL, "with --fleet, how long a host found without a model is not looked up again (a publish is noticed at once all the same)")
+	fs.StringVar(&f.History.Stream, "history-stream", f.History.Stream, "with --fleet, the `stream` keeping each host's latest samples over --subject (created or bound; --jetstream reads the same stream by default)")
+	fs.Int64Var(&f.History.MaxMsgsPerSubject, "history-max", f.History.MaxMsgsPerSubject, "with --fleet, samples kept per host in the history stream (a stream created by serve)")
+	fs.StringVar(&f.Marks.Bucket, "marks-bucket", f.Marks.Bucket, "with --fleet, the KV `bucket` of false-alarm marks")
+	fs.StringVar(&f.MarksSubject, "marks-subject", f.MarksSubject, "with --fleet, the NATS `subject` answering false-alarm marks (POST /v1/false-alarms over HTTP)")
+	fs.StringVar(&f.Jobs.Stream, "jobs-stream", f.Jobs.Stream, "with --fleet, the work-queue `stream` a marked host is queued on for retraining")
+}
+
+// fleetSetup opens fleet mode (--fleet) on the NATS server cfg names, or
+// on an embedded one it starts (and cfg then names): it returns the
+// service options and a function that closes what it opened.
+func fleetSetup(ctx context.Context, cfg *serve.Config, logger *slog.Logger) ([]serve.Option, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) ([]serve.Option, func(), error) {
+		closeAll()
+		return nil, nil, err
+	}
+	if cfg.NATS.Disabled {
+		return fail(usagef("--fleet needs NATS: the registry, history and marks are on JetStream (drop --no-nats)"))
+	}
+	if cfg.NATS.URL == "" {
+		emb, err := natsio.StartEmbedded(natsio.EmbeddedOptions{
+			Name: "dagmm-embedded", Host: cfg.NATS.EmbeddedHost, Port: cfg.NATS.EmbeddedPort,
+			JetStream: true, StoreDir: cfg.NATS.StoreDir, MaxPayload: 8 << 20,
+			PortHint: "choose another with --nats-port, or -1 for any",
+		})
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, emb.Shutdown)
+		cfg.NATS.URL = emb.URL()
+	}
+	nc, err := nats.Connect(cfg.NATS.URL, nats.Name(cfg.NATS.Name+"-fleet"))
+	if err != nil {
+		return fail(fmt.Errorf("serve: fleet: connect %s: %w", cfg.NATS.URL, err))
+	}
+	closers = append(closers, nc.Close)
+	if cfg.JetStream.Enabled {
+		cfg.JetStream.Stream = cfg.Fleet.History.Stream // one stream over the subject
+	}
+	var base *serve.Loaded
+	if cfg.Model.Path != "" {
+		src, err := serve.NewFileSource(cfg.Model.Path, cfg.Model.Name, -1)
+		if err != nil {
+			return fail(err)
+		}
+		base = src.Default()
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	f, err := serve.OpenFleet(octx, nc, *cfg, base, logger)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, f.Close)
+	return f.Options(), closeAll, nil
 }
 
 // telegrafFlags are the flags of serve --telegraf that are not
@@ -234,8 +318,8 @@ default.`,
 	if err := applyTelegraf(fs, &cfg, tf); err != nil {
 		return err
 	}
-	if cfg.Model.Path == "" {
-		return usagef("a model is required: --model model.json (or DAGMM_MODEL)")
+	if cfg.Model.Path == "" && !cfg.Fleet.Enabled {
+		return usagef("a model is required: --model model.json (or DAGMM_MODEL), or --fleet")
 	}
 	level, err := logLevelOf(*logLevel)
 	if err != nil {
@@ -246,7 +330,16 @@ default.`,
 	if err != nil {
 		logger.Warn("no Go memory limit set", "err", err)
 	}
-	svc, err := serve.New(cfg, logger)
+	var opts []serve.Option
+	if cfg.Fleet.Enabled {
+		o, closeFleet, err := fleetSetup(ctx, &cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer closeFleet()
+		opts = o
+	}
+	svc, err := serve.New(cfg, logger, opts...)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,16 @@ func TestServeFlagsPrecedence(t *testing.T) {
 		{"in-flight bound flag", []string{"--max-inflight-bytes", "100000000"}, nil, func(c serve.Config) bool { return c.HTTP.MaxInFlightBytes == 1e8 }, ""},
 		{"bad in-flight bound", []string{"--max-inflight-bytes", "lots"}, nil, nil, "max-inflight-bytes"},
 		{"admin token from env", nil, map[string]string{"DAGMM_ADMIN_TOKEN": "s3cret"}, func(c serve.Config) bool { return c.HTTP.AdminToken == "s3cret" }, ""},
+		{"fleet defaults", []string{"--fleet"}, nil, func(c serve.Config) bool {
+			f := c.Fleet
+			return f.Enabled && f.Registry.Objects == "dagmm-models" && f.Registry.Index == "dagmm-registry" && f.Models.FleetKey == "fleet" &&
+				f.Models.CacheSize == 1024 && f.History.Stream == "DAGMM_METRICS" && f.History.MaxMsgsPerSubject == 1000 && f.MarksSubject == "dagmm.marks"
+		}, ""},
+		{"fleet from env", []string{"--model-cache", "3"}, map[string]string{"DAGMM_FLEET": "true", "DAGMM_MODEL_CACHE": "9", "DAGMM_FLEET_MODEL": "group-a", "DAGMM_HISTORY_MAX": "500"},
+			func(c serve.Config) bool {
+				f := c.Fleet
+				return f.Enabled && f.Models.CacheSize == 3 && f.Models.FleetKey == "group-a" && f.History.MaxMsgsPerSubject == 500
+			}, ""},
 		{"bad env", nil, map[string]string{"DAGMM_WORKERS": "many"}, nil, "DAGMM_WORKERS"},
 		{"bad flag", []string{"--workers", "many"}, nil, nil, "workers"},
 		{"extra argument", []string{"model.json"}, nil, nil, "unexpected arguments"},
