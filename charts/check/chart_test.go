@@ -30,6 +30,10 @@ import (
 
 const chartDir = "../dagmm"
 
+// kubeVersion is the cluster version helm template renders for: helm built
+// with go install or go tool says v1.20 by default, below the chart's kubeVersion.
+const kubeVersion = "1.34.0"
+
 // valuesCase is one way to install the chart: helm's extra arguments.
 type valuesCase struct {
 	name string
@@ -42,7 +46,7 @@ func valuesCases(t *testing.T) []valuesCase {
 	t.Helper()
 	cases := []valuesCase{
 		{"default", nil},
-		{"chart-made-configmap", []string{"--set", "model.configMap.name=", "--set", `model.configMap.data={"format":1}`}},
+		{"chart-made-configmap", []string{"-f", "testdata/chart-made-configmap.yaml"}},
 	}
 	files, err := filepath.Glob(filepath.Join(chartDir, "examples", "*.yaml"))
 	if err != nil {
@@ -157,7 +161,7 @@ func restrictedProblems(t *testing.T, meta *metav1.ObjectMeta, spec *corev1.PodS
 
 func render(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := helm(append([]string{"template", "dagmm", chartDir, "--namespace", "dagmm"}, args...)...)
+	out, err := helm(append([]string{"template", "dagmm", chartDir, "--namespace", "dagmm", "--kube-version", kubeVersion}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +306,7 @@ func TestChecksFail(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := helm(append([]string{"template", "dagmm", chartDir}, tt.args...)...); err == nil {
+			if _, err := helm(append([]string{"template", "dagmm", chartDir, "--kube-version", kubeVersion}, tt.args...)...); err == nil {
 				t.Errorf("helm template %v rendered; want an error", tt.args)
 			}
 		})
