@@ -19,6 +19,12 @@ test:
 	$(GO) tool staticcheck $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	$(MAKE) chart-test
+
+## chart-test: the image's and the Helm chart's offline checks (charts/check, a module of its own): the Dockerfile's binary is static and starts as its non-root USER; helm lint --strict; every rendering decoded strictly against the Kubernetes and Prometheus Operator types; every pod against the restricted Pod Security Standard
+.PHONY: chart-test
+chart-test:
+	cd charts/check && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 ## test-race: every package under the race detector (slower than make test's subset)
 test-race:
@@ -66,6 +72,7 @@ lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo 'gofmt: files above need formatting' && exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) mod tidy -diff
+	cd charts/check && $(GO) mod tidy -diff
 
 fmt:
 	gofmt -w .

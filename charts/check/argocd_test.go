@@ -1,0 +1,128 @@
+package check
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+const argocdDir = "../../deploy/argocd"
+
+// application is the part of an Argo CD Application that deploy/argocd uses.
+// It is not Argo CD's API type (that module is too heavy to pull in here), so
+// this checks the files' consistency, not the full schema.
+type application struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name        string            `json:"name"`
+		Namespace   string            `json:"namespace"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		Project string `json:"project"`
+		Source  struct {
+			RepoURL        string `json:"repoURL"`
+			TargetRevision string `json:"targetRevision"`
+			Path           string `json:"path"`
+			Chart          string `json:"chart"`
+			Helm           struct {
+				ValueFiles   []string       `json:"valueFiles"`
+				ValuesObject map[string]any `json:"valuesObject"`
+			} `json:"helm"`
+		} `json:"source"`
+		Destination struct {
+			Server    string `json:"server"`
+			Namespace string `json:"namespace"`
+		} `json:"destination"`
+		SyncPolicy struct {
+			Automated struct {
+				Prune    bool `json:"prune"`
+				SelfHeal bool `json:"selfHeal"`
+			} `json:"automated"`
+			SyncOptions []string `json:"syncOptions"`
+		} `json:"syncPolicy"`
+	} `json:"spec"`
+}
+
+func readApplication(t *testing.T, path string) application {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app application
+	if err := yaml.UnmarshalStrict(raw, &app); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if app.APIVersion != "argoproj.io/v1alpha1" || app.Kind != "Application" {
+		t.Fatalf("%s: %s %s, want an argoproj.io/v1alpha1 Application", path, app.APIVersion, app.Kind)
+	}
+	return app
+}
+
+// TestArgoCD checks that NATS syncs in an earlier wave than dagmm, that NATS
+// comes from its chart repository with JetStream on, and that the chart
+// renders with the dagmm Application's values.
+func TestArgoCD(t *testing.T) {
+	readApplication(t, filepath.Join(argocdDir, "root.yaml"))
+	nats := readApplication(t, filepath.Join(argocdDir, "apps", "nats.yaml"))
+	dagmm := readApplication(t, filepath.Join(argocdDir, "apps", "dagmm.yaml"))
+
+	wave := func(app application) int {
+		w, err := strconv.Atoi(app.Metadata.Annotations["argocd.argoproj.io/sync-wave"])
+		if err != nil {
+			t.Fatalf("%s: sync-wave: %v", app.Metadata.Name, err)
+		}
+		return w
+	}
+	if wave(nats) >= wave(dagmm) {
+		t.Errorf("NATS in wave %d, dagmm in %d: NATS must come first", wave(nats), wave(dagmm))
+	}
+	if nats.Spec.Source.Chart != "nats" || nats.Spec.Source.RepoURL != "https://nats-io.github.io/k8s/helm/charts/" {
+		t.Errorf("NATS from %s chart %q, want the official chart repository", nats.Spec.Source.RepoURL, nats.Spec.Source.Chart)
+	}
+	var nv struct {
+		Config struct {
+			Cluster struct {
+				Enabled  bool `json:"enabled"`
+				Replicas int  `json:"replicas"`
+			} `json:"cluster"`
+			JetStream struct {
+				Enabled   bool `json:"enabled"`
+				FileStore struct {
+					PVC struct {
+						Size string `json:"size"`
+					} `json:"pvc"`
+				} `json:"fileStore"`
+			} `json:"jetstream"`
+		} `json:"config"`
+	}
+	raw, _ := yaml.Marshal(nats.Spec.Source.Helm.ValuesObject)
+	if err := yaml.UnmarshalStrict(raw, &nv); err != nil {
+		t.Fatalf("NATS values: %v", err)
+	}
+	if !nv.Config.JetStream.Enabled || nv.Config.JetStream.FileStore.PVC.Size == "" || nv.Config.Cluster.Replicas < 2 {
+		t.Errorf("NATS values %+v: want JetStream on a sized volume and a cluster of at least 2 (JetStream's minimum)", nv)
+	}
+
+	if dagmm.Spec.Source.Path != "charts/dagmm" {
+		t.Fatalf("dagmm from path %q, want charts/dagmm", dagmm.Spec.Source.Path)
+	}
+	args := []string{}
+	for _, f := range dagmm.Spec.Source.Helm.ValueFiles {
+		args = append(args, "-f", filepath.Join(chartDir, f))
+	}
+	obj, _ := yaml.Marshal(dagmm.Spec.Source.Helm.ValuesObject)
+	inline := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(inline, obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append(args, "-f", inline)
+	if _, err := decodeAll(newDecoder(t), render(t, args...)); err != nil {
+		t.Fatalf("the chart with the dagmm Application's values: %v", err)
+	}
+}
