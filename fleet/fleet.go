@@ -25,6 +25,18 @@ type ModelInfo struct {
 	Digest  string    `json:"digest"`  // hex SHA-256 from model.DecodeDigest
 	Size    int64     `json:"size"`    // artifact bytes
 	Created time.Time `json:"created"`
+	// Since is when this version became the host's current one (its
+	// publish, or a rollback to it); set by [Store.Current] only.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Age returns how long the host has been scored by this version: since
+// it became current, or since it was created when that is not known.
+func (m ModelInfo) Age(now time.Time) time.Duration {
+	if m.Since.After(m.Created) {
+		return now.Sub(m.Since)
+	}
+	return now.Sub(m.Created)
 }
 
 // Store is where trainers publish models and the scheduler learns their

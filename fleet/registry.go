@@ -502,7 +502,9 @@ func (r *Registry) Current(ctx context.Context, host string) (ModelInfo, error) 
 		return ModelInfo{}, fmt.Errorf("fleet: %w", err)
 	}
 	c, _, err := r.current(ctx, host)
-	return c.ModelInfo, err
+	info := c.ModelInfo
+	info.Since = c.At
+	return info, err
 }
 
 // Versions returns the versions of the host's model kept, by ascending

@@ -219,7 +219,7 @@ func (s *Scheduler) check(ctx context.Context, tok string, count uint64) (host, 
 		return host, ReasonMissing, nil
 	case err != nil:
 		return "", "", fmt.Errorf("fleet: scheduler: model of %s: %w", host, err)
-	case time.Since(info.Created) >= s.cfg.Retrain:
+	case info.Age(time.Now()) >= s.cfg.Retrain: // a rollback restarts the clock
 		return host, ReasonStale, nil
 	}
 	rec, err := s.jobs.Trained(ctx, host)

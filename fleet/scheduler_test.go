@@ -156,3 +156,53 @@ func TestSchedulerConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSchedulerAfterRollback: a rollback restarts the retraining clock. The
+// restored version was created long ago, but it has been current only since
+// the rollback, so the scheduler does not retrain the host (and undo the
+// operator's rollback) until a whole interval has passed.
+func TestSchedulerAfterRollback(t *testing.T) {
+	srv := runNATS(t)
+	p := bindParts(t, srv, HistoryConfig{})
+	ctx := testContext(t, 30*time.Second)
+	reg, err := NewRegistry(ctx, p.js, RegistryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := hostName(1)
+	publishHistory(t, p.js, p.hist, []int{1}, 0, 150, time.Now().Add(-time.Hour))
+	for seed := range uint64(2) {
+		a, _ := regArtifact(t, seed+1)
+		if _, err := reg.Publish(ctx, host, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const retrain = 600 * time.Millisecond
+	time.Sleep(retrain) // both versions are now older than the interval
+	if _, err := reg.Rollback(ctx, host, 0); err != nil {
+		t.Fatal(err)
+	}
+	info, err := reg.Current(ctx, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != 1 || info.Age(time.Now()) >= retrain || time.Since(info.Created) < retrain {
+		t.Fatalf("after the rollback: version %d, age %v, created %v ago; want version 1, current for less than %v, created before it",
+			info.Version, info.Age(time.Now()), time.Since(info.Created), retrain)
+	}
+	s := newScheduler(t, srv, reg, SchedulerConfig{Interval: time.Second, MinSamples: 100, Retrain: retrain})
+	pass, err := s.Pass(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pass.Enqueued) != 0 {
+		t.Fatalf("right after the rollback the scheduler queued %+v, want nothing", pass.Enqueued)
+	}
+	time.Sleep(retrain)
+	if pass, err = s.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []Job{{Host: host, Reason: ReasonStale}}; !slices.Equal(pass.Enqueued, want) {
+		t.Errorf("an interval after the rollback: queued %+v, want %+v", pass.Enqueued, want)
+	}
+}
