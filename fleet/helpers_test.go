@@ -17,6 +17,8 @@ import (
 
 	"github.com/dagmm/dagmm/internal/modeltest"
 	"github.com/dagmm/dagmm/model"
+
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // runNATS starts an in-process nats-server with JetStream on a free port and
@@ -134,13 +136,13 @@ func newKVMarks(t testing.TB, js jetstream.JetStream) *kvMarks {
 
 func (m *kvMarks) mark(t testing.TB, host string, ts time.Time) {
 	t.Helper()
-	if _, err := m.kv.Put(testContext(t, 5*time.Second), fmt.Sprintf("%s.%d", HostToken(host), ts.UnixNano()), []byte("operator")); err != nil {
+	if _, err := m.kv.Put(testContext(t, 5*time.Second), fmt.Sprintf("%s.%d", ingest.HostToken(host), ts.UnixNano()), []byte("operator")); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (m *kvMarks) Marked(ctx context.Context, host string) ([]time.Time, error) {
-	keys, err := m.kv.ListKeysFiltered(ctx, HostToken(host)+".*")
+	keys, err := m.kv.ListKeysFiltered(ctx, ingest.HostToken(host)+".*")
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // HistoryConfig configures the history stream. Zero fields take their
@@ -20,7 +22,7 @@ type HistoryConfig struct {
 	Stream string
 	// Subject is the subject the samples arrive on; it must end in ".>",
 	// and a host's samples are on "<prefix>.<host token>" (see
-	// [HostToken]). Default "metrics.>", the service's input subject.
+	// [ingest.HostToken]). Default "metrics.>", the service's input subject.
 	Subject string
 	// MaxMsgsPerSubject is how many messages of each host the stream
 	// keeps: its latest, the training window. Default 1,000, the study's
@@ -147,7 +149,7 @@ func EnsureHistory(ctx context.Context, js jetstream.JetStream, cfg HistoryConfi
 func (h *History) Stream() string { return h.name }
 
 // Subject returns the subject of host's samples.
-func (h *History) Subject(host string) string { return h.prefix + "." + HostToken(host) }
+func (h *History) Subject(host string) string { return h.prefix + "." + ingest.HostToken(host) }
 
 // Limit returns the window: the most samples [History.Window] returns, the
 // stream's per-subject limit.
@@ -202,19 +204,4 @@ func covers(pattern, sub string) bool {
 		}
 	}
 	return len(p) == len(q)
-}
-
-// HostToken returns host as one NATS subject token, as the service writes
-// it in subjects: '.', '*', '>', white space and control characters become
-// '_', and an empty host is "unknown".
-func HostToken(host string) string {
-	if host == "" {
-		return "unknown"
-	}
-	return strings.Map(func(r rune) rune {
-		if r <= ' ' || r == '.' || r == '*' || r == '>' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, host)
 }

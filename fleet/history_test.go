@@ -9,22 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-func TestHostToken(t *testing.T) {
-	for _, tc := range []struct{ host, want string }{
-		{"web-1", "web-1"},
-		{"db1.example.com", "db1_example_com"},
-		{"a*b>c", "a_b_c"},
-		{"", "unknown"},
-		{"tab\there", "tab_here"},
-		{"hôte", "hôte"},
-	} {
-		if got := HostToken(tc.host); got != tc.want {
-			t.Errorf("HostToken(%q) = %q, want %q", tc.host, got, tc.want)
-		}
-	}
-}
+	"github.com/dagmm/dagmm/serve/ingest"
+)
 
 func TestDecodeSamples(t *testing.T) {
 	received := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -130,8 +117,8 @@ func TestHistoryFleet(t *testing.T) {
 			}
 		}
 	}
-	if host, err := h.HostOf(ctx, HostToken(hostName(4))); err != nil || host != hostName(4) {
-		t.Errorf("HostOf(%s) = %q, %v, want %q", HostToken(hostName(4)), host, err, hostName(4))
+	if host, err := h.HostOf(ctx, ingest.HostToken(hostName(4))); err != nil || host != hostName(4) {
+		t.Errorf("HostOf(%s) = %q, %v, want %q", ingest.HostToken(hostName(4)), host, err, hostName(4))
 	}
 	w, err := h.Window(ctx, "never-seen", WindowOptions{})
 	if err != nil || w.Rows() != 0 {
@@ -235,10 +222,10 @@ func TestWindowExclusions(t *testing.T) {
 		}
 	}
 	for _, i := range flagged {
-		publishEvent("anomalies."+HostToken(name), i, true)
+		publishEvent("anomalies."+ingest.HostToken(name), i, true)
 	}
-	publishEvent("scores."+HostToken(name), 25, false) // a score, not an anomaly
-	publishEvent("anomalies.web-00", 26, true)         // another host's
+	publishEvent("scores."+ingest.HostToken(name), 25, false) // a score, not an anomaly
+	publishEvent("anomalies.web-00", 26, true)                // another host's
 	marks := newKVMarks(t, js)
 	marks.mark(t, name, ts(20))
 	marks.mark(t, name, ts(21)) // marked but never flagged: nothing to keep

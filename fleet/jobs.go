@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // ErrJobPending is returned, wrapped, by [Jobs.Enqueue] when the host
@@ -123,7 +125,7 @@ func EnsureJobs(ctx context.Context, js jetstream.JetStream, cfg JobsConfig) (*J
 func (q *Jobs) Stream() string { return q.cfg.Stream }
 
 // Subject returns the subject of host's jobs.
-func (q *Jobs) Subject(host string) string { return q.cfg.Prefix + "." + HostToken(host) }
+func (q *Jobs) Subject(host string) string { return q.cfg.Prefix + "." + ingest.HostToken(host) }
 
 // Enqueue queues a retraining job for host, saying why. It returns an
 // error wrapping [ErrJobPending] when the host already has a job waiting
@@ -171,13 +173,13 @@ type Trained struct {
 	At       time.Time `json:"at"`
 }
 
-// recordTrained stores t under its host's token.
+// recordTrained stores t under its host's key (hostKey: a KV key holds only ASCII letters, digits and "-/_=.").
 func (q *Jobs) recordTrained(ctx context.Context, t Trained) error {
 	data, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	_, err = q.trained.Put(ctx, HostToken(t.Host), data)
+	_, err = q.trained.Put(ctx, hostKey(t.Host), data)
 	return err
 }
 
@@ -185,7 +187,7 @@ func (q *Jobs) recordTrained(ctx context.Context, t Trained) error {
 // wrapping [jetstream.ErrKeyNotFound] when no trainer recorded one.
 func (q *Jobs) Trained(ctx context.Context, host string) (Trained, error) {
 	var t Trained
-	e, err := q.trained.Get(ctx, HostToken(host))
+	e, err := q.trained.Get(ctx, hostKey(host))
 	if err != nil {
 		return t, fmt.Errorf("fleet: trained record of %s: %w", host, err)
 	}

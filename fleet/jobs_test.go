@@ -125,3 +125,28 @@ func TestJobsDedupeChoice(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainedRecordOddHosts: a trained record is kept under the host's
+// escaped key, so hosts a KV key cannot spell (non-ASCII letters) have one,
+// and hosts whose subject tokens collide keep their own.
+func TestTrainedRecordOddHosts(t *testing.T) {
+	srv := runNATS(t)
+	_, js := connectJS(t, srv)
+	ctx := testContext(t, 10*time.Second)
+	q, err := EnsureJobs(ctx, js, JobsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{"hôte.example", "db1.example.com", "db1_example_com"}
+	for i, h := range hosts {
+		if err := q.recordTrained(ctx, Trained{Host: h, Version: uint64(i + 1)}); err != nil {
+			t.Fatalf("record %s: %v", h, err)
+		}
+	}
+	for i, h := range hosts {
+		got, err := q.Trained(ctx, h)
+		if err != nil || got.Host != h || got.Version != uint64(i+1) {
+			t.Errorf("Trained(%s) = %+v, %v; want version %d", h, got, err, i+1)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // Flags tells which of a host's samples dagmm flagged as anomalies. The
@@ -397,7 +399,7 @@ func (f EventFlags) Flagged(ctx context.Context, host string, since time.Time) (
 		return nil, fmt.Errorf("fleet: event stream %s: %w", f.Stream, err)
 	}
 	var out []time.Time
-	err = readSubject(ctx, f.JS, stream, prefix+"."+HostToken(host), since, func(data []byte, _ *jetstream.MsgMetadata) {
+	err = readSubject(ctx, f.JS, stream, prefix+"."+ingest.HostToken(host), since, func(data []byte, _ *jetstream.MsgMetadata) {
 		var ev struct {
 			TS      time.Time `json:"ts"`
 			Anomaly *bool     `json:"anomaly"`

@@ -86,13 +86,6 @@ func TestFloatJSON(t *testing.T) {
 }
 
 func TestHost(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"web-1", "web-1"}, {"", "unknown"}, {"db.example.com", "db_example_com"}, {"a b*c>d\te", "a_b_c_d_e"},
-	} {
-		if got := hostToken(tc.in); got != tc.want {
-			t.Errorf("hostToken(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
 	for _, tc := range []struct{ host, subject, want string }{
 		{"h", "metrics.x", "h"}, {"", "metrics.web-2", "web-2"}, {"", "metrics", "metrics"},
 	} {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/dagmm/dagmm/internal/modeltest"
 	"github.com/dagmm/dagmm/model"
+
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 func TestNATSCoreEvents(t *testing.T) {
@@ -73,7 +75,7 @@ func TestNATSCoreEvents(t *testing.T) {
 			continue
 		}
 		delete(want, key)
-		wantSubject := "anomalies." + hostToken(e.Host)
+		wantSubject := "anomalies." + ingest.HostToken(e.Host)
 		if msg.Subject != wantSubject {
 			t.Errorf("event on %s, want %s", msg.Subject, wantSubject)
 		}

@@ -99,7 +99,7 @@ func (p *pipeline) scoreSamples(w *worker, dec *modelState, samples []ingest.Sam
 			}
 		} else if withID {
 			// An assembled vector is one host's interval: that is its key.
-			id = hostToken(host) + ":" + strconv.FormatInt(samples[i].TS.UnixNano(), 10)
+			id = ingest.HostToken(host) + ":" + strconv.FormatInt(samples[i].TS.UnixNano(), 10)
 		}
 		if r.Anomaly {
 			anomalies++

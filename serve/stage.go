@@ -455,35 +455,9 @@ func (c *subjectCache) get(prefix, host string) string {
 	if c.m == nil || len(c.m) >= 4096 {
 		c.m = make(map[[2]string]string)
 	}
-	s := prefix + "." + hostToken(host)
+	s := prefix + "." + ingest.HostToken(host)
 	c.m[k] = s
 	return s
-}
-
-// hostToken turns a host name into one subject token: characters a token
-// cannot hold ('.', '*', '>', white space, control characters) become '_',
-// and an empty host becomes "unknown".
-func hostToken(h string) string {
-	if h == "" {
-		return "unknown"
-	}
-	ok := true
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return h
-	}
-	b := []byte(h)
-	for i, c := range b {
-		if c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 // hostOf returns the sample's host, or else the subject's last token.

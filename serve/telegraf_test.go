@@ -227,7 +227,7 @@ func checkScores(t *testing.T, c *collector, s *model.Scorer, want map[string][]
 			t.Errorf("unexpected score %s on %s", msg.Data, msg.Subject)
 			continue
 		}
-		if msg.Subject != "scores."+hostToken(e.Host) {
+		if msg.Subject != "scores."+ingest.HostToken(e.Host) {
 			t.Errorf("score of %s on %s", e.Host, msg.Subject)
 		}
 		r, err := s.Score(x)

@@ -80,3 +80,30 @@ func hostProblem(h string) string {
 	}
 	return ""
 }
+
+// HostToken turns a host name into one NATS subject token, as the service
+// writes it in subjects (and as publishers must, to reach a host's
+// subject): characters a token cannot hold ('.', '*', '>', white space, control characters) become '_',
+// and an empty host becomes "unknown".
+func HostToken(h string) string {
+	if h == "" {
+		return "unknown"
+	}
+	ok := true
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return h
+	}
+	b := []byte(h)
+	for i, c := range b {
+		if c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

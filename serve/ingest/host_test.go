@@ -121,3 +121,19 @@ func FuzzCheckHost(f *testing.F) {
 		}
 	})
 }
+
+func TestHostToken(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"web-1", "web-1"},
+		{"", "unknown"},
+		{"db1.example.com", "db1_example_com"},
+		{"a b*c>d\te", "a_b_c_d_e"},
+		{"tab\there", "tab_here"},
+		{"del\x7f", "del_"},
+		{"hôte", "hôte"},
+	} {
+		if got := HostToken(tc.host); got != tc.want {
+			t.Errorf("HostToken(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
+}
