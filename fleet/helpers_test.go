@@ -38,7 +38,13 @@ func runNATS(t testing.TB) *server.Server {
 // connectJS connects a client to srv and returns its JetStream context.
 func connectJS(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL())
+	return connectURL(t, srv.ClientURL())
+}
+
+// connectURL connects to url and returns the connection and its JetStream.
+func connectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,8 +42,8 @@ func (e *enqueued) calls() ([]string, []string) {
 // marksFor starts a server and returns marks on it, and its connection.
 func marksFor(t *testing.T, enq Enqueuer) (*Marks, *nats.Conn) {
 	t.Helper()
-	nc, js := regJS(t, regServer(t))
-	m, err := NewMarks(regCtx(t), js, MarksConfig{}, enq)
+	nc, js := connectJS(t, runNATS(t))
+	m, err := NewMarks(testContext(t, 30*time.Second), js, MarksConfig{}, enq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func marksFor(t *testing.T, enq Enqueuer) (*Marks, *nats.Conn) {
 func TestMarksRoundTrip(t *testing.T) {
 	enq := &enqueued{}
 	m, _ := marksFor(t, enq)
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	base := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
 	ts := []time.Time{base.Add(20 * time.Second), base, base.Add(10*time.Second + 123456789)}
 	for _, tm := range ts {
@@ -105,7 +105,7 @@ func TestMarksRoundTrip(t *testing.T) {
 func TestMarkRefused(t *testing.T) {
 	enq := &enqueued{}
 	m, _ := marksFor(t, enq)
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	now := time.Now()
 	for _, tc := range []struct {
 		name, host string
@@ -135,7 +135,7 @@ func TestMarkRefused(t *testing.T) {
 
 func TestMarkNotQueued(t *testing.T) {
 	m, _ := marksFor(t, &enqueued{err: errors.New("job stream unavailable")})
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	ts := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
 	err := m.Mark(ctx, "web-1", ts, "ana", "")
 	if !errors.Is(err, ErrNotQueued) || !strings.Contains(err.Error(), "job stream unavailable") || !strings.Contains(err.Error(), `"web-1"`) {
@@ -169,12 +169,12 @@ func TestServeMarks(t *testing.T) {
 				enq = tc.enq
 			}
 			m, nc := marksFor(t, enq)
-			ctx, cancel := context.WithCancel(regCtx(t))
+			ctx, cancel := context.WithCancel(testContext(t, 30*time.Second))
 			defer cancel()
 			if _, err := ServeMarks(ctx, nc, DefaultMarksSubject, m, 0); err != nil {
 				t.Fatal(err)
 			}
-			client, _ := regJS(t, nc.ConnectedUrl())
+			client, _ := connectURL(t, nc.ConnectedUrl())
 			msg, err := client.Request(DefaultMarksSubject, []byte(tc.body), 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -210,8 +210,8 @@ func TestServeMarks(t *testing.T) {
 // and a second mark while the first job is pending is no error: that job
 // reads the window with both marks.
 func TestMarkQueuesOnTheJobQueue(t *testing.T) {
-	ctx := regCtx(t)
-	_, js := regJS(t, regServer(t))
+	ctx := testContext(t, 30*time.Second)
+	_, js := connectJS(t, runNATS(t))
 	jobs, err := EnsureJobs(ctx, js, JobsConfig{})
 	if err != nil {
 		t.Fatal(err)

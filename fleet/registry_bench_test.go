@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"time"
+
 	"fmt"
 	"testing"
 )
@@ -11,7 +13,7 @@ import (
 // version and to load it (read, decode, validate).
 func BenchmarkRegistry(b *testing.B) {
 	r, _ := regTestRegistry(b, RegistryConfig{})
-	ctx := regCtx(b)
+	ctx := testContext(b, 30*time.Second)
 	data, _ := regArtifact(b, 1)
 	const hosts = 100
 	for i := range hosts {

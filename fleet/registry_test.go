@@ -12,60 +12,22 @@ import (
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
 	"github.com/dagmm/dagmm/model"
 )
 
-// regServer starts an in-process nats-server with JetStream in a temporary
-// store and returns its URL.
-func regServer(t testing.TB) string {
-	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv.ClientURL()
-}
-
-// regJS connects to url and returns the connection and its JetStream.
-func regJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
-
 // regTestRegistry starts a server and returns a registry on it, with its
 // JetStream for tests that reach under it.
 func regTestRegistry(t testing.TB, cfg RegistryConfig) (*Registry, jetstream.JetStream) {
 	t.Helper()
-	_, js := regJS(t, regServer(t))
-	r, err := NewRegistry(regCtx(t), js, cfg)
+	_, js := connectJS(t, runNATS(t))
+	r, err := NewRegistry(testContext(t, 30*time.Second), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r, js
-}
-
-// regCtx returns a context that ends with the test, within 30 s.
-func regCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // regArtifact returns the encoded four-metric test model of seed and its
@@ -87,7 +49,7 @@ func regArtifact(t testing.TB, seed uint64) ([]byte, string) {
 func publish(t testing.TB, r *Registry, host string, seed, wantVersion uint64) ModelInfo {
 	t.Helper()
 	data, digest := regArtifact(t, seed)
-	info, err := r.Publish(regCtx(t), host, data)
+	info, err := r.Publish(testContext(t, 30*time.Second), host, data)
 	if err != nil {
 		t.Fatalf("publish %q seed %d: %v", host, seed, err)
 	}
@@ -101,7 +63,7 @@ func publish(t testing.TB, r *Registry, host string, seed, wantVersion uint64) M
 // the model published with it.
 func wantCurrent(t testing.TB, r *Registry, want ModelInfo) {
 	t.Helper()
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	cur, err := r.Current(ctx, want.Host)
 	if err != nil {
 		t.Fatalf("current %q: %v", want.Host, err)
@@ -200,7 +162,7 @@ func TestRegistryConfigValidate(t *testing.T) {
 
 func TestRegistryPublishRollback(t *testing.T) {
 	r, _ := regTestRegistry(t, RegistryConfig{})
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	const host = "web-1.example.com"
 	if _, err := r.Current(ctx, host); !errors.Is(err, ErrNoModel) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("current before any publish: %v, want ErrNoModel naming the host", err)
@@ -273,7 +235,7 @@ func TestRegistryPublishRollback(t *testing.T) {
 
 func TestRegistryRollbackRefused(t *testing.T) {
 	r, _ := regTestRegistry(t, RegistryConfig{})
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	publish(t, r, "web-1", 1, 1)
 	publish(t, r, "web-1", 2, 2)
 	for _, tc := range []struct {
@@ -301,7 +263,7 @@ func TestRegistryRollbackRefused(t *testing.T) {
 
 func TestRegistryPublishInvalid(t *testing.T) {
 	r, _ := regTestRegistry(t, RegistryConfig{})
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	good, _ := regArtifact(t, 1)
 	i := bytes.Index(good, []byte(`"model":`)) + 20
 	flipped := slices.Clone(good)
@@ -348,22 +310,22 @@ func TestRegistryCorruptObject(t *testing.T) {
 		want    string
 	}{
 		{"replaced by junk", func(t *testing.T, r *Registry, _ jetstream.JetStream, name string, _ []byte) {
-			if _, err := r.objects.PutBytes(regCtx(t), name, []byte("junk")); err != nil {
+			if _, err := r.objects.PutBytes(testContext(t, 30*time.Second), name, []byte("junk")); err != nil {
 				t.Fatal(err)
 			}
 		}, "not a valid artifact"},
 		{"replaced by a truncated artifact", func(t *testing.T, r *Registry, _ jetstream.JetStream, name string, good []byte) {
-			if _, err := r.objects.PutBytes(regCtx(t), name, good[:len(good)-100]); err != nil {
+			if _, err := r.objects.PutBytes(testContext(t, 30*time.Second), name, good[:len(good)-100]); err != nil {
 				t.Fatal(err)
 			}
 		}, "ends early"},
 		{"replaced by another valid model", func(t *testing.T, r *Registry, _ jetstream.JetStream, name string, _ []byte) {
-			if _, err := r.objects.PutBytes(regCtx(t), name, other); err != nil {
+			if _, err := r.objects.PutBytes(testContext(t, 30*time.Second), name, other); err != nil {
 				t.Fatal(err)
 			}
 		}, "was published with digest"},
 		{"chunk bytes changed in the stream", func(t *testing.T, r *Registry, js jetstream.JetStream, name string, good []byte) {
-			ctx := regCtx(t)
+			ctx := testContext(t, 30*time.Second)
 			info, err := r.objects.GetInfo(ctx, name)
 			if err != nil {
 				t.Fatal(err)
@@ -382,14 +344,14 @@ func TestRegistryCorruptObject(t *testing.T) {
 			}
 		}, "do not match the object's digest"},
 		{"object deleted", func(t *testing.T, r *Registry, _ jetstream.JetStream, name string, _ []byte) {
-			if err := r.objects.Delete(regCtx(t), name); err != nil {
+			if err := r.objects.Delete(testContext(t, 30*time.Second), name); err != nil {
 				t.Fatal(err)
 			}
 		}, "is missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, js := regTestRegistry(t, RegistryConfig{})
-			ctx := regCtx(t)
+			ctx := testContext(t, 30*time.Second)
 			v1 := publish(t, r, host, 1, 1)
 			v2 := publish(t, r, host, 2, 2)
 			good, _ := regArtifact(t, 2)
@@ -427,7 +389,7 @@ func TestRegistryCorruptObject(t *testing.T) {
 
 func TestRegistryOddHosts(t *testing.T) {
 	r, _ := regTestRegistry(t, RegistryConfig{})
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	watch, err := r.Watch(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +436,7 @@ func nextChange(t testing.TB, ch <-chan Change) Change {
 func TestRegistryWatch(t *testing.T) {
 	r, _ := regTestRegistry(t, RegistryConfig{})
 	publish(t, r, "web-1", 1, 1) // before the watch: not delivered
-	ctx, cancel := context.WithCancel(regCtx(t))
+	ctx, cancel := context.WithCancel(testContext(t, 30*time.Second))
 	watch, err := r.Watch(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -508,7 +470,7 @@ func TestRegistryWatch(t *testing.T) {
 
 func TestRegistryPrune(t *testing.T) {
 	r, js := regTestRegistry(t, RegistryConfig{Keep: 3})
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	for v := uint64(1); v <= 5; v++ {
 		publish(t, r, "web-1", v, v)
 	}
@@ -553,12 +515,12 @@ func TestRegistryPrune(t *testing.T) {
 }
 
 func TestRegistryConcurrentPublish(t *testing.T) {
-	url := regServer(t)
+	srv := runNATS(t)
 	const writers, each = 3, 4
 	var regs []*Registry
 	for range writers {
-		_, js := regJS(t, url)
-		r, err := NewRegistry(regCtx(t), js, RegistryConfig{Keep: writers * each})
+		_, js := connectJS(t, srv)
+		r, err := NewRegistry(testContext(t, 30*time.Second), js, RegistryConfig{Keep: writers * each})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -588,7 +550,7 @@ func TestRegistryConcurrentPublish(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	ctx := regCtx(t)
+	ctx := testContext(t, 30*time.Second)
 	seen := map[uint64]bool{}
 	for _, infos := range got {
 		for _, info := range infos {
@@ -607,15 +569,15 @@ func TestRegistryConcurrentPublish(t *testing.T) {
 }
 
 func TestOpenRegistryMissing(t *testing.T) {
-	_, js := regJS(t, regServer(t))
-	_, err := OpenRegistry(regCtx(t), js, RegistryConfig{})
+	_, js := connectJS(t, runNATS(t))
+	_, err := OpenRegistry(testContext(t, 30*time.Second), js, RegistryConfig{})
 	if !errors.Is(err, jetstream.ErrBucketNotFound) || !strings.Contains(err.Error(), "dagmm-models") {
 		t.Fatalf("open on an empty server: %v, want bucket not found naming dagmm-models", err)
 	}
-	if _, err := NewRegistry(regCtx(t), js, RegistryConfig{}); err != nil {
+	if _, err := NewRegistry(testContext(t, 30*time.Second), js, RegistryConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenRegistry(regCtx(t), js, RegistryConfig{}); err != nil {
+	if _, err := OpenRegistry(testContext(t, 30*time.Second), js, RegistryConfig{}); err != nil {
 		t.Fatalf("open after create: %v", err)
 	}
 }
@@ -625,7 +587,7 @@ func TestRegistryHistoryDepth(t *testing.T) {
 	for v := uint64(1); v <= 5; v++ {
 		publish(t, r, "web-1", v, v)
 	}
-	hist, err := r.History(regCtx(t), "web-1")
+	hist, err := r.History(testContext(t, 30*time.Second), "web-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +598,7 @@ func TestRegistryHistoryDepth(t *testing.T) {
 	if !slices.Equal(got, []uint64{3, 4, 5}) {
 		t.Fatalf("history with a depth of 3: versions %v, want [3 4 5]", got)
 	}
-	if _, err := r.History(regCtx(t), "web-2"); !errors.Is(err, ErrNoModel) || !strings.Contains(err.Error(), `"web-2"`) {
+	if _, err := r.History(testContext(t, 30*time.Second), "web-2"); !errors.Is(err, ErrNoModel) || !strings.Contains(err.Error(), `"web-2"`) {
 		t.Fatalf("history of a host never published: %v, want ErrNoModel naming it", err)
 	}
 }
