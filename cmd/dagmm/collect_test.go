@@ -63,11 +63,15 @@ func (s *syncBuffer) waitFor(t *testing.T, re string, timeout time.Duration) []s
 	}
 }
 
-// runNATSServer starts an in-process nats-server on a free port.
-func runNATSServer(t *testing.T) string {
+// runNATSServer starts an in-process nats-server on a free port, with
+// JetStream in a temporary store when jetStream is set, and returns its URL.
+func runNATSServer(t *testing.T, jetStream bool) string {
 	t.Helper()
 	opts := natstest.DefaultTestOptions
 	opts.Port = -1
+	if jetStream {
+		opts.JetStream, opts.StoreDir = true, t.TempDir()
+	}
 	srv := natstest.RunServer(&opts)
 	t.Cleanup(func() {
 		srv.Shutdown()
@@ -280,7 +284,7 @@ func TestCollectTrainServe(t *testing.T) {
 	// a malformed message among them) to rolling Parquet files; merge
 	// them; train on the result; serve --telegraf with that model scores
 	// the live stream of the same fleet.
-	url := runNATSServer(t)
+	url := runNATSServer(t, false)
 	nc := natsConnect(t, url)
 	dead, err := nc.SubscribeSync("dagmm.deadletter")
 	if err != nil {

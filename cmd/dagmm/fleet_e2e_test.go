@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/datasets"
@@ -42,13 +41,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	}
 	features := datasets.GenFeatures()
 
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
+	url := runNATSServer(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -59,12 +52,12 @@ func TestFleetEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	serveCmd := startCommand(t, runServe, "--fleet", "--nats-url", srv.ClientURL(), "--model", base,
+	serveCmd := startCommand(t, runServe, "--fleet", "--nats-url", url, "--model", base,
 		"--http", addr, "--poll", "0", "--log-level", "warn")
 	first := f.Hosts[0].Name
 	waitScore(t, addr, first, fleetRow(f.Test, features, 0), func(r e2eResult) bool { return r.Learning })
 
-	nc := natsConnect(t, srv.ClientURL())
+	nc := natsConnect(t, url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +70,7 @@ func TestFleetEndToEnd(t *testing.T) {
 
 	// --window 1: a sample's score is its own energy, not also its host's
 	// last samples', so the same values can be scored as two hosts.
-	trainerArgs := []string{"--nats-url", srv.ClientURL(), "--epochs", "60", "--window", "1", "--ack-wait", "20s", "--min-samples", "200"}
+	trainerArgs := []string{"--nats-url", url, "--epochs", "60", "--window", "1", "--ack-wait", "20s", "--min-samples", "200"}
 	run := func(ctx context.Context, env *cliEnv, args []string) error {
 		return trainerCommand(ctx, env, args, openRegistry)
 	}

@@ -7,25 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
-
 	"github.com/dagmm/dagmm/internal/modeltest"
 	"github.com/dagmm/dagmm/model"
 )
-
-// modelsNATS starts an in-process nats-server with JetStream in a
-// temporary store and returns its URL.
-func modelsNATS(t *testing.T) string {
-	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv.ClientURL()
-}
 
 // modelFile saves the four-metric test model of seed in dir.
 func modelFile(t *testing.T, dir string, seed uint64) string {
@@ -38,7 +22,7 @@ func modelFile(t *testing.T, dir string, seed uint64) string {
 }
 
 func TestModelsCommand(t *testing.T) {
-	url := modelsNATS(t)
+	url := runNATSServer(t, true)
 	dir := t.TempDir()
 	m1, m2, m3 := modelFile(t, dir, 1), modelFile(t, dir, 2), modelFile(t, dir, 3)
 	bad := writeFile(t, dir, "bad.json", `{"format":"dagmm-model","version":1}`)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/fleet"
@@ -23,14 +22,8 @@ import (
 // apart), and each host's model flags the other host's normal as an
 // anomaly but not its own.
 func TestTrainerCommand(t *testing.T) {
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	nc := natsConnect(t, srv.ClientURL())
+	url := runNATSServer(t, true)
+	nc := natsConnect(t, url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +73,7 @@ func TestTrainerCommand(t *testing.T) {
 	run := func(ctx context.Context, env *cliEnv, args []string) error {
 		return trainerCommand(ctx, env, args, openRegistry)
 	}
-	cmd := startCommand(t, run, "--nats-url", srv.ClientURL(), "--schedule", "--schedule-every", "200ms",
+	cmd := startCommand(t, run, "--nats-url", url, "--schedule", "--schedule-every", "200ms",
 		"--epochs", "40", "--ack-wait", "10s", "--min-samples", "100")
 	reg := waitRegistry(ctx, t, js)
 	deadline := time.Now().Add(90 * time.Second)
