@@ -26,9 +26,9 @@ type JobsConfig struct {
 	// Prefix is the subject prefix: a host's job is on
 	// "<Prefix>.<host token>". Default "dagmm.jobs".
 	Prefix string
-	// MaxAge bounds how long a job waits: one whose trainer died on its
-	// last delivery stays in the stream, blocking its host's next job,
-	// until it is this old. Default 24h.
+	// MaxAge bounds how long a job waits, say when no trainer runs.
+	// (A job whose trainer died on its last delivery is dropped by the
+	// other trainers at once: see [Trainer.Run].) Default 24h.
 	MaxAge time.Duration
 	// TrainedBucket is the KV bucket where trainers record what each
 	// host's model was trained on, for the scheduler. Default

@@ -64,8 +64,8 @@ type TrainerConfig struct {
 	Window WindowOptions
 	// Log receives a line per job; nil logs nothing.
 	Log *slog.Logger
-	// OnResult, when set, is called with every job's outcome, from the
-	// goroutine running [Trainer.Run].
+	// OnResult, when set, is called with every job's outcome, one call
+	// at a time.
 	OnResult func(Result)
 }
 
@@ -149,6 +149,8 @@ type Trainer struct {
 	train TrainFunc
 	cfg   TrainerConfig
 	cons  jetstream.Consumer
+
+	resultMu sync.Mutex // serialises cfg.OnResult
 }
 
 // NewTrainer creates or binds the trainers' durable consumer on jobs'
@@ -175,8 +177,15 @@ func NewTrainer(ctx context.Context, jobs *Jobs, hist *History, store Store, tra
 
 // Run takes and processes jobs until ctx is cancelled, then returns nil. A
 // job in progress when ctx is cancelled is left unacknowledged, as if the
-// process had died: it is delivered again after AckWait.
+// process had died: it is delivered again after AckWait. While it runs,
+// the trainer also drops the jobs that exhausted their deliveries with
+// every trainer dying on them, so that their hosts can be queued again.
 func (t *Trainer) Run(ctx context.Context) error {
+	stop, err := t.dropExhausted(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	for ctx.Err() == nil {
 		msg, err := t.cons.Next(jetstream.FetchContext(ctx))
 		switch {
@@ -248,9 +257,17 @@ func (t *Trainer) end(ctx context.Context, msg jetstream.Msg, res Result, start 
 	default:
 		log.Warn("trainer: job not trained", "err", res.Err)
 	}
-	if t.cfg.OnResult != nil {
-		t.cfg.OnResult(res)
+	t.report(res)
+}
+
+// report gives res to cfg.OnResult.
+func (t *Trainer) report(res Result) {
+	if t.cfg.OnResult == nil {
+		return
 	}
+	t.resultMu.Lock()
+	defer t.resultMu.Unlock()
+	t.cfg.OnResult(res)
 }
 
 // process reads job's window, trains and publishes.

@@ -161,31 +161,8 @@ func TestTrainerKilledMidJob(t *testing.T) {
 	publishHistory(t, p.js, p.hist, []int{7}, 0, 120, time.Now().Add(-time.Hour))
 	store := newMapStore()
 
-	// The first trainer blocks in training until it is killed.
-	started := make(chan struct{})
-	stuck := func(ctx context.Context, w *Window) ([]byte, error) {
-		close(started)
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	nc, js := connectJS(t, srv)
-	hist, err := EnsureHistory(testContext(t, 5*time.Second), js, HistoryConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := EnsureJobs(testContext(t, 5*time.Second), js, JobsConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const ackWait = time.Second
-	first, err := NewTrainer(testContext(t, 5*time.Second), jobs, hist, store, stuck, TrainerConfig{AckWait: ackWait})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, kill := context.WithCancel(context.Background())
-	defer kill()
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
+	started, kill := dyingTrainer(t, srv, store, TrainerConfig{AckWait: ackWait})
 	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(7), ReasonMissing); err != nil {
 		t.Fatal(err)
 	}
@@ -195,9 +172,7 @@ func TestTrainerKilledMidJob(t *testing.T) {
 		t.Fatal("the first trainer did not take the job")
 	}
 	killedAt := time.Now()
-	nc.Close() // the process is gone: nothing more reaches the server
 	kill()
-	<-done
 
 	var res results
 	second := &fastTrain{}
@@ -218,6 +193,87 @@ func TestTrainerKilledMidJob(t *testing.T) {
 	if len(got) != 1 || got[0].Outcome != OutcomeTrained || got[0].Delivery != 2 {
 		t.Fatalf("second trainer's results %+v, want one trained on delivery 2", got)
 	}
+}
+
+// dyingTrainer runs a trainer, on a connection of its own, whose training
+// blocks until kill closes its connection and stops it, as if its process
+// died mid-job; started is closed when it has taken a job.
+func dyingTrainer(t *testing.T, srv *server.Server, store Store, cfg TrainerConfig) (started <-chan struct{}, kill func()) {
+	t.Helper()
+	took := make(chan struct{})
+	var once sync.Once
+	stuck := func(ctx context.Context, w *Window) ([]byte, error) {
+		once.Do(func() { close(took) })
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	nc, js := connectJS(t, srv)
+	hist, err := EnsureHistory(testContext(t, 5*time.Second), js, HistoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := EnsureJobs(testContext(t, 5*time.Second), js, JobsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(testContext(t, 5*time.Second), jobs, hist, store, stuck, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	kill = func() {
+		nc.Close() // the process is gone: nothing more reaches the server
+		cancel()
+		<-done
+	}
+	t.Cleanup(func() { cancel() })
+	return took, kill
+}
+
+// TestTrainerDiedOnLastDelivery: a job whose trainer dies on its last
+// delivery is dropped by the trainers still running, reported failed, and
+// no longer blocks its host: the next job is accepted and trained.
+func TestTrainerDiedOnLastDelivery(t *testing.T) {
+	srv := runNATS(t)
+	p := bindParts(t, srv, HistoryConfig{})
+	publishHistory(t, p.js, p.hist, []int{4}, 0, 120, time.Now().Add(-time.Hour))
+	store := newMapStore()
+	cfg := TrainerConfig{AckWait: 500 * time.Millisecond, MaxDeliver: 1}
+	started, kill := dyingTrainer(t, srv, store, cfg)
+	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(4), ReasonMissing); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first trainer did not take the job")
+	}
+	kill()
+
+	var res results
+	cfg.OnResult = res.add
+	startTrainer(t, srv, store, (&fastTrain{}).train, cfg)
+	waitFor(t, 15*time.Second, func() error {
+		if len(res.snapshot()) == 0 {
+			return errors.New("the exhausted job was not reported")
+		}
+		return nil
+	})
+	got := res.snapshot()[0]
+	if got.Outcome != OutcomeFailed || got.Job.Host != hostName(4) || got.Delivery != 1 || got.Err == nil {
+		t.Fatalf("result %+v, want host %s failed after 1 delivery, with an error", got, hostName(4))
+	}
+	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(4), ReasonMissing); err != nil {
+		t.Fatalf("the host is still blocked: %v", err)
+	}
+	waitFor(t, 15*time.Second, func() error {
+		if store.versions()[hostName(4)] != 1 {
+			return errors.New("no model yet")
+		}
+		return nil
+	})
 }
 
 // TestTrainerProgress: a job longer than AckWait is kept by its trainer's
