@@ -103,8 +103,8 @@ type Provenance struct {
 	Lambda2        float64   `json:"lambda2"`
 	Dropout        float64   `json:"dropout"`
 	Jitter         float64   `json:"jitter"`
-	DType          string    `json:"dtype"`  // float64 or float32, the training graph's type
-	Losses         []float64 `json:"losses"` // mean loss of each epoch
+	DType          string    `json:"dtype"`            // float64 or float32, the training graph's type
+	Losses         []float64 `json:"losses,omitempty"` // mean loss of each epoch; absent from a scorer's copy (GET /v1/model)
 	ProjectVersion string    `json:"project_version"`
 
 	// MinComponentWeight is the mixture weight below which a component was

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -205,6 +206,9 @@ func TestHTTPModelAndHealth(t *testing.T) {
 		strings.Join(info.Features, ",") != strings.Join(m.Features, ",") || float64(info.Threshold) != m.Calibration.Threshold ||
 		info.Origin != filepath.Base(path) || info.Components != 4 || len(info.Encoder) != 4 {
 		t.Errorf("model info %+v", info)
+	}
+	if bytes.Contains(body, []byte(`"losses"`)) {
+		t.Errorf("model info shows the losses a scorer does not keep: %s", body)
 	}
 	for _, tc := range []struct{ path, want string }{
 		{"/v2/health/live", `"live":true`},
