@@ -14,7 +14,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/dagmm/dagmm/internal/dashpic"
 )
@@ -44,6 +46,11 @@ func run(ctx context.Context, modelPath, out string) error {
 	if err := dashpic.Draw(out, frames); err != nil {
 		return err
 	}
-	fmt.Printf("%s: %d scrapes of %d hosts\n", out, len(frames), len(frames[len(frames)-1].Hosts))
+	last := frames[len(frames)-1]
+	fmt.Printf("%s: %d scrapes of %d hosts\n", out, len(frames), len(last.Hosts))
+	for _, h := range slices.Sorted(maps.Keys(last.Hosts)) {
+		st := last.Hosts[h]
+		fmt.Printf("%s: %v anomalies, latest explained by %q (share %.3f)\n", h, st.Anomalies, st.Feature, st.Share)
+	}
 	return nil
 }
