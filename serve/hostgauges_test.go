@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -393,5 +394,57 @@ func BenchmarkHostGaugesRecord(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "samples/s")
 		})
+	}
+}
+
+// TestHostGaugesConcurrent: workers record while Prometheus scrapes (run
+// with -race); every sample is counted once, exported or dropped.
+func TestHostGaugesConcurrent(t *testing.T) {
+	g := newHostGauges(50, time.Minute, nil)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(g)
+	const workers, rounds = 4, 200
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if _, err := reg.Gather(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			scores := make([]hostScore, 30)
+			for k := range rounds {
+				for i := range scores {
+					scores[i] = hostScore{host: fmt.Sprintf("w%d-h%d", w, i), anomaly: k%2 == 0, feature: "f", share: 1}
+				}
+				g.record(scores)
+			}
+		})
+	}
+	wg.Wait()
+	<-done
+	var total float64
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "dagmm_host_anomalies_total" {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	// 50 of the 120 hosts have series, each with every other round an anomaly.
+	g.mu.Lock()
+	dropped := g.dropped
+	g.mu.Unlock()
+	if total != 50*rounds/2 || dropped != (workers*30-50)*rounds {
+		t.Errorf("%v anomalies counted, %v samples dropped; want %d and %d", total, dropped, 50*rounds/2, (workers*30-50)*rounds)
 	}
 }
