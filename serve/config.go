@@ -63,6 +63,14 @@ type ScoringConfig struct {
 	// [model.Methods], such as "repair" or "share"; empty means the
 	// scorer's default ([model.Scorer.DefaultMethod]).
 	ExplainMethod string
+	// HostSeriesMax bounds the hosts with dagmm_host_* series on /metrics
+	// (deploy/prometheus/README.md); the samples of further new hosts are
+	// counted in dagmm_host_series_dropped_total. Default 10000; -1
+	// exports no per-host series.
+	HostSeriesMax int
+	// HostSeriesTTL is how long a host keeps its series after its last
+	// scored sample. Default 10m.
+	HostSeriesTTL time.Duration
 }
 
 // NATSConfig is the NATS connection, and the subjects samples come in on
@@ -218,6 +226,9 @@ func DefaultConfig() Config {
 			Workers:    runtime.GOMAXPROCS(0),
 			Batch:      1024,
 			MaxSamples: 10000,
+
+			HostSeriesMax: DefaultHostSeriesMax,
+			HostSeriesTTL: DefaultHostSeriesTTL,
 		},
 		NATS: NATSConfig{
 			Name:              "dagmm-serve",
@@ -289,6 +300,8 @@ func (c Config) WithDefaults() Config {
 		c.HTTP.MaxInFlightBytes = InFlightBytesFor(GoMemoryLimit(), c.HTTP.MaxBodyBytes)
 	}
 	setDefault(&c.Scoring.MaxSamples, d.Scoring.MaxSamples)
+	setDefault(&c.Scoring.HostSeriesMax, d.Scoring.HostSeriesMax)
+	setDefault(&c.Scoring.HostSeriesTTL, d.Scoring.HostSeriesTTL)
 	setDefault(&c.HTTP.ReadHeaderTimeout, d.HTTP.ReadHeaderTimeout)
 	setDefault(&c.HTTP.ReadTimeout, d.HTTP.ReadTimeout)
 	setDefault(&c.HTTP.WriteTimeout, d.HTTP.WriteTimeout)
@@ -375,6 +388,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.Scoring.HostSeriesMax < -1 {
+		return bad("host series max", "%d: want a positive number, or -1 for no per-host series", c.Scoring.HostSeriesMax)
+	}
 	if c.Telegraf.Enabled {
 		if c.NATS.Disabled {
 			return bad("telegraf", "Telegraf's messages come over NATS: it cannot be used without NATS")
@@ -416,6 +432,7 @@ func (c *Config) Validate() error {
 		{"shutdown timeout", c.ShutdownTimeout},
 		{"ack wait", c.JetStream.AckWait},
 		{"stream max age", c.JetStream.StreamMaxAge},
+		{"host series ttl", c.Scoring.HostSeriesTTL},
 	} {
 		if p.v <= 0 {
 			return bad(p.name, "%v: want a positive duration", p.v)

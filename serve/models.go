@@ -24,6 +24,7 @@ type modelSet struct {
 	method     model.Method
 	log        *slog.Logger
 	series     *seriesBudget // shared by the hosts' series of every model
+	hosts      *hostGauges   // the per-host series on /metrics, or nil
 
 	// last is the state prepared last: with a single model, the only one,
 	// found without a map look-up. Hits on other models do not move it, so

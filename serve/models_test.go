@@ -65,13 +65,14 @@ func twoModels(t testing.TB) (src *hostSource, m1, m2 *model.Model) {
 // TestAlternatingModelsAllocateNothing checks that a worker scoring hosts
 // of two models in turn keeps a workspace for each: once warm, a sample
 // costs no allocation, scored alone or in a batch mixing the hosts, and
-// its anomaly's event is encoded without one either.
+// its anomaly's event is encoded without one either, nor its host's series.
 func TestAlternatingModelsAllocateNothing(t *testing.T) {
 	src, m1, m2 := twoModels(t)
 	ms, err := newModelSet(src, 1000, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms.hosts = newHostGauges(DefaultHostSeriesMax, DefaultHostSeriesTTL, nil) // a known host's series cost nothing either
 	p := &pipeline{models: ms, ev: eventConfig{anomalyPrefix: "anomalies"},
 		samples: prometheus.NewCounter(prometheus.CounterOpts{Name: "s"}), anomalies: prometheus.NewCounter(prometheus.CounterOpts{Name: "a"})}
 	n1, a1 := testData(t, m1, 4, 1, 1)

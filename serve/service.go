@@ -117,6 +117,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	if s.models, err = newModelSet(s.src, cfg.Scoring.MaxSamples, s.method, s.log); err != nil {
 		return nil, err
 	}
+	if cfg.Scoring.HostSeriesMax > 0 {
+		s.models.hosts = newHostGauges(cfg.Scoring.HostSeriesMax, cfg.Scoring.HostSeriesTTL, nil)
+		s.reg.MustRegister(s.models.hosts)
+	}
 	if e, ok := s.src.(interface{ SetEvicted(func(*Loaded)) }); ok {
 		e.SetEvicted(s.models.drop)
 	}

@@ -240,6 +240,11 @@ type worker struct {
 	// learning counts the samples of learning hosts that score passed
 	// over; its callers reset it.
 	learning int
+	// explained is the index of the sample w.ex explains, set by explain
+	// (-1: none), and hostScores the results score notes for the host
+	// gauges ([hostGauges]).
+	explained  int
+	hostScores []hostScore
 
 	// Inference endpoint buffers.
 	inferX, energy, expected, share, pct []float64
@@ -307,6 +312,7 @@ func (w *worker) explain(st *modelState, i int, method model.Method) (*model.Exp
 	if st.constant != nil {
 		st.constant.AddDepartures(&w.ex, w.deps[i-w.lo])
 	}
+	w.explained = i
 	return &w.ex, nil
 }
 
@@ -325,8 +331,22 @@ type scoreFunc func(st *modelState, i int, r *model.Result) error
 // and calls fn for each result in order. dec is the state whose decoder
 // read the samples: a host's model must take the same features. It stops
 // at the first piece that fails, or the first error fn returns, with an
-// error naming the sample's index in samples.
+// error naming the sample's index in samples. Once all are scored, the
+// results go to ms's host gauges: every path that scores a host's samples
+// comes through here.
 func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, fn scoreFunc) error {
+	w.hostScores = w.hostScores[:0]
+	if err := w.scoreHosts(ms, dec, samples, fn); err != nil {
+		return err
+	}
+	if ms.hosts != nil {
+		ms.hosts.record(w.hostScores)
+	}
+	clear(w.hostScores) // hosts may point into the message
+	return nil
+}
+
+func (w *worker) scoreHosts(ms *modelSet, dec *modelState, samples []ingest.Sample, fn scoreFunc) error {
 	for lo := 0; lo < len(samples); {
 		st, err := ms.forHost(samples[lo].Host)
 		if errors.Is(err, ErrLearning) {
@@ -363,6 +383,7 @@ func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, f
 // scoreWith scores samples with st alone, in pieces of the worker's batch
 // size, and calls fn for each result in order, like score.
 func (w *worker) scoreWith(st *modelState, samples []ingest.Sample, fn scoreFunc) error {
+	w.hostScores = w.hostScores[:0]
 	for lo := 0; lo < len(samples); lo += w.batch {
 		if err := w.scorePiece(st, samples, lo, min(lo+w.batch, len(samples)), fn); err != nil {
 			return err
@@ -408,9 +429,11 @@ func (w *worker) scorePiece(st *modelState, samples []ingest.Sample, lo, hi int,
 		w.departures(st, samples[lo:hi], out)
 	}
 	for i := range out {
+		w.explained = -1
 		if err := fn(st, lo+i, &out[i]); err != nil {
 			return err
 		}
+		w.noteHost(st, samples[lo+i].Host, lo+i, &out[i])
 		if err := ser[i].add(ws, i); err != nil {
 			return fmt.Errorf("%w: sample %d: %w", errScore, lo+i, err)
 		}

@@ -417,6 +417,13 @@ func TestTelegrafEvents(t *testing.T) {
 				if got := gaugeValue(t, reg, "dagmm_telegraf_hosts", nil); got != 3 {
 					t.Errorf("%v hosts tracked, want 3", got)
 				}
+				// Assembled vectors feed the per-host series too.
+				if got := gaugeValue(t, reg, "dagmm_host_series", nil); got != 3 {
+					t.Errorf("%v hosts with series, want 3", got)
+				}
+				if got := counterValue(t, reg, "dagmm_host_anomalies_total", map[string]string{"host": "db.2"}); got != 1 {
+					t.Errorf("db.2: %v anomalies, want 1", got)
+				}
 				if d := dead.quiet(10 * time.Millisecond); len(d) > 0 {
 					t.Errorf("dead letter %q: %s", d[0].Header.Get(HeaderReason), d[0].Data)
 				}

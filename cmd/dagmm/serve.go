@@ -71,6 +71,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	cfg.HTTP.MaxInFlightBytes = 0 // derived by serve.New, once --memory-limit is applied
 	fs.Var(byteSize{&cfg.HTTP.MaxInFlightBytes}, "max-inflight-bytes", "most request body `bytes` held by all HTTP requests in flight (e.g. 256MiB); a request beyond it is answered 429 with Retry-After; 0: derived from the memory limit (see README, Memory)")
 	fs.IntVar(&cfg.Scoring.MaxSamples, "max-samples", cfg.Scoring.MaxSamples, "most samples in one request or NATS message")
+	fs.IntVar(&cfg.Scoring.HostSeriesMax, "host-series-max", cfg.Scoring.HostSeriesMax, "most hosts with dagmm_host_* series on /metrics (-1: none); further new hosts are counted in dagmm_host_series_dropped_total")
+	fs.DurationVar(&cfg.Scoring.HostSeriesTTL, "host-series-ttl", cfg.Scoring.HostSeriesTTL, "how long a host not scored keeps its dagmm_host_* series")
 	fs.DurationVar(&cfg.HTTP.ReadTimeout, "read-timeout", cfg.HTTP.ReadTimeout, "HTTP read timeout (whole request)")
 	fs.DurationVar(&cfg.HTTP.WriteTimeout, "write-timeout", cfg.HTTP.WriteTimeout, "HTTP write timeout")
 	fs.DurationVar(&cfg.HTTP.IdleTimeout, "idle-timeout", cfg.HTTP.IdleTimeout, "HTTP keep-alive idle timeout")
