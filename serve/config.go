@@ -23,6 +23,8 @@ type Config struct {
 	JetStream JetStreamConfig
 	Telegraf  TelegrafConfig
 	HTTP      HTTPConfig
+	// RemoteWrite is the Prometheus remote write input (POST /api/v1/write).
+	RemoteWrite RemoteWriteConfig
 	// Fleet is fleet mode, set up by [OpenFleet] (which the service does
 	// not call itself: it needs the NATS connection before the models).
 	Fleet FleetConfig
@@ -241,6 +243,7 @@ func DefaultConfig() Config {
 		Telegraf: TelegrafConfig{
 			Flush: time.Second,
 		},
+		RemoteWrite: RemoteWriteConfig{}.withDefaults(),
 		HTTP: HTTPConfig{
 			Addr:              ":8080",
 			MaxBodyBytes:      8 << 20,
@@ -295,6 +298,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.HTTP.IdleTimeout, d.HTTP.IdleTimeout)
 	setDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
 	setDefault(&c.Telegraf.Flush, d.Telegraf.Flush)
+	c.RemoteWrite = c.RemoteWrite.withDefaults()
 	return c
 }
 
@@ -374,6 +378,9 @@ func (c *Config) Validate() error {
 				return bad("event stream", "%q is also the sample stream", c.JetStream.EventStream)
 			}
 		}
+	}
+	if err := c.RemoteWrite.validate(c.NATS.Disabled); err != nil {
+		return err
 	}
 	if c.Telegraf.Enabled {
 		if c.NATS.Disabled {
