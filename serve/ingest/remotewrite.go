@@ -64,10 +64,14 @@ type RemoteWriteDecoder struct {
 	strs    map[string]string // label names and values seen, so that each is allocated once
 }
 
-// maxInterned bounds the label strings a decoder keeps: hosts and series
-// names repeat from one request to the next, and a request of 500 hosts
-// has about a thousand.
-const maxInterned = 1 << 16
+// Bounds on the label strings a decoder keeps (hosts and series names
+// repeat from one request to the next; a request of 500 hosts has about a
+// thousand): how many, and the longest, so that a decoder holds at most
+// about 3 MB of them.
+const (
+	maxInterned    = 1 << 14
+	maxInternedLen = 128
+)
 
 // RemoteWrite is one decoded remote write request. Each sample is a
 // [Measurement] named after the series' __name__ label, with its other
@@ -212,9 +216,12 @@ func (d *RemoteWriteDecoder) label(b []byte) (name, value string, err error) {
 	return name, value, err
 }
 
-// intern returns b as a string, the same one for the same bytes while at
-// most maxInterned are kept.
+// intern returns b as a string, the same one for the same short bytes while
+// at most maxInterned are kept.
 func (d *RemoteWriteDecoder) intern(b []byte) string {
+	if len(b) > maxInternedLen {
+		return string(b)
+	}
 	if s, ok := d.strs[string(b)]; ok {
 		return s
 	}
