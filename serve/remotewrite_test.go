@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // rwPoint is one sample of a remote-written series.
@@ -370,4 +374,28 @@ func FuzzRemoteWriteHandler(f *testing.F) {
 			t.Fatalf("%v panics", got)
 		}
 	})
+}
+
+func TestRemoteWriteMetricsLint(t *testing.T) {
+	path, _ := writeModel(t, t.TempDir(), 1)
+	s, err := New(rwConfig(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rw.incomplete(ingest.Incomplete{Host: "h", TS: tgT0, Missing: []ingest.MissingFeature{{Feature: "cpu_usage", Reason: "no data"}}})
+	for _, c := range []prometheus.Collector{s.rw.tmet, s.rw.tmet.missing} {
+		problems, err := testutil.CollectAndLint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+	if got := counterValue(t, s.Registry(), "dagmm_remote_write_missing_features_total", map[string]string{"feature": "cpu_usage", "reason": "no_data"}); got != 1 {
+		t.Errorf("missing features %v, want 1", got)
+	}
+	if n, err := testutil.GatherAndCount(s.Registry(), "dagmm_remote_write_series_ended_total", "dagmm_telegraf_hosts"); err != nil || n != 2 {
+		t.Errorf("%d series of dagmm_remote_write_series_ended_total and no Telegraf metrics, want 2 (%v)", n, err)
+	}
 }
