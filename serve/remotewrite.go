@@ -178,6 +178,7 @@ func (s *Service) handleRemoteWrite(c echo.Context) error {
 		}
 		s.workers.Put(w)
 	}
+	s.met.scoreHTTP.Observe(since(now))
 	if herr != nil {
 		return echo.NewHTTPError(http.StatusBadRequest,
 			"remote write: samples dropped, the others taken: "+herr.Error())

@@ -193,6 +193,10 @@ func TestRemoteWriteHandler(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	// Timed: the two valid bodies and the one with a bad host label.
+	if n := metricValue(t, reg, "dagmm_score_duration_seconds", map[string]string{"source": "http"}).GetHistogram().GetSampleCount(); n != 3 {
+		t.Errorf("%d remote write requests timed, want 3", n)
+	}
 }
 
 func TestRemoteWriteBusy(t *testing.T) {
