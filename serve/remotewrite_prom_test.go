@@ -146,19 +146,38 @@ func fakeNodeModel(t testing.TB) string {
 
 // TestRemoteWriteFromPrometheusEndToEnd runs the whole path with a real
 // Prometheus: two node_exporters (this machine's, and one reading a /proc
-// the test writes), Prometheus evaluating the shipped recording rules every
-// second and remote-writing them into a running service. Each host gets a
-// scored vector per evaluation (published with --scores); then the fake
-// node's CPUs and memory fill up, and its anomaly event comes on NATS.
+// the test writes), Prometheus evaluating the recording rules every second
+// and remote-writing them into a running service. Each host gets a scored
+// vector per evaluation (published with --scores). With the shipped
+// deploy/prometheus/rules.yaml that is all: its 1m rate windows
+// underestimate rates until a minute of history has been scraped, so its
+// first minute of vectors is not the node's normal. With the same rules at
+// 5 s windows the fake node's vectors settle to normal within seconds;
+// then its CPUs and memory fill up, and its anomaly event comes on NATS.
 func TestRemoteWriteFromPrometheusEndToEnd(t *testing.T) {
 	promtest.Require(t, promtest.PrometheusBinary)
+	promtest.Require(t, promtest.NodeExporterBinary)
+	shipped, err := filepath.Abs("../deploy/prometheus/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(short, []byte(prom.RecordingRules(prom.NodeExporter(prom.DefaultHostLabel, 5*time.Second))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modelPath := fakeNodeModel(t)
+	t.Run("shipped rules", func(t *testing.T) { promEndToEnd(t, modelPath, shipped, false) })
+	t.Run("5s windows and a fault", func(t *testing.T) { promEndToEnd(t, modelPath, short, true) })
+}
+
+func promEndToEnd(t *testing.T, modelPath, rules string, fault bool) {
 	fake := startFakeNode(t)
 	fakeAddr := promtest.StartNodeExporterArgs(t, "--path.procfs="+fake.dir, "--path.sysfs="+t.TempDir(),
 		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.diskstats",
 		"--collector.netdev", "--no-collector.netdev.netlink")
 	realAddr := promtest.StartNodeExporter(t)
 
-	cfg := rwConfig(fakeNodeModel(t))
+	cfg := rwConfig(modelPath)
 	cfg.RemoteWrite.Interval = promtest.Interval
 	cfg.RemoteWrite.Flush = 100 * time.Millisecond
 	cfg.NATS.PublishScores = true
@@ -166,23 +185,16 @@ func TestRemoteWriteFromPrometheusEndToEnd(t *testing.T) {
 	nc := connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	anomalies := collect(t, nc, "anomalies.>")
-
-	// The shipped rules (deploy/prometheus/rules.yaml is this with a 1m
-	// window), with 5 s rate windows: a 1m window underestimates rates
-	// until a minute of history has been scraped.
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(prom.RecordingRules(prom.NodeExporter(prom.DefaultHostLabel, 5*time.Second))), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	promtest.Start(t, promtest.Options{Targets: []string{fakeAddr, realAddr}, RuleFiles: []string{rules},
 		RemoteWrite: promtest.RemoteWriteFeatures(r.base + RemoteWritePath)})
 
-	// A scored vector per host per evaluation, until the fake node's rates
-	// have settled: three normal vectors in a row.
+	// A scored vector per host per evaluation, three at least; before a
+	// fault, until the fake node's rates have settled: three normal
+	// vectors in a row.
 	seen := map[string]map[int64]bool{fakeAddr: {}, realAddr: {}}
 	deadline := time.After(40 * time.Second)
 	normalRun := 0
-	for normalRun < 3 || len(seen[realAddr]) < 3 {
+	for len(seen[fakeAddr]) < 3 || len(seen[realAddr]) < 3 || (fault && normalRun < 3) {
 		select {
 		case m := <-scores.ch:
 			e := decodeEvent(t, m.Data)
@@ -210,6 +222,9 @@ func TestRemoteWriteFromPrometheusEndToEnd(t *testing.T) {
 		}
 	}
 
+	if !fault {
+		return
+	}
 	faultAt := time.Now()
 	fake.fault.Store(true)
 	deadline = time.After(30 * time.Second)
