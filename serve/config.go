@@ -23,6 +23,8 @@ type Config struct {
 	JetStream JetStreamConfig
 	Telegraf  TelegrafConfig
 	HTTP      HTTPConfig
+	// RemoteWrite is the Prometheus remote write input (POST /api/v1/write).
+	RemoteWrite RemoteWriteConfig
 	// Fleet is fleet mode, set up by [OpenFleet] (which the service does
 	// not call itself: it needs the NATS connection before the models).
 	Fleet FleetConfig
@@ -252,6 +254,7 @@ func DefaultConfig() Config {
 		Telegraf: TelegrafConfig{
 			Flush: time.Second,
 		},
+		RemoteWrite: RemoteWriteConfig{}.withDefaults(),
 		HTTP: HTTPConfig{
 			Addr:              ":8080",
 			MaxBodyBytes:      8 << 20,
@@ -308,6 +311,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.HTTP.IdleTimeout, d.HTTP.IdleTimeout)
 	setDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
 	setDefault(&c.Telegraf.Flush, d.Telegraf.Flush)
+	c.RemoteWrite = c.RemoteWrite.withDefaults()
 	return c
 }
 
@@ -390,6 +394,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Scoring.HostSeriesMax < -1 {
 		return bad("host series max", "%d: want a positive number, or -1 for no per-host series", c.Scoring.HostSeriesMax)
+	}
+	if err := c.RemoteWrite.validate(c.NATS.Disabled); err != nil {
+		return err
 	}
 	if c.Telegraf.Enabled {
 		if c.NATS.Disabled {

@@ -118,6 +118,37 @@
 // and give each scorer its own partition, for instance with NATS subject
 // mapping partition().
 //
+// # Prometheus remote write
+//
+// With [RemoteWriteConfig.Enabled] the service takes Prometheus remote write
+// 1.0 at POST /api/v1/write: a protobuf WriteRequest in snappy's block
+// format, decoded by [ingest.RemoteWriteDecoder] (protowire and
+// klauspost/compress/snappy; the github.com/prometheus/prometheus module is
+// not imported: hundreds of modules, not meant as a library, for four small
+// messages whose wire format is stable). The samples go to the same
+// assembly stage as Telegraf's measurements (an [ingest.Assembler] of its
+// own, with the mapping of [RemoteWriteConfig.Mapping], by default feature f
+// from the series dagmm:f of deploy/prometheus/rules.yaml, the host in the
+// label instance): joined per host and evaluation, scored, anomalies
+// published on NATS as usual (counted as source="http"), and
+// dagmm_remote_write_* metrics. A stale marker ends its series: the host's
+// open intervals no longer wait for it and are never scored with it, and a
+// host whose every series ended is finalised and forgotten.
+//
+// The answers follow the remote write specification, under which a sender
+// retries 5xx and 429 and drops what got another 4xx: 204 once the samples
+// are assembled (the vectors they completed scored and published); 400 for
+// a body that is not snappy or not a WriteRequest, or samples whose host
+// label cannot name a host (the others are taken); 413 for a body too large
+// ([HTTPConfig.MaxBodyBytes]) or too large once decompressed
+// ([RemoteWriteConfig.MaxDecodedBytes]); 415 for another Content-Type or
+// Content-Encoding (remote write 2.0 among them); 429 with Retry-After when
+// the request bytes in flight are at their limit (the decoded samples are
+// reserved too); 503 with Retry-After while the service is not ready
+// (starting, stopping, NATS down), or the model's features are not in the
+// mapping. What was answered 204 is scored: at shutdown the open intervals
+// are finalised and published after the last request.
+//
 // # Fleet mode
 //
 // With a [RegistrySource] ([OpenFleet] sets it up with the history stream,
@@ -144,6 +175,7 @@
 //	GET  /v2/health/live, /v2/health/ready
 //	GET  /v2/models/{name}, /v2/models/{name}/ready
 //	POST /v2/models/{name}/infer         an FP64 tensor of shape [n, d]
+//	POST /api/v1/write                   Prometheus remote write 1.0 (with Config.RemoteWrite.Enabled; see above)
 //
 // Bad input gets a 4xx status and a JSON body {"error": "..."} that names the
 // problem (the sample, the feature); the service never answers 500 to input.
@@ -170,8 +202,9 @@
 // # Stages
 //
 // Scoring is split in two stages: a decode stage that turns a message or a
-// request body into samples (dagmm's JSON, or Telegraf's formats through
-// package ingest's assembler), and one scoring stage that scores
+// request body into samples (dagmm's JSON, or Telegraf's formats and
+// Prometheus remote write through package ingest's assembler), and one
+// scoring stage that scores
 // samples in batches with a per-worker [model.Workspace] and publishes the
 // events. A new input format adds a decode stage and reuses the rest.
 package serve

@@ -66,6 +66,9 @@ func (s *Service) routes() *echo.Echo {
 	if s.marks != nil {
 		e.POST("/v1/false-alarms", s.handleFalseAlarm, s.requireAdminIfSet)
 	}
+	if s.rw != nil {
+		e.POST(RemoteWritePath, s.handleRemoteWrite)
+	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		Registry:          s.reg,
 		EnableOpenMetrics: true,

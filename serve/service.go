@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/natsconn"
 	"github.com/dagmm/dagmm/model"
+	"github.com/dagmm/dagmm/serve/ingest"
 )
 
 // Service is the real-time scoring service: the NATS scorer and the HTTP
@@ -56,6 +58,9 @@ type Service struct {
 
 	nats *natsSide // set by Run when NATS is on
 	tg   *telegraf // the Telegraf input (Config.Telegraf.Enabled), or nil
+	rw   *telegraf // the remote write input (Config.RemoteWrite.Enabled), or nil
+
+	rwDecoders sync.Pool // *ingest.RemoteWriteDecoder
 
 	marks *fleet.Marks // fleet mode's false-alarm marks, or nil
 }
@@ -143,6 +148,14 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Service, error) {
 	if cfg.Telegraf.Enabled {
 		if s.tg, err = newTelegraf(&cfg, s.pipe, s.out, s.errs, s.log, s.met, s.reg, st); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.RemoteWrite.Enabled {
+		if s.rw, err = newRemoteWrite(&cfg, s.pipe, s.out, s.errs, s.log, s.met, s.reg, st); err != nil {
+			return nil, err
+		}
+		s.rwDecoders.New = func() any {
+			return &ingest.RemoteWriteDecoder{MaxSize: int(min(cfg.RemoteWrite.MaxDecodedBytes, math.MaxInt32))}
 		}
 	}
 	s.workers.New = func() any { return newWorker(cfg.Scoring.Batch) }
@@ -256,6 +269,9 @@ func (s *Service) Run(ctx context.Context) error {
 		url := n.url
 		s.natsURL.Store(&url)
 	}
+	if s.rw != nil {
+		s.rw.start()
+	}
 
 	httpErr := make(chan error, 1)
 	go func() {
@@ -290,7 +306,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.setReady(func() { s.running = true })
 	close(s.readyCh)
 	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream.Enabled && !cfg.NATS.Disabled,
-		"subject", cfg.NATS.Subject, "telegraf", cfg.Telegraf.Enabled, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Scoring.Workers)
+		"subject", cfg.NATS.Subject, "telegraf", cfg.Telegraf.Enabled, "remote_write", cfg.RemoteWrite.Enabled, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Scoring.Workers)
 
 	var runErr error
 	aborted := false
@@ -307,6 +323,9 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Wait()
 
 	if aborted {
+		if s.rw != nil {
+			s.rw.halt()
+		}
 		if s.nats != nil {
 			s.nats.abort()
 		}
@@ -329,6 +348,11 @@ func (s *Service) Run(ctx context.Context) error {
 	cancel()
 	if err := <-httpErr; err != nil && runErr == nil {
 		runErr = fmt.Errorf("serve: http server: %w", err)
+	}
+	if s.rw != nil { // no request comes in any more: score what was taken
+		if err := s.rw.shutdown(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.nats != nil {
 		if err := s.nats.close(cfg.ShutdownTimeout); err != nil {

@@ -22,7 +22,10 @@ import (
 // telegraf is the Telegraf input of a service ([TelegrafConfig.Enabled]): the
 // assembler that joins Telegraf's measurements into the model's vectors,
 // the goroutine that finalises the intervals whose deadline passed, and
-// their metrics.
+// their metrics. The remote write input ([RemoteWriteConfig.Enabled]) is
+// the same assembly stage fed by another decoder: a second value of this
+// type, of kind "remote_write", whose samples come from HTTP requests
+// (serve/remotewrite.go).
 //
 // Messages are decoded and assembled on one goroutine (the subscription's,
 // or the pull loop's), in the order NATS delivers them, so that each host's
@@ -31,6 +34,7 @@ import (
 // publishes the intervals of hosts that went quiet. The assembler serialises
 // the two.
 type telegraf struct {
+	kind    string // "telegraf" or "remote_write": in metric names and logs
 	pipe    *pipeline
 	out     *natsOut
 	errs    *asyncErrors
@@ -41,7 +45,7 @@ type telegraf struct {
 	flush   time.Duration // Config.Telegraf.Flush
 	maxDel  int           // Config.JetStream.MaxDeliver
 	format  ingest.Format
-	mapping ingest.Config
+	mapping func(features []string) ingest.Config
 
 	cur     atomic.Pointer[tgAssembler]
 	mu      sync.Mutex   // serialises assembler swaps; guards retired
@@ -65,35 +69,55 @@ type tgAssembler struct {
 // newTelegraf prepares the Telegraf input of cfg for the model st,
 // feeding pipe and publishing to out, with its metrics on reg.
 func newTelegraf(cfg *Config, pipe *pipeline, out *natsOut, errs *asyncErrors, log *slog.Logger, met *metrics, reg prometheus.Registerer, st *modelState) (*telegraf, error) {
-	t := &telegraf{
+	mapping := ingest.DefaultConfig()
+	if cfg.Telegraf.Mapping != nil {
+		mapping = *cfg.Telegraf.Mapping
+	}
+	t := newAssembly(kindTelegraf, cfg, pipe, out, errs, log, met, cfg.Telegraf.Flush, func([]string) ingest.Config { return mapping })
+	t.format = cfg.Telegraf.Format
+	return t, t.init(reg, st)
+}
+
+// Kinds of assembly input.
+const (
+	kindTelegraf    = "telegraf"
+	kindRemoteWrite = "remote_write"
+)
+
+// newAssembly returns an assembly input of kind, its vectors scored with
+// pipe, its intervals flushed every flush, its features mapped with
+// mapping; init completes it.
+func newAssembly(kind string, cfg *Config, pipe *pipeline, out *natsOut, errs *asyncErrors, log *slog.Logger, met *metrics, flush time.Duration, mapping func([]string) ingest.Config) *telegraf {
+	return &telegraf{
+		kind:    kind,
 		pipe:    pipe,
 		out:     out,
 		errs:    errs,
 		log:     log,
 		met:     met,
 		subject: cfg.NATS.Subject,
-		flush:   cfg.Telegraf.Flush,
+		flush:   flush,
 		maxDel:  cfg.JetStream.MaxDeliver,
-		format:  cfg.Telegraf.Format,
-		mapping: ingest.DefaultConfig(),
+		mapping: mapping,
 		flushW:  newWorker(cfg.Scoring.Batch),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if cfg.Telegraf.Mapping != nil {
-		t.mapping = *cfg.Telegraf.Mapping
-	}
+}
+
+// init registers the metrics on reg and makes the assembler for st.
+func (t *telegraf) init(reg prometheus.Registerer, st *modelState) error {
 	t.tmet = newTelegrafMetrics(reg, t)
 	asm, err := t.newAssembler(st.features)
 	if err != nil {
-		return nil, fmt.Errorf("serve: telegraf mapping for model %s: %w", st.l.Version, err)
+		return fmt.Errorf("serve: %s mapping for model %s: %w", t.kind, st.l.Version, err)
 	}
 	t.cur.Store(&tgAssembler{asm: asm, st: st})
-	return t, nil
+	return nil
 }
 
 func (t *telegraf) newAssembler(features []string) (*ingest.Assembler, error) {
-	return ingest.NewAssembler(t.mapping, features, ingest.WithIncomplete(t.incomplete))
+	return ingest.NewAssembler(t.mapping(features), features, ingest.WithIncomplete(t.incomplete))
 }
 
 // assembler returns the assembler for the model st. When the model's
@@ -116,16 +140,16 @@ func (t *telegraf) assembler(st *modelState) (*ingest.Assembler, error) {
 	}
 	asm, err := t.newAssembler(st.features)
 	if err != nil {
-		err = fmt.Errorf("serve: model %s: telegraf mapping: %w", st.l.Version, err)
-		t.log.Error("the model's features cannot be assembled from Telegraf: its messages go to the dead-letter subject",
-			"version", st.l.Version, "features", st.features, "err", err)
+		err = fmt.Errorf("serve: model %s: %s mapping: %w", st.l.Version, t.kind, err)
+		t.log.Error("the model's features cannot be assembled with the mapping: Telegraf messages go to the dead-letter subject, remote write requests are answered 503",
+			"input", t.kind, "version", st.l.Version, "features", st.features, "err", err)
 		t.cur.Store(&tgAssembler{asm: c.asm, st: st, err: err})
 		return nil, err
 	}
 	t.retired = addStats(t.retired, c.asm.Stats())
 	t.cur.Store(&tgAssembler{asm: asm, st: st})
-	t.log.Warn("the model's features changed: Telegraf assembly starts again (open intervals dropped)",
-		"version", st.l.Version, "features", st.features)
+	t.log.Warn("the model's features changed: assembly starts again (open intervals dropped)",
+		"input", t.kind, "version", st.l.Version, "features", st.features)
 	return asm, nil
 }
 
@@ -141,6 +165,8 @@ func addStats(a, b ingest.Stats) ingest.Stats {
 	a.DecodeErrors += b.DecodeErrors
 	a.Emitted += b.Emitted
 	a.Incomplete += b.Incomplete
+	a.Ended += b.Ended
+	a.HostsEnded += b.HostsEnded
 	return a
 }
 
@@ -205,12 +231,12 @@ func (t *telegraf) shutdown() error {
 		return nil
 	}
 	vs := asm.Drain()
-	t.log.Info("telegraf intervals finalised at shutdown", "vectors", len(vs))
+	t.log.Info("intervals finalised at shutdown", "input", t.kind, "vectors", len(vs))
 	if len(vs) == 0 {
 		return nil
 	}
 	if err := t.publishVectors(t.flushW, st, vs); err != nil {
-		return fmt.Errorf("serve: publish the events of the last Telegraf intervals: %w", err)
+		return fmt.Errorf("serve: publish the events of the last %s intervals: %w", t.kind, err)
 	}
 	return nil
 }
@@ -371,7 +397,7 @@ func (t *telegraf) incomplete(inc ingest.Incomplete) {
 		for i, m := range inc.Missing {
 			parts[i] = m.Feature + ": " + m.Reason
 		}
-		t.log.Debug("telegraf interval incomplete", "host", inc.Host, "ts", inc.TS, "missing", strings.Join(parts, "; "))
+		t.log.Debug("interval incomplete", "input", t.kind, "host", inc.Host, "ts", inc.TS, "missing", strings.Join(parts, "; "))
 	}
 }
 
@@ -404,33 +430,44 @@ type telegrafMetrics struct {
 	t                                           *telegraf
 	measurements, unused, decodeErrors, resets  *prometheus.Desc
 	hostResets, intervals, hosts, openIntervals *prometheus.Desc
+	ended                                       *prometheus.Desc // remote write only
 }
 
 func newTelegrafMetrics(reg prometheus.Registerer, t *telegraf) *telegrafMetrics {
+	prefix, what := "dagmm_telegraf_", "Telegraf"
+	decodeHelp := "Telegraf metrics that could not be decoded (their messages went to the dead-letter subject)."
+	if t.kind == kindRemoteWrite {
+		prefix, what = "dagmm_remote_write_", "Remote write"
+		decodeHelp = "Remote write samples dropped for their host label (the request was answered 400, its other samples taken)."
+	}
 	m := &telegrafMetrics{
 		missing: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_telegraf_missing_features_total",
-			Help: "Features without a usable value in Telegraf intervals finalised without a vector, by feature and reason (no_data, first_observation, counter_reset, counter_gap, series_missing, not_finite).",
+			Name: prefix + "missing_features_total",
+			Help: "Features without a usable value in " + what + " intervals finalised without a vector, by feature and reason (no_data, first_observation, counter_reset, counter_gap, series_missing, not_finite).",
 		}, []string{"feature", "reason"}),
 		t: t,
-		measurements: prometheus.NewDesc("dagmm_telegraf_measurements_total",
-			"Telegraf measurements decoded and given to the assembler.", nil, nil),
-		unused: prometheus.NewDesc("dagmm_telegraf_measurements_unused_total",
-			"Telegraf measurements that contributed to no vector, by reason: ignored (not mapped, or filtered out), no_host (no host tag), late (for an interval already finalised or too far behind), dropped (over the host or series limits, or a time out of range).",
+		measurements: prometheus.NewDesc(prefix+"measurements_total",
+			what+" measurements decoded and given to the assembler.", nil, nil),
+		unused: prometheus.NewDesc(prefix+"measurements_unused_total",
+			what+" measurements that contributed to no vector, by reason: ignored (not mapped, or filtered out), no_host (no host tag), late (for an interval already finalised or too far behind), dropped (over the host or series limits, or a time out of range).",
 			[]string{"reason"}, nil),
-		decodeErrors: prometheus.NewDesc("dagmm_telegraf_decode_errors_total",
-			"Telegraf metrics that could not be decoded (their messages went to the dead-letter subject).", nil, nil),
-		resets: prometheus.NewDesc("dagmm_telegraf_field_resets_total",
-			"Telegraf counter fields seen going down (a restart of the host, or a wrap): that interval has no rate.", nil, nil),
-		hostResets: prometheus.NewDesc("dagmm_telegraf_host_resets_total",
+		decodeErrors: prometheus.NewDesc(prefix+"decode_errors_total", decodeHelp, nil, nil),
+		resets: prometheus.NewDesc(prefix+"field_resets_total",
+			what+" counter fields seen going down (a restart of the host, or a wrap): that interval has no rate.", nil, nil),
+		hostResets: prometheus.NewDesc(prefix+"host_resets_total",
 			"Hosts whose clock jumped back more than 100 intervals: their state was dropped.", nil, nil),
-		intervals: prometheus.NewDesc("dagmm_telegraf_intervals_total",
+		intervals: prometheus.NewDesc(prefix+"intervals_total",
 			"Host intervals finalised, by result: emitted (a vector, scored) or incomplete (a feature had no usable value; no vector).",
 			[]string{"result"}, nil),
-		hosts: prometheus.NewDesc("dagmm_telegraf_hosts",
-			"Hosts the Telegraf assembler tracks now.", nil, nil),
-		openIntervals: prometheus.NewDesc("dagmm_telegraf_open_intervals",
+		hosts: prometheus.NewDesc(prefix+"hosts",
+			"Hosts the "+what+" assembler tracks now.", nil, nil),
+		openIntervals: prometheus.NewDesc(prefix+"open_intervals",
 			"Host intervals open now, waiting for measurements or their deadline.", nil, nil),
+	}
+	if t.kind == kindRemoteWrite {
+		m.ended = prometheus.NewDesc(prefix+"series_ended_total",
+			"Series ended by a stale marker (no longer waited for), by what ended: series, or host (every series of a host ended: it was forgotten).",
+			[]string{"what"}, nil)
 	}
 	reg.MustRegister(m.missing, m)
 	return m
@@ -440,6 +477,9 @@ func newTelegrafMetrics(reg prometheus.Registerer, t *telegraf) *telegrafMetrics
 func (m *telegrafMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.measurements, m.unused, m.decodeErrors, m.resets, m.hostResets, m.intervals, m.hosts, m.openIntervals} {
 		ch <- d
+	}
+	if m.ended != nil {
+		ch <- m.ended
 	}
 }
 
@@ -462,6 +502,10 @@ func (m *telegrafMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.hostResets, s.HostResets)
 	counter(m.intervals, s.Emitted, "emitted")
 	counter(m.intervals, s.Incomplete, "incomplete")
+	if m.ended != nil {
+		counter(m.ended, s.Ended, "series")
+		counter(m.ended, s.HostsEnded, "host")
+	}
 	ch <- prometheus.MustNewConstMetric(m.hosts, prometheus.GaugeValue, float64(s.Hosts))
 	ch <- prometheus.MustNewConstMetric(m.openIntervals, prometheus.GaugeValue, float64(s.Pending))
 }

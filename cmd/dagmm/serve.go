@@ -299,6 +299,15 @@ dropped, and measurements later than that are dropped too (both counted in
 the dagmm_telegraf_* metrics, logged at debug level). With --jetstream a
 message is acknowledged once assembled.
 
+Prometheus: with --remote-write the service takes Prometheus remote write
+1.0 at POST /api/v1/write (answers 204; 400, 413 or 415 for what is not a
+snappy-compressed WriteRequest; 429 and 503 for what a retry mends). The
+series of the recording rules in deploy/prometheus/rules.yaml (dagmm:<feature>,
+one per host in the label instance) are joined per host and evaluation
+(--remote-write-interval, Prometheus's evaluation_interval) by the same
+assembler as Telegraf's, scored, and anomalies go to anomalies.<host>; a
+stale marker ends its series (dagmm_remote_write_* metrics).
+
 Every flag can also be set with an environment variable, shown in brackets:
 a flag on the command line wins over the environment, which wins over the
 default.`,
@@ -306,18 +315,24 @@ default.`,
   dagmm serve --model model.json --http :9000 --nats-url nats://nats:4222 --jetstream
   DAGMM_MODEL=model.json DAGMM_ADMIN_TOKEN=s3cret dagmm serve --scores
   dagmm serve --model model.json --telegraf --nats-url nats://nats:4222 --interval 10s
+  dagmm serve --model model.json --remote-write --remote-write-interval 15s
   nats pub metrics.web-1 '{"values":{"cpu_usage":97,"mem_usage":20,"disk_busy":3,"net_in_bps":1e5}}'
   nats sub 'anomalies.>'
   curl -s localhost:8080/v1/score -d '{"host":"web-1","values":{"cpu_usage":97,"mem_usage":20,"disk_busy":3,"net_in_bps":1e5}}'
   kill -HUP $(pidof dagmm)    # reload the model`)
 	poll, logLevel := serveFlags(fs, &cfg)
 	tf := addTelegrafFlags(fs)
+	var rwMapping string
+	remoteWriteFlags(fs, &cfg, &rwMapping)
 	var memLimit int64
 	fs.Var(byteSize{&memLimit}, "memory-limit", "Go runtime memory `limit` (e.g. 1GiB); 0: GOMEMLIMIT if set, else 90% of the container's cgroup memory limit when there is one; -1: none")
 	if err := parseServeFlags(fs, &cfg, poll, args, os.LookupEnv); err != nil {
 		return err
 	}
 	if err := applyTelegraf(fs, &cfg, tf); err != nil {
+		return err
+	}
+	if err := applyRemoteWrite(fs, &cfg, rwMapping); err != nil {
 		return err
 	}
 	if cfg.Model.Path == "" && !cfg.Fleet.Enabled {

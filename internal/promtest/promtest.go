@@ -112,6 +112,17 @@ func StartNodeExporterStop(t testing.TB) (addr string, stop func()) {
 	return addr, stop
 }
 
+// StartNodeExporterArgs starts node_exporter on a free loopback port with
+// args added to the listen address (e.g. --path.procfs to read a /proc the
+// test writes), and returns its address.
+func StartNodeExporterArgs(t testing.TB, args ...string) string {
+	t.Helper()
+	bin := Require(t, NodeExporterBinary)
+	addr := FreeAddr(t)
+	run(t, "node_exporter", bin, "http://"+addr+"/metrics", append([]string{"--web.listen-address=" + addr}, args...)...)
+	return addr
+}
+
 // Start starts Prometheus on a free loopback port with the given options,
 // a 1 s scrape and evaluation interval and a temporary storage directory,
 // and returns once every target has been scraped.

@@ -70,6 +70,12 @@ type Stats struct {
 	Emitted uint64
 	// Incomplete is the number of intervals finalised without a vector.
 	Incomplete uint64
+	// Ended counts the series ended by a stale marker (remote write): they
+	// were no longer waited for.
+	Ended uint64
+	// HostsEnded counts the hosts forgotten because every series of theirs
+	// ended.
+	HostsEnded uint64
 	// Hosts is the number of hosts tracked now.
 	Hosts int
 	// Pending is the number of intervals open now.
@@ -404,10 +410,15 @@ func (a *Assembler) AddMessage(data []byte, format Format, now time.Time) ([]Vec
 
 // AddRemoteWrite adds the samples of a decoded Prometheus remote write
 // request received at now (see [RemoteWriteDecoder]) and returns the vectors
-// that became ready. Stale markers (w.Ends) are not added: the caller
-// counts them as ends of series. A sample whose host label [CheckHost]
-// refuses is dropped, counted in Stats.DecodeErrors and named in the error;
-// the others are still added.
+// that became ready. A sample whose host label [CheckHost] refuses is
+// dropped, counted in Stats.DecodeErrors and named in the error; the others
+// are still added.
+//
+// A stale marker (w.Ends) ends its series, after the request's samples: the
+// series is no longer expected in its host's open intervals (which are then
+// finalised when the others are there, never with the stale value), and a
+// host all of whose series ended has its open intervals finalised and is
+// forgotten. A series that comes back later is a new one.
 func (a *Assembler) AddRemoteWrite(w *RemoteWrite, now time.Time) ([]Vector, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -417,8 +428,73 @@ func (a *Assembler) AddRemoteWrite(w *RemoteWrite, now time.Time) ([]Vector, err
 	for i := range w.Samples {
 		a.add(&w.Samples[i], now)
 	}
+	for i := range w.Ends {
+		a.end(&w.Ends[i])
+	}
 	a.expire(now)
 	return a.out, a.errs.err()
+}
+
+// end ends the series of the stale marker m: see [Assembler.AddRemoteWrite].
+func (a *Assembler) end(m *Measurement) {
+	idx := a.byName[m.Name]
+	if len(idx) == 0 {
+		return
+	}
+	name, ok := m.Tag(a.cfg.HostTag)
+	if !ok {
+		return
+	}
+	h := a.hosts[name]
+	if h == nil {
+		return
+	}
+	a.seriesKey(m)
+	ended := false
+	for _, fi := range idx {
+		s := h.index[fi][string(a.key)]
+		if s == nil {
+			continue
+		}
+		delete(h.index[fi], s.key)
+		h.series[fi] = slices.DeleteFunc(h.series[fi], func(x *series) bool { return x == s })
+		ended = true
+	}
+	if !ended {
+		return
+	}
+	a.stats.Ended++
+	if h.live() {
+		// Intervals that waited for the series may be ready now.
+		for i := 0; i < len(h.pending); i++ {
+			p := h.pending[i]
+			for fi := range a.specs {
+				n := 0
+				a.expected(h, fi, p.start, func(*series) bool { n++; return true })
+				p.need[fi] = n
+			}
+			if a.ready(h, p) {
+				a.finalize(h, p, false)
+				i--
+			}
+		}
+		return
+	}
+	for len(h.pending) > 0 {
+		a.finalize(h, h.pending[0], true)
+	}
+	delete(a.hosts, name)
+	a.stats.HostsEnded++
+}
+
+// live reports whether h has a series not ended.
+func (h *host) live() bool {
+	for _, ss := range h.series {
+		if len(ss) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Flush finalises the intervals whose deadline has passed at now and returns

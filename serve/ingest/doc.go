@@ -40,7 +40,10 @@
 // [PrometheusConfig] maps the recorded series of deploy/prometheus/rules.yaml
 // (dagmm:cpu_usage, ...; host label instance) to features, and
 // [Assembler.AddRemoteWrite] feeds the samples to the same assembler as
-// Telegraf's. BenchmarkRemoteWrite measures decoding and assembling.
+// Telegraf's, and ends the series of the stale markers: they are no longer
+// waited for, never scored, and a host whose every series ended is
+// forgotten. BenchmarkRemoteWrite measures decoding and assembling; serve's
+// POST /api/v1/write is the endpoint.
 //
 // # The assembler
 //

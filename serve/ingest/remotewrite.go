@@ -56,11 +56,22 @@ type RemoteWriteDecoder struct {
 	// (DefaultMaxRemoteWriteSize when zero).
 	MaxSize int
 
-	raw    []byte
-	out    RemoteWrite
-	tags   []Tag
-	fields []Field
+	raw     []byte
+	out     RemoteWrite
+	tags    []Tag
+	fields  []Field
+	samples [][]byte          // one series' samples, scratch
+	strs    map[string]string // label names and values seen, so that each is allocated once
 }
+
+// Bounds on the label strings a decoder keeps (hosts and series names
+// repeat from one request to the next; a request of 500 hosts has about a
+// thousand): how many, and the longest, so that a decoder holds at most
+// about 3 MB of them.
+const (
+	maxInterned    = 1 << 14
+	maxInternedLen = 128
+)
 
 // RemoteWrite is one decoded remote write request. Each sample is a
 // [Measurement] named after the series' __name__ label, with its other
@@ -133,7 +144,7 @@ func (d *RemoteWriteDecoder) writeRequest(b []byte) error {
 // repeated Sample samples = 2; ... } and appends its samples.
 func (d *RemoteWriteDecoder) timeSeries(b []byte) error {
 	name, start := "", len(d.tags)
-	var samples [][]byte
+	d.samples = d.samples[:0]
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if num != 1 && num != 2 {
 			return nil
@@ -142,10 +153,10 @@ func (d *RemoteWriteDecoder) timeSeries(b []byte) error {
 			return fmt.Errorf("field %d: wire type %d, want bytes", num, typ)
 		}
 		if num == 2 {
-			samples = append(samples, v)
+			d.samples = append(d.samples, v)
 			return nil
 		}
-		k, val, err := label(v)
+		k, val, err := d.label(v)
 		switch {
 		case err != nil:
 			return err
@@ -163,7 +174,7 @@ func (d *RemoteWriteDecoder) timeSeries(b []byte) error {
 		return errors.New("no __name__ label")
 	}
 	tags := d.tags[start:len(d.tags):len(d.tags)]
-	for i, s := range samples {
+	for i, s := range d.samples {
 		v, ts, err := sample(s)
 		if err != nil {
 			return fmt.Errorf("series %s, sample %d: %w", name, i+1, err)
@@ -181,7 +192,7 @@ func (d *RemoteWriteDecoder) timeSeries(b []byte) error {
 }
 
 // label reads message Label { string name = 1; string value = 2; }.
-func label(b []byte) (name, value string, err error) {
+func (d *RemoteWriteDecoder) label(b []byte) (name, value string, err error) {
 	err = fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if num != 1 && num != 2 {
 			return nil
@@ -193,9 +204,9 @@ func label(b []byte) (name, value string, err error) {
 			return fmt.Errorf("label field %d: invalid UTF-8", num)
 		}
 		if num == 1 {
-			name = string(v)
+			name = d.intern(v)
 		} else {
-			value = string(v)
+			value = d.intern(v)
 		}
 		return nil
 	})
@@ -203,6 +214,23 @@ func label(b []byte) (name, value string, err error) {
 		err = errors.New("label with an empty name")
 	}
 	return name, value, err
+}
+
+// intern returns b as a string, the same one for the same short bytes while
+// at most maxInterned are kept.
+func (d *RemoteWriteDecoder) intern(b []byte) string {
+	if len(b) > maxInternedLen {
+		return string(b)
+	}
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	if d.strs == nil || len(d.strs) >= maxInterned {
+		d.strs = make(map[string]string)
+	}
+	s := string(b)
+	d.strs[s] = s
+	return s
 }
 
 // sample reads message Sample { double value = 1; int64 timestamp = 2; }.

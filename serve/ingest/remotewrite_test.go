@@ -240,3 +240,89 @@ func BenchmarkRemoteWrite(b *testing.B) {
 		b.Fatal("no vectors")
 	}
 }
+
+// TestRemoteWriteEnds checks that stale markers end series: a vector is
+// never made with a stale value, an interval waiting for a series that
+// ended is finalised without it, and a host all of whose series ended is
+// forgotten.
+func TestRemoteWriteEnds(t *testing.T) {
+	names := []string{"cpu_usage", "mem_usage"}
+	stale := math.Float64frombits(StaleNaN)
+	const t0 = int64(1_796_500_005_000) // a multiple of the interval, plus 5 s
+	both := func(host string, ms int64, cpu, mem float64) []rwSeries {
+		return []rwSeries{feature("dagmm:cpu_usage", host, cpu, ms), feature("dagmm:mem_usage", host, mem, ms)}
+	}
+	tests := []struct {
+		name        string
+		second      []rwSeries // the request after a first complete interval of h1
+		wantVectors int        // from the second request, before any deadline
+		wantHosts   int
+		wantEnded   uint64
+		wantIncompl uint64 // after a Flush past the deadlines
+	}{
+		{"every series ends: the host is forgotten",
+			[]rwSeries{feature("dagmm:cpu_usage", "h1", stale, t0+15000), feature("dagmm:mem_usage", "h1", stale, t0+15000)},
+			0, 0, 2, 0},
+		{"one series ends: the next interval of the other is incomplete, not scored with a stale value",
+			[]rwSeries{feature("dagmm:mem_usage", "h1", 7, t0+15000), feature("dagmm:cpu_usage", "h1", stale, t0+15000)},
+			0, 1, 1, 1},
+		{"a value then its marker in the same interval: the value counts",
+			append(both("h1", t0+15000, 3, 4), feature("dagmm:cpu_usage", "h1", stale, t0+16000)),
+			1, 1, 1, 0},
+		{"a marker for a series never seen: nothing ends",
+			append(both("h1", t0+15000, 3, 4), feature("dagmm:cpu_usage", "h9", stale, t0+15000)),
+			1, 1, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := NewAssembler(PrometheusConfig(names, 15*time.Second), names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d RemoteWriteDecoder
+			add := func(series []rwSeries, now int64) []Vector {
+				w, err := d.Decode(snappy.Encode(nil, writeRequest(series...)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				vs, err := a.AddRemoteWrite(w, time.UnixMilli(now))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range vs {
+					for _, x := range v.Values {
+						if math.IsNaN(x) {
+							t.Fatalf("vector %+v has a NaN", v)
+						}
+					}
+				}
+				return vs
+			}
+			add(both("h1", t0, 1, 2), t0+1000)
+			first := a.Flush(time.UnixMilli(t0 + 20000)) // past the first interval's deadline
+			if len(first) != 1 {
+				t.Fatalf("first interval: %d vectors, want 1", len(first))
+			}
+			vs := add(tt.second, t0+16000)
+			if len(vs) != tt.wantVectors {
+				t.Errorf("%d vectors, want %d: %+v", len(vs), tt.wantVectors, vs)
+			}
+			for _, v := range vs {
+				if want := []float64{3, 4}; !slices.Equal(v.Values, want) {
+					t.Errorf("vector %v, want %v", v.Values, want)
+				}
+			}
+			if late := a.Flush(time.UnixMilli(t0 + 60000)); len(late) != 0 {
+				t.Errorf("after the deadline: %+v, want no vector", late)
+			}
+			s := a.Stats()
+			if s.Hosts != tt.wantHosts || s.Ended != tt.wantEnded || s.Incomplete != tt.wantIncompl {
+				t.Errorf("hosts %d, ended %d, incomplete %d; want %d, %d, %d", s.Hosts, s.Ended, s.Incomplete,
+					tt.wantHosts, tt.wantEnded, tt.wantIncompl)
+			}
+			if tt.wantHosts == 0 && s.HostsEnded != 1 {
+				t.Errorf("hosts ended %d, want 1", s.HostsEnded)
+			}
+		})
+	}
+}
