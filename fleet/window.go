@@ -39,7 +39,9 @@ type WindowOptions struct {
 // Window is one host's training window: its latest samples from the
 // history stream, without those that raised events.
 type Window struct {
-	Host    string
+	Host string
+	// Subject is the subject read: in a partitioned stream, a wildcard
+	// over the partition token.
 	Subject string
 	// Features are the feature names, in the order of the latest sample's
 	// "values"; X holds len(TS) rows of len(Features) values, row-major.
@@ -73,7 +75,10 @@ func (h *History) Window(ctx context.Context, host string, opt WindowOptions) (*
 	if err := checkHostName(host); err != nil {
 		return nil, err
 	}
-	w := &Window{Host: host, Subject: h.Subject(host)}
+	if err := h.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("fleet: window of %s: %w", host, err)
+	}
+	w := &Window{Host: host, Subject: h.stored(ingest.HostToken(host))}
 	samples, first, err := h.read(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: window of %s: %w", host, err)
