@@ -337,6 +337,10 @@ default.`,
 	}
 	var opts []serve.Option
 	if cfg.Fleet.Enabled {
+		// Refuse a bad configuration before fleet mode touches the streams.
+		if c := cfg.WithDefaults(); c.Validate() != nil {
+			return c.Validate()
+		}
 		o, closeFleet, err := fleetSetup(ctx, &cfg, logger)
 		if err != nil {
 			return err
