@@ -63,6 +63,8 @@ type natsSide struct {
 	// returned.
 	subs    []*nats.Subscription
 	consume []jetstream.ConsumeContext
+
+	partitioned bool // the sample stream's transform was set: see partitionStream
 }
 
 // natsOut publishes what the pipeline produced: a worker's events, and

@@ -63,10 +63,10 @@ func (c *Config) validatePartitions() error {
 	return nil
 }
 
-// partitionStream gives the sample stream this replica's partitioning and
-// returns it with the filter and durable consumer to read it with. A
-// replica that is not partitioned reads the whole stream, partitioned or
-// not.
+// partitionStream gives the sample stream this replica's partitioning, on
+// the first connection only, and returns it with the filter and durable
+// consumer to read it with. A replica that is not partitioned reads the
+// whole stream, partitioned or not.
 func (n *natsSide) partitionStream(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream) (jetstream.Stream, string, string, error) {
 	cfg := &n.cfg
 	p, ok := cfg.Partitioning()
@@ -76,14 +76,21 @@ func (n *natsSide) partitionStream(ctx context.Context, js jetstream.JetStream, 
 		}
 		return stream, cfg.NATS.Subject, cfg.JetStream.Consumer, nil
 	}
+	filter, durable := p.Filter(cfg.NATS.Partition), cfg.partitionConsumer()
+	if n.partitioned {
+		// Once, at start: a replica of an older count that reconnects
+		// during a rollout must not set its count back.
+		return stream, filter, durable, nil
+	}
 	stream, prev, err := fleet.EnsurePartitions(ctx, js, stream, p)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("serve: %w", err)
 	}
+	n.partitioned = true
 	if prev != p.N {
 		// Messages stored before keep their subjects: those of a
 		// partition that no longer exists wait for its consumer.
 		n.log.Warn("sample stream partitioned", "stream", cfg.JetStream.Stream, "partitions", p.N, "before", prev)
 	}
-	return stream, p.Filter(cfg.NATS.Partition), cfg.partitionConsumer(), nil
+	return stream, filter, durable, nil
 }
