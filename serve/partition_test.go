@@ -249,3 +249,77 @@ func TestPartitionedReplicas(t *testing.T) {
 		t.Errorf("replica 1 still holds %s's model after its new version", h)
 	}
 }
+
+// TestPartitionedDurable: without fleet mode too, two replicas of one
+// model split the hosts: the stream they create carries the transform,
+// and all of a host's samples go to one replica, so its window of recent
+// energies is whole.
+func TestPartitionedDurable(t *testing.T) {
+	srv := runNATS(t)
+	nc := connect(t, srv.ClientURL())
+	path, m := writeModel(t, t.TempDir(), 5)
+	part := fleet.Partitions{Prefix: "metrics", N: 2}
+	var scores [2]*collector
+	for i := range 2 {
+		cfg := testConfig(path)
+		cfg.NATS.URL = srv.ClientURL()
+		cfg.NATS.Partitions, cfg.NATS.Partition = 2, i
+		cfg.NATS.PublishScores, cfg.NATS.ScorePrefix = true, fmt.Sprintf("scores-p%d", i)
+		cfg.JetStream.Enabled = true
+		scores[i] = collect(t, nc, cfg.NATS.ScorePrefix+".>")
+		start(t, cfg)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(fleetCtx(t), "DAGMM_METRICS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := fleet.PartitionsOf(stream.CachedInfo().Config); !ok || p != part {
+		t.Fatalf("stream partitioned %+v %v, want %+v", p, ok, part)
+	}
+	for _, c := range []string{"dagmm-scorer-p0", "dagmm-scorer-p1"} {
+		cons, err := stream.Consumer(fleetCtx(t), c)
+		if err != nil {
+			t.Fatalf("consumer %s: %v", c, err)
+		}
+		if want := "metrics." + c[len(c)-1:] + ".>"; cons.CachedInfo().Config.FilterSubject != want {
+			t.Errorf("consumer %s filters %s, want %s", c, cons.CachedInfo().Config.FilterSubject, want)
+		}
+	}
+	normal, _ := testData(t, m, 4, 0, 9)
+	const hosts = 10
+	for h := range hosts {
+		for k := range 4 {
+			body := sampleJSON(fmt.Sprintf("node-%d", h), time.Now(), m.Features, normal[k*4:(k+1)*4])
+			if _, err := js.Publish(fleetCtx(t), fmt.Sprintf("metrics.node-%d", h), []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	byReplica := map[string]map[int]int{}
+	got := 0
+	deadline := time.Now().Add(15 * time.Second)
+	for got < hosts*4 && time.Now().Before(deadline) {
+		for i, c := range scores {
+			for _, msg := range c.quiet(100 * time.Millisecond) {
+				ev := decodeEvent(t, msg.Data)
+				if byReplica[ev.Host] == nil {
+					byReplica[ev.Host] = map[int]int{}
+				}
+				byReplica[ev.Host][i]++
+				got++
+			}
+		}
+	}
+	if got != hosts*4 {
+		t.Fatalf("%d samples scored, want %d", got, hosts*4)
+	}
+	for h, reps := range byReplica {
+		if want := part.Of(h); len(reps) != 1 || reps[want] != 4 {
+			t.Errorf("%s scored by replicas %v, want all 4 by replica %d", h, reps, want)
+		}
+	}
+}
