@@ -190,7 +190,7 @@ func (h *History) follow(sc jetstream.StreamConfig) {
 func (h *History) refresh(ctx context.Context) error {
 	info, err := h.stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("fleet: history stream %s: %w", h.name, err)
+		return fmt.Errorf("history stream %s: %w", h.name, err)
 	}
 	h.follow(info.Config)
 	return nil
@@ -202,14 +202,16 @@ func (h *History) Stream() string { return h.name }
 // Subject returns the subject host's samples are published on.
 func (h *History) Subject(host string) string { return h.prefix + "." + ingest.HostToken(host) }
 
-// stored returns the subject a host token's samples are stored on: in a
+// stored returns the subjects a host token's samples are stored on: in a
 // partitioned stream, a wildcard over the partition token, so that the
-// samples stored under another number of partitions are read too.
-func (h *History) stored(token string) string {
+// samples stored under another number of partitions are read too, then
+// the host's subject, which holds those stored before the stream was
+// partitioned (every later one is stored with a partition).
+func (h *History) stored(token string) []string {
 	if h.parts.Load() {
-		return h.prefix + ".*." + token
+		return []string{h.prefix + ".*." + token, h.prefix + "." + token}
 	}
-	return h.prefix + "." + token
+	return []string{h.prefix + "." + token}
 }
 
 // Limit returns the window: the most samples [History.Window] returns, the
@@ -218,7 +220,7 @@ func (h *History) Limit() int { return h.limit }
 
 // Counts returns the number of messages the stream holds per host token
 // (the last token of each host's subject; in a partitioned stream, summed
-// over the partitions).
+// over the partitions and the subject from before it was partitioned).
 func (h *History) Counts(ctx context.Context) (map[string]uint64, error) {
 	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(h.prefix+".>"))
 	if err != nil {
@@ -229,10 +231,8 @@ func (h *History) Counts(ctx context.Context) (map[string]uint64, error) {
 	counts := make(map[string]uint64, len(info.State.Subjects))
 	for subj, n := range info.State.Subjects {
 		tok, ok := strings.CutPrefix(subj, h.prefix+".")
-		if ok && parts {
-			var part string
-			part, tok, ok = strings.Cut(tok, ".")
-			ok = ok && isPartition(part)
+		if part, rest, cut := strings.Cut(tok, "."); ok && parts && cut && isPartition(part) {
+			tok = rest
 		}
 		if !ok || strings.Contains(tok, ".") {
 			continue // not one host's subject
@@ -252,7 +252,15 @@ func isPartition(tok string) bool {
 // the "host" member of the latest one, or the token when it has none (as
 // the service names a sample without a host after its subject).
 func (h *History) HostOf(ctx context.Context, token string) (string, error) {
-	m, err := h.stream.GetLastMsgForSubject(ctx, h.stored(token))
+	var (
+		m   *jetstream.RawStreamMsg
+		err error
+	)
+	for _, subj := range h.stored(token) {
+		if m, err = h.stream.GetLastMsgForSubject(ctx, subj); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("fleet: history of %s: %w", token, err)
 	}

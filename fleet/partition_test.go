@@ -148,57 +148,66 @@ func TestEnsurePartitions(t *testing.T) {
 	}
 }
 
-// TestHistoryPartitioned: in a partitioned history, a host's window,
-// counts and name are found whatever the partition count, including the
-// samples stored before it changed.
+// TestHistoryPartitioned: a host's window, counts and name are found in a
+// history that was partitioned while in use, then repartitioned: the
+// samples stored before either change are read too, by a history bound
+// before (a trainer's) as by one bound after.
 func TestHistoryPartitioned(t *testing.T) {
 	srv := runNATS(t)
 	_, js := connectJS(t, srv)
 	ctx := testContext(t, time.Minute)
 	const hosts, limit = 12, 100
-	h, err := EnsureHistory(ctx, js, HistoryConfig{MaxMsgsPerSubject: limit, Partitions: 2})
+	before, err := EnsureHistory(ctx, js, HistoryConfig{MaxMsgsPerSubject: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.Stream(ctx, h.Stream())
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	publishHistory(t, js, before, hostRange(hosts), 0, 20, t0)
+	after, err := EnsureHistory(ctx, js, HistoryConfig{MaxMsgsPerSubject: limit, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, after.Stream())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p, ok := PartitionsOf(stream.CachedInfo().Config); !ok || p.N != 2 || p.Prefix != "metrics" {
 		t.Fatalf("history stream partitioned %+v %v, want metrics over 2", p, ok)
 	}
-	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	publishHistory(t, js, h, hostRange(hosts), 0, 30, t0)
-	// Another scorer repartitions the stream; a trainer's history follows.
+	publishHistory(t, js, after, hostRange(hosts), 20, 35, t0)
 	if _, _, err := EnsurePartitions(ctx, js, stream, Partitions{Prefix: "metrics", N: 3}); err != nil {
 		t.Fatal(err)
 	}
-	publishHistory(t, js, h, hostRange(hosts), 30, 50, t0)
+	publishHistory(t, js, after, hostRange(hosts), 35, 50, t0)
 
-	counts, err := h.Counts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(counts) != hosts {
-		t.Errorf("%d host tokens counted, want %d: %v", len(counts), hosts, counts)
-	}
-	for i := range hosts {
-		tok := ingest.HostToken(hostName(i))
-		if counts[tok] != 50 {
-			t.Errorf("%s: %d messages counted, want 50 (over both partitionings)", tok, counts[tok])
-		}
-		w, err := h.Window(ctx, hostName(i), WindowOptions{})
+	for name, h := range map[string]*History{"bound before": before, "bound after": after} {
+		counts, err := h.Counts(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if w.Rows() != 50 || !w.TS[0].Equal(t0) || !w.TS[49].Equal(t0.Add(49*time.Second)) || w.Subject != "metrics.*."+tok {
-			t.Errorf("%s: window of %d rows on %s, want its 50 samples from both partitionings", hostName(i), w.Rows(), w.Subject)
+		if len(counts) != hosts {
+			t.Errorf("%s: %d host tokens counted, want %d: %v", name, len(counts), hosts, counts)
 		}
-		if mean := w.X[0]; mean < hostMean(i, 0)-5 || mean > hostMean(i, 0)+5 {
-			t.Errorf("%s: first cpu %.1f, want about %.0f: another host's samples?", hostName(i), mean, hostMean(i, 0))
+		for i := range hosts {
+			tok := ingest.HostToken(hostName(i))
+			if counts[tok] != 50 {
+				t.Errorf("%s: %s: %d messages counted, want 50 (unpartitioned, over 2, over 3)", name, tok, counts[tok])
+			}
+			w, err := h.Window(ctx, hostName(i), WindowOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Rows() != 50 || !w.TS[0].Equal(t0) || !w.TS[49].Equal(t0.Add(49*time.Second)) || w.Subject != "metrics.*."+tok {
+				t.Fatalf("%s: %s: window of %d rows on %s, want its 50 samples from the three layouts, in order", name, hostName(i), w.Rows(), w.Subject)
+			}
+			for r := range w.Rows() {
+				if v := w.X[r*len(testFeatures)]; v < hostMean(i, 0)-5 || v > hostMean(i, 0)+5 {
+					t.Fatalf("%s: %s: row %d cpu %.1f, want about %.0f: another host's samples?", name, hostName(i), r, v, hostMean(i, 0))
+				}
+			}
 		}
-	}
-	if host, err := h.HostOf(ctx, ingest.HostToken(hostName(4))); err != nil || host != hostName(4) {
-		t.Errorf("HostOf(%s) = %q, %v, want %q", ingest.HostToken(hostName(4)), host, err, hostName(4))
+		if host, err := h.HostOf(ctx, ingest.HostToken(hostName(4))); err != nil || host != hostName(4) {
+			t.Errorf("%s: HostOf(%s) = %q, %v, want %q", name, ingest.HostToken(hostName(4)), host, err, hostName(4))
+		}
 	}
 }
