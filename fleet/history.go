@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,6 +38,12 @@ type HistoryConfig struct {
 	MaxBytes int64
 	// Replicas is the stream's replica count in a cluster. Default 1.
 	Replicas int
+	// Partitions, 2 or more, splits the hosts over that many partitions
+	// (see [Partitions]): the stream is given the subject transform that
+	// stores a host's samples on "<prefix>.<partition>.<host token>". 0 or
+	// 1 leaves the stream as it is: a trainer need not know, the history
+	// follows the stream's transform.
+	Partitions int
 }
 
 // DefaultHistoryConfig returns the history's defaults.
@@ -83,6 +91,8 @@ func (c HistoryConfig) Validate() error {
 		return fmt.Errorf("fleet: history max messages per subject %d: want at least 1", c.MaxMsgsPerSubject)
 	case c.MaxAge < 0:
 		return fmt.Errorf("fleet: history max age %v: want a positive duration", c.MaxAge)
+	case c.Partitions < 0:
+		return fmt.Errorf("fleet: history partitions %d: want 0 (not partitioned) or more", c.Partitions)
 	}
 	return nil
 }
@@ -95,6 +105,10 @@ type History struct {
 	name   string
 	prefix string // Subject without ".>"
 	limit  int    // the window: the latest samples read back
+	// parts tells whether the stream is partitioned: its subjects then
+	// carry a partition token before the host's. Read again from the
+	// stream by Counts and Window, since a scorer may partition it later.
+	parts atomic.Bool
 }
 
 // EnsureHistory creates the history stream, or binds it when it exists:
@@ -125,6 +139,7 @@ func EnsureHistory(ctx context.Context, js jetstream.JetStream, cfg HistoryConfi
 			MaxAge:            cfg.MaxAge,
 			MaxBytes:          cfg.MaxBytes,
 			Replicas:          cfg.Replicas,
+			SubjectTransform:  cfg.partitions().transform(),
 		})
 	}
 	if err != nil {
@@ -142,42 +157,110 @@ func EnsureHistory(ctx context.Context, js jetstream.JetStream, cfg HistoryConfi
 	} else {
 		limit = sc.MaxMsgsPerSubject
 	}
-	return &History{js: js, stream: stream, name: name, prefix: strings.TrimSuffix(cfg.Subject, ".>"), limit: int(limit)}, nil
+	if p := cfg.partitions(); p.N >= 2 {
+		if stream, _, err = EnsurePartitions(ctx, js, stream, p); err != nil {
+			return nil, err
+		}
+	}
+	h := &History{js: js, stream: stream, name: name, prefix: strings.TrimSuffix(cfg.Subject, ".>"), limit: int(limit)}
+	h.follow(stream.CachedInfo().Config)
+	return h, nil
+}
+
+// partitions returns the partitioning cfg asks for; N < 2 is none.
+func (c HistoryConfig) partitions() Partitions {
+	return Partitions{Prefix: strings.TrimSuffix(c.Subject, ".>"), N: c.Partitions}
+}
+
+// transform is p's subject transform, or nil when p partitions nothing.
+func (p Partitions) transform() *jetstream.SubjectTransformConfig {
+	if p.N < 2 {
+		return nil
+	}
+	return p.Transform()
+}
+
+// follow notes whether the stream configured by sc partitions the history.
+func (h *History) follow(sc jetstream.StreamConfig) {
+	p, ok := PartitionsOf(sc)
+	h.parts.Store(ok && p.Prefix == h.prefix)
+}
+
+// refresh reads the stream's configuration again, for follow.
+func (h *History) refresh(ctx context.Context) error {
+	info, err := h.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("history stream %s: %w", h.name, err)
+	}
+	h.follow(info.Config)
+	return nil
 }
 
 // Stream returns the name of the stream bound.
 func (h *History) Stream() string { return h.name }
 
-// Subject returns the subject of host's samples.
+// Subject returns the subject host's samples are published on.
 func (h *History) Subject(host string) string { return h.prefix + "." + ingest.HostToken(host) }
+
+// stored returns the subjects a host token's samples are stored on: in a
+// partitioned stream, a wildcard over the partition token, so that the
+// samples stored under another number of partitions are read too, then
+// the host's subject, which holds those stored before the stream was
+// partitioned (every later one is stored with a partition).
+func (h *History) stored(token string) []string {
+	if h.parts.Load() {
+		return []string{h.prefix + ".*." + token, h.prefix + "." + token}
+	}
+	return []string{h.prefix + "." + token}
+}
 
 // Limit returns the window: the most samples [History.Window] returns, the
 // stream's per-subject limit.
 func (h *History) Limit() int { return h.limit }
 
 // Counts returns the number of messages the stream holds per host token
-// (the last token of each host's subject).
+// (the last token of each host's subject; in a partitioned stream, summed
+// over the partitions and the subject from before it was partitioned).
 func (h *History) Counts(ctx context.Context) (map[string]uint64, error) {
 	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(h.prefix+".>"))
 	if err != nil {
 		return nil, fmt.Errorf("fleet: history stream %s: %w", h.name, err)
 	}
+	h.follow(info.Config)
+	parts := h.parts.Load()
 	counts := make(map[string]uint64, len(info.State.Subjects))
 	for subj, n := range info.State.Subjects {
-		tok := strings.TrimPrefix(subj, h.prefix+".")
-		if tok == subj || strings.Contains(tok, ".") {
+		tok, ok := strings.CutPrefix(subj, h.prefix+".")
+		if part, rest, cut := strings.Cut(tok, "."); ok && parts && cut && isPartition(part) {
+			tok = rest
+		}
+		if !ok || strings.Contains(tok, ".") {
 			continue // not one host's subject
 		}
-		counts[tok] = n
+		counts[tok] += n
 	}
 	return counts, nil
+}
+
+// isPartition reports whether tok is a partition number.
+func isPartition(tok string) bool {
+	_, err := strconv.ParseUint(tok, 10, 31)
+	return err == nil
 }
 
 // HostOf returns the host name of the samples with the given host token:
 // the "host" member of the latest one, or the token when it has none (as
 // the service names a sample without a host after its subject).
 func (h *History) HostOf(ctx context.Context, token string) (string, error) {
-	m, err := h.stream.GetLastMsgForSubject(ctx, h.prefix+"."+token)
+	var (
+		m   *jetstream.RawStreamMsg
+		err error
+	)
+	for _, subj := range h.stored(token) {
+		if m, err = h.stream.GetLastMsgForSubject(ctx, subj); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("fleet: history of %s: %w", token, err)
 	}

@@ -39,7 +39,10 @@ type WindowOptions struct {
 // Window is one host's training window: its latest samples from the
 // history stream, without those that raised events.
 type Window struct {
-	Host    string
+	Host string
+	// Subject is the subject read: in a partitioned stream, a wildcard
+	// over the partition token (and the host's subject is read too, for
+	// the samples stored before the stream was partitioned).
 	Subject string
 	// Features are the feature names, in the order of the latest sample's
 	// "values"; X holds len(TS) rows of len(Features) values, row-major.
@@ -73,8 +76,12 @@ func (h *History) Window(ctx context.Context, host string, opt WindowOptions) (*
 	if err := checkHostName(host); err != nil {
 		return nil, err
 	}
-	w := &Window{Host: host, Subject: h.Subject(host)}
-	samples, first, err := h.read(ctx, w)
+	if err := h.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("fleet: window of %s: %w", host, err)
+	}
+	subjects := h.stored(ingest.HostToken(host))
+	w := &Window{Host: host, Subject: subjects[0]}
+	samples, first, err := h.read(ctx, w, subjects)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: window of %s: %w", host, err)
 	}
@@ -120,14 +127,14 @@ func (h *History) Window(ctx context.Context, host string, opt WindowOptions) (*
 	return w, nil
 }
 
-// read returns the latest h.limit samples of w.Subject and the stream time
+// read returns the latest h.limit samples of subjects and the stream time
 // of the first message read.
-func (h *History) read(ctx context.Context, w *Window) ([]sample, time.Time, error) {
+func (h *History) read(ctx context.Context, w *Window, subjects []string) ([]sample, time.Time, error) {
 	var (
 		samples []sample
 		first   time.Time
 	)
-	err := readSubject(ctx, h.js, h.stream, w.Subject, time.Time{}, func(data []byte, meta *jetstream.MsgMetadata) {
+	err := readSubject(ctx, h.js, h.stream, subjects, time.Time{}, func(data []byte, meta *jetstream.MsgMetadata) {
 		if w.Messages == 0 {
 			first = meta.Timestamp
 		}
@@ -149,18 +156,25 @@ func (h *History) read(ctx context.Context, w *Window) ([]sample, time.Time, err
 	return samples, first, err
 }
 
-// readSubject calls fn with every message of subject in stream, in order,
-// from the first one stored at or after since (all of them when since is
-// zero), through an ordered consumer.
-func readSubject(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, subject string, since time.Time, fn func([]byte, *jetstream.MsgMetadata)) error {
-	last, err := stream.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && last.Time.Before(since) {
+// readSubject calls fn with every message of subjects (which must not
+// overlap) in stream, in order, from the first one stored at or after
+// since (all of them when since is zero), through an ordered consumer.
+func readSubject(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, subjects []string, since time.Time, fn func([]byte, *jetstream.MsgMetadata)) error {
+	fresh := false
+	for _, subj := range subjects {
+		last, err := stream.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return err
+		case !last.Time.Before(since):
+			fresh = true
+		}
+	}
+	if !fresh {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
@@ -399,7 +413,7 @@ func (f EventFlags) Flagged(ctx context.Context, host string, since time.Time) (
 		return nil, fmt.Errorf("fleet: event stream %s: %w", f.Stream, err)
 	}
 	var out []time.Time
-	err = readSubject(ctx, f.JS, stream, prefix+"."+ingest.HostToken(host), since, func(data []byte, _ *jetstream.MsgMetadata) {
+	err = readSubject(ctx, f.JS, stream, []string{prefix + "." + ingest.HostToken(host)}, since, func(data []byte, _ *jetstream.MsgMetadata) {
 		var ev struct {
 			TS      time.Time `json:"ts"`
 			Anomaly *bool     `json:"anomaly"`

@@ -120,6 +120,11 @@ type NATSConfig struct {
 	// whose measurements must all reach the replica that assembles their
 	// host (see the package documentation).
 	QueueGroup string
+	// Partitions, 2 or more, splits the hosts over that many scorer
+	// replicas, Partition (0 to Partitions-1) being this one's; 0 or 1 is
+	// not partitioned. It needs durable mode and a subject "<prefix>.>"
+	// whose last token names the host: see [Config.Partitioning].
+	Partitions, Partition int
 }
 
 // JetStreamConfig is durable mode (a JetStream pull consumer instead of a
@@ -397,6 +402,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.RemoteWrite.validate(c.NATS.Disabled); err != nil {
 		return err
+	}
+	if err := c.validatePartitions(); err != nil {
+		return bad("partitions", "%v", err)
 	}
 	if c.Telegraf.Enabled {
 		if c.NATS.Disabled {

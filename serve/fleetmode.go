@@ -64,6 +64,11 @@ func OpenFleet(ctx context.Context, nc *nats.Conn, cfg Config, base *Loaded, log
 		log = slog.New(slog.DiscardHandler)
 	}
 	fc := cfg.Fleet
+	dc := cfg.WithDefaults()
+	if err := dc.validatePartitions(); err != nil {
+		return nil, fmt.Errorf("%w: partitions: %v", ErrConfig, err)
+	}
+	part, partitioned := dc.Partitioning()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("serve: fleet: %w", err)
@@ -76,7 +81,10 @@ func OpenFleet(ctx context.Context, nc *nats.Conn, cfg Config, base *Loaded, log
 	}
 	hc := fc.History
 	if hc.Subject == "" {
-		hc.Subject = cfg.WithDefaults().NATS.Subject
+		hc.Subject = dc.NATS.Subject
+	}
+	if partitioned && hc.Subject == dc.NATS.Subject && hc.Partitions == 0 {
+		hc.Partitions = part.N
 	}
 	f := &Fleet{}
 	if f.History, err = fleet.EnsureHistory(ctx, js, hc); err != nil {
@@ -91,6 +99,9 @@ func OpenFleet(ctx context.Context, nc *nats.Conn, cfg Config, base *Loaded, log
 	mc := fc.Models
 	if mc.Log == nil {
 		mc.Log = log
+	}
+	if partitioned && mc.Partitions.N == 0 {
+		mc.Partitions, mc.Partition = part, dc.NATS.Partition
 	}
 	if f.Source, err = NewRegistrySource(ctx, reg, base, mc); err != nil {
 		return nil, err

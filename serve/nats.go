@@ -63,6 +63,8 @@ type natsSide struct {
 	// returned.
 	subs    []*nats.Subscription
 	consume []jetstream.ConsumeContext
+
+	partitioned bool // the sample stream's transform was set: see partitionStream
 }
 
 // natsOut publishes what the pipeline produced: a worker's events, and
@@ -262,13 +264,21 @@ func (n *natsSide) bindEventStream(ctx context.Context, js jetstream.JetStream) 
 // consumer, and starts one pull loop per worker.
 func (n *natsSide) startDurable(ctx context.Context, js jetstream.JetStream) error {
 	cfg := &n.cfg
+	var transform *jetstream.SubjectTransformConfig
+	if p, ok := cfg.Partitioning(); ok {
+		transform = p.Transform() // from the first message on
+	}
 	stream, err := natsio.BindStream(ctx, js, natsio.Stream{Name: cfg.JetStream.Stream, Subjects: []string{cfg.NATS.Subject},
-		MaxAge: cfg.JetStream.StreamMaxAge, MaxBytes: cfg.JetStream.StreamMaxBytes})
+		MaxAge: cfg.JetStream.StreamMaxAge, MaxBytes: cfg.JetStream.StreamMaxBytes, Transform: transform})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	stream, filter, durable, err := n.partitionStream(ctx, js, stream)
+	if err != nil {
+		return err
+	}
 	cons, err := natsio.BindDurable(ctx, stream, natsio.Durable{
-		Name: cfg.JetStream.Consumer, Description: "dagmm scorer", Filter: cfg.NATS.Subject,
+		Name: durable, Description: "dagmm scorer", Filter: filter,
 		AckWait: cfg.JetStream.AckWait, MaxDeliver: cfg.JetStream.MaxDeliver, MaxAckPending: cfg.JetStream.MaxAckPending,
 	})
 	if err != nil {

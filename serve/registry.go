@@ -51,6 +51,15 @@ type RegistrySourceConfig struct {
 	NegativeTTL time.Duration
 	// LoadTimeout bounds one look-up in the registry. Default 5s.
 	LoadTimeout time.Duration
+	// Partitions and Partition, when Partitions.N is 2 or more, say which
+	// hosts this replica scores: those of partition Partition (see
+	// [Config.Partitioning]). The registry's changes of the others are not
+	// loaded, and a model of another host cached is dropped. Such a host's
+	// model still loads on demand (an HTTP request, a sample published on
+	// another subject than its host's), counted by
+	// dagmm_fleet_foreign_loads_total.
+	Partitions fleet.Partitions
+	Partition  int
 	// Log receives the loads, refusals and evictions; nil discards them.
 	Log *slog.Logger
 }
@@ -106,6 +115,7 @@ type registryMetrics struct {
 	loads     *prometheus.CounterVec // result
 	evictions prometheus.Counter
 	updates   prometheus.Counter
+	foreign   prometheus.Counter
 	cached    prometheus.GaugeFunc
 	learning  prometheus.GaugeFunc
 }
@@ -165,7 +175,7 @@ func (r *RegistrySource) Close() { r.stop() }
 
 // Collectors returns the source's metrics, for the service to register.
 func (r *RegistrySource) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.met.refused, r.met.loads, r.met.evictions, r.met.updates, r.met.cached, r.met.learning}
+	return []prometheus.Collector{r.met.refused, r.met.loads, r.met.evictions, r.met.updates, r.met.foreign, r.met.cached, r.met.learning}
 }
 
 // SetEvicted makes the source call f with each model it stops serving (an
@@ -230,6 +240,9 @@ func (r *RegistrySource) ForHost(host string) (*Loaded, error) {
 				r.mu.Unlock()
 			}
 		}
+		if !r.owns(host) {
+			r.met.foreign.Inc()
+		}
 		r.log.Info("host model loaded", "host", host, "version", l.Version)
 		return l, nil
 	})
@@ -292,6 +305,12 @@ func (r *RegistrySource) apply(ctx context.Context, c fleet.Change) bool {
 	r.gen.Add(1) // before looking at the cache: see ForHost
 	r.missing.Remove(host)
 	isFleet := host == r.cfg.FleetKey
+	if !isFleet && !r.owns(host) {
+		// Another replica's host: not kept up to date here, so not
+		// kept; its next sample here (if any) reads the registry.
+		r.cache.Remove(host)
+		return false
+	}
 	if _, cached := r.cache.Peek(host); !cached && !isFleet {
 		return false // loaded on its next sample
 	}
@@ -321,6 +340,14 @@ func (r *RegistrySource) apply(ctx context.Context, c fleet.Change) bool {
 	r.dropped(old)
 	return false
 }
+
+// owns reports whether host is one of this replica's.
+func (r *RegistrySource) owns(host string) bool {
+	return r.cfg.Partitions.N < 2 || r.cfg.Partitions.Of(host) == r.cfg.Partition
+}
+
+// Hosts returns the hosts whose models are cached, in no order.
+func (r *RegistrySource) Hosts() []string { return r.cache.Keys() }
 
 // loadChecked is load, refusing a model that takes other features than
 // the base model.
@@ -422,6 +449,10 @@ func (r *RegistrySource) newMetrics() registryMetrics {
 		updates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dagmm_fleet_model_updates_total",
 			Help: "New versions (publishes, rollbacks) swapped in while serving.",
+		}),
+		foreign: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dagmm_fleet_foreign_loads_total",
+			Help: "Host models loaded on demand for hosts of another partition (HTTP requests, samples published on another subject than their host's).",
 		}),
 		cached: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "dagmm_fleet_models_cached",

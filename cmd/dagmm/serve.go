@@ -89,6 +89,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.BoolVar(&cfg.NATS.PublishScores, "scores", cfg.NATS.PublishScores, "publish every sample's score, not only anomalies")
 	fs.StringVar(&cfg.NATS.DeadLetterSubject, "dead-letter", cfg.NATS.DeadLetterSubject, "`subject` of the messages that cannot be scored")
 	fs.StringVar(&cfg.NATS.QueueGroup, "queue", cfg.NATS.QueueGroup, "core-NATS queue `group` shared by replicas")
+	fs.IntVar(&cfg.NATS.Partitions, "partitions", cfg.NATS.Partitions, "with --jetstream, split the hosts over this many scorer replicas by subject (a {{partition(N)}} subject transform on the stream); 0 or 1: not partitioned")
+	fs.IntVar(&cfg.NATS.Partition, "partition", cfg.NATS.Partition, "with --partitions, this replica's partition, 0 to N-1 (e.g. a StatefulSet pod's ordinal): it consumes only its hosts' samples")
 	fs.IntVar(&cfg.Scoring.Workers, "workers", cfg.Scoring.Workers, "scoring goroutines")
 	fs.IntVar(&cfg.Scoring.Batch, "batch", cfg.Scoring.Batch, "largest number of samples scored at once per worker")
 	methods := make([]string, 0, len(model.Methods()))
@@ -271,7 +273,10 @@ Dagmm-Reason header. Without --nats-url an embedded NATS server starts on
 127.0.0.1:4222 (JetStream on), so one machine works out of the box. With
 --jetstream the scorer reads a durable stream and acknowledges a message only
 after its events are out: a restart loses nothing (events carry the stream
-sequence, so consumers can drop duplicates).
+sequence, so consumers can drop duplicates). With --jetstream, --partitions N
+--partition I splits the hosts over N replicas: the stream maps each host's
+subject to one partition, and replica I consumes (and, with --fleet, keeps
+the models of) its partition's hosts only.
 
 HTTP: POST /v1/score (same JSON), GET /v1/model, POST /v1/model/reload
 (refused unless --admin-token is set; then Authorization: Bearer TOKEN),
@@ -349,6 +354,10 @@ default.`,
 	}
 	var opts []serve.Option
 	if cfg.Fleet.Enabled {
+		// Refuse a bad configuration before fleet mode touches the streams.
+		if c := cfg.WithDefaults(); c.Validate() != nil {
+			return c.Validate()
+		}
 		o, closeFleet, err := fleetSetup(ctx, &cfg, logger)
 		if err != nil {
 			return err

@@ -48,6 +48,13 @@ func TestServeFlagsPrecedence(t *testing.T) {
 				f := c.Fleet
 				return f.Enabled && f.Models.CacheSize == 3 && f.Models.FleetKey == "group-a" && f.History.MaxMsgsPerSubject == 500
 			}, ""},
+		{"partitions from env", []string{"--jetstream"}, map[string]string{"DAGMM_PARTITIONS": "4", "DAGMM_PARTITION": "3"},
+			func(c serve.Config) bool {
+				d := c.WithDefaults()
+				return c.NATS.Partitions == 4 && c.NATS.Partition == 3 && d.Validate() == nil
+			}, ""},
+		{"partition flag wins", []string{"--partition", "1"}, map[string]string{"DAGMM_PARTITIONS": "2", "DAGMM_PARTITION": "0"},
+			func(c serve.Config) bool { return c.NATS.Partitions == 2 && c.NATS.Partition == 1 }, ""},
 		{"bad env", nil, map[string]string{"DAGMM_WORKERS": "many"}, nil, "DAGMM_WORKERS"},
 		{"bad flag", []string{"--workers", "many"}, nil, nil, "workers"},
 		{"extra argument", []string{"model.json"}, nil, nil, "unexpected arguments"},
@@ -98,6 +105,25 @@ func TestServeHelp(t *testing.T) {
 	}
 	if err := runServe(t.Context(), env, nil); err == nil || !strings.Contains(err.Error(), "model is required") {
 		t.Errorf("no model: %v", err)
+	}
+}
+
+// TestServePartitionErrors: a bad partitioning is refused with its reason
+// before anything starts (no NATS server here: fleet mode would start one).
+func TestServePartitionErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--fleet", "--jetstream", "--partitions", "2", "--partition", "2"}, "partition 2 out of range: want 0 to 1 with 2 partitions"},
+		{[]string{"--fleet", "--partitions", "2"}, "durable mode"},
+		{[]string{"--fleet", "--jetstream", "--partition", "1"}, "partition 1 without partitions"},
+		{[]string{"--fleet", "--jetstream", "--telegraf", "--partitions", "3"}, "not with Telegraf"},
+	} {
+		err := runServe(t.Context(), newCLIEnv(io.Discard, io.Discard), append(tc.args, "--nats-port", "-1", "--http", "127.0.0.1:0"))
+		if err == nil || !errors.Is(err, serve.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want a config error with %q", tc.args, err, tc.want)
+		}
 	}
 }
 

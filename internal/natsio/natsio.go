@@ -148,6 +148,9 @@ type Stream struct {
 	Subjects []string
 	MaxAge   time.Duration
 	MaxBytes int64 // -1: no limit
+	// Transform, when not nil, is the subject transform of a stream
+	// created (one that partitions the samples).
+	Transform *jetstream.SubjectTransformConfig
 }
 
 // BindStream returns the stream named s.Name, creating it (file storage)
@@ -156,11 +159,12 @@ func BindStream(ctx context.Context, js jetstream.JetStream, s Stream) (jetstrea
 	st, err := js.Stream(ctx, s.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:     s.Name,
-			Subjects: s.Subjects,
-			Storage:  jetstream.FileStorage,
-			MaxAge:   s.MaxAge,
-			MaxBytes: s.MaxBytes,
+			Name:             s.Name,
+			Subjects:         s.Subjects,
+			Storage:          jetstream.FileStorage,
+			MaxAge:           s.MaxAge,
+			MaxBytes:         s.MaxBytes,
+			SubjectTransform: s.Transform,
 		})
 	}
 	if err != nil {
