@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/internal/natsio"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve"
@@ -81,6 +82,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.StringVar(&cfg.NATS.EmbeddedHost, "nats-host", cfg.NATS.EmbeddedHost, "interface of the embedded NATS server")
 	fs.IntVar(&cfg.NATS.EmbeddedPort, "nats-port", cfg.NATS.EmbeddedPort, "client `port` of the embedded NATS server; -1 picks a free one")
 	fs.StringVar(&cfg.NATS.StoreDir, "nats-store", cfg.NATS.StoreDir, "JetStream store `directory` of the embedded server; empty uses a temporary one removed at exit")
+	cfg.NATS.Auth.AddFlags(fs)
 	fs.StringVar(&cfg.NATS.Subject, "subject", cfg.NATS.Subject, "NATS `subject` the samples arrive on (wildcards allowed); with --telegraf the default is "+serve.DefaultTelegrafSubject)
 	fs.StringVar(&cfg.NATS.AnomalyPrefix, "anomaly-prefix", cfg.NATS.AnomalyPrefix, "anomaly events go to `prefix`.<host>")
 	fs.StringVar(&cfg.NATS.ScorePrefix, "score-prefix", cfg.NATS.ScorePrefix, "with --scores, every score goes to `prefix`.<host>")
@@ -164,8 +166,13 @@ func fleetSetup(ctx context.Context, cfg *serve.Config, logger *slog.Logger) ([]
 		}
 		closers = append(closers, emb.Shutdown)
 		cfg.NATS.URL = emb.URL()
+		cfg.NATS.Auth = natsauth.Config{}
 	}
-	nc, err := nats.Connect(cfg.NATS.URL, nats.Name(cfg.NATS.Name+"-fleet"))
+	auth, err := cfg.NATS.Auth.Options()
+	if err != nil {
+		return fail(err)
+	}
+	nc, err := nats.Connect(cfg.NATS.URL, append(auth, nats.Name(cfg.NATS.Name+"-fleet"))...)
 	if err != nil {
 		return fail(fmt.Errorf("serve: fleet: connect %s: %w", cfg.NATS.URL, err))
 	}
@@ -238,6 +245,9 @@ func parseServeFlags(fs *flag.FlagSet, cfg *serve.Config, poll *time.Duration, a
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q (the model is given with --model)", fs.Args())
+	}
+	if cfg.NATS.URL == "" && cfg.NATS.Auth.Set() {
+		return usagef("the NATS credentials and TLS flags (--nats-creds, --nats-token, --nats-tls-ca...) are for a server given with --nats-url, not the embedded one")
 	}
 	cfg.Model.PollInterval = *poll
 	if *poll == 0 {
@@ -389,6 +399,7 @@ func logConfig(logger *slog.Logger, cfg serve.Config) {
 	if cfg.HTTP.AdminToken != "" {
 		cfg.HTTP.AdminToken = "(set)"
 	}
+	cfg.NATS.Auth = cfg.NATS.Auth.Redacted()
 	fields := strings.Fields(strings.Trim(fmt.Sprintf("%+v", cfg), "{}"))
 	sort.Strings(fields)
 	logger.Debug("config", "settings", strings.Join(fields, " "))

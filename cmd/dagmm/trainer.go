@@ -13,6 +13,7 @@ import (
 
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -34,6 +35,7 @@ func openRegistry(ctx context.Context, js jetstream.JetStream) (fleet.Store, fle
 // trainerOptions are the flags of dagmm trainer besides the train flags.
 type trainerOptions struct {
 	natsURL     string
+	auth        natsauth.Config
 	hist        fleet.HistoryConfig
 	jobs        fleet.JobsConfig
 	trainer     fleet.TrainerConfig
@@ -79,6 +81,7 @@ variable (flag > environment > default).`,
 		trainer: fleet.DefaultTrainerConfig(), sched: fleet.DefaultSchedulerConfig(),
 	}
 	fs.StringVar(&o.natsURL, "nats-url", nats.DefaultURL, "NATS server `URL`s, comma-separated")
+	o.auth.AddFlags(fs)
 	fs.StringVar(&o.hist.Stream, "stream", o.hist.Stream, "history `stream` of the samples (created on --subject if missing)")
 	fs.StringVar(&o.hist.Subject, "subject", o.hist.Subject, "`subject` the samples arrive on: a prefix and \".>\"")
 	fs.Int64Var(&o.hist.MaxMsgsPerSubject, "history", o.hist.MaxMsgsPerSubject, "`messages` of each host the history keeps: the training window")
@@ -112,9 +115,13 @@ variable (flag > environment > default).`,
 // run connects, binds the streams and runs the trainer (and the
 // scheduler) until ctx is cancelled.
 func (o *trainerOptions) run(ctx context.Context, env *cliEnv, tf *trainFlags, open fleetBackends) error {
-	nc, err := nats.Connect(o.natsURL, nats.Name("dagmm-trainer"), nats.MaxReconnects(-1),
+	auth, err := o.auth.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(o.natsURL, append(auth, nats.Name("dagmm-trainer"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { env.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(*nats.Conn) { env.log.Info("nats reconnected") }))
+		nats.ReconnectHandler(func(*nats.Conn) { env.log.Info("nats reconnected") }))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", o.natsURL, err)
 	}
