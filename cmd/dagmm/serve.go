@@ -136,6 +136,9 @@ func fleetFlags(fs *flag.FlagSet, cfg *serve.Config) {
 	fs.StringVar(&f.Marks.Bucket, "marks-bucket", f.Marks.Bucket, "with --fleet, the KV `bucket` of false-alarm marks")
 	fs.StringVar(&f.MarksSubject, "marks-subject", f.MarksSubject, "with --fleet, the NATS `subject` answering false-alarm marks (POST /v1/false-alarms over HTTP)")
 	fs.StringVar(&f.Jobs.Stream, "jobs-stream", f.Jobs.Stream, "with --fleet, the work-queue `stream` a marked host is queued on for retraining")
+	fs.Int64Var(&f.History.MaxBytes, "history-max-bytes", -1, "with --fleet, largest size of the history stream (a stream created by serve), in `bytes`; -1 for no limit")
+	fs.Int64Var(&f.Registry.MaxBytes, "registry-max-bytes", 0, "with --fleet, largest size of the registry's Object Store bucket (created by serve), in `bytes`; 0 for no limit")
+	fs.Var(replicasFlag{&f.History.Replicas, &f.Registry.Replicas, &f.Jobs.Replicas, &f.Marks.Replicas}, "stream-replicas", "with --fleet, `replicas` of the history and job streams and the registry's buckets that serve creates, in a NATS cluster (1 to 5)")
 }
 
 // fleetSetup opens fleet mode (--fleet) on the NATS server cfg names, or
