@@ -11,9 +11,12 @@ import (
 
 const argocdDir = "../../deploy/argocd"
 
-// application is the part of an Argo CD Application that deploy/argocd uses.
-// It is not Argo CD's API type (that module is too heavy to pull in here), so
-// this checks the files' consistency, not the full schema.
+// argocdCRD is Argo CD's published Application CRD (testdata/crds/README.md).
+const argocdCRD = "testdata/crds/argocd-application-crd.yaml"
+
+// application is the part of an Argo CD Application that deploy/argocd uses,
+// for the checks of its values; [readApplication] checks the whole file
+// against Argo CD's published schema first.
 type application struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -54,6 +57,9 @@ func readApplication(t *testing.T, path string) application {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := loadCRD(t, argocdCRD, "v1alpha1").check(raw); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 	var app application
 	if err := yaml.UnmarshalStrict(raw, &app); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -71,6 +77,7 @@ func TestArgoCD(t *testing.T) {
 	readApplication(t, filepath.Join(argocdDir, "root.yaml"))
 	nats := readApplication(t, filepath.Join(argocdDir, "apps", "nats.yaml"))
 	dagmm := readApplication(t, filepath.Join(argocdDir, "apps", "dagmm.yaml"))
+	fleet := readApplication(t, filepath.Join(argocdDir, "fleet", "dagmm.yaml"))
 
 	wave := func(app application) int {
 		w, err := strconv.Atoi(app.Metadata.Annotations["argocd.argoproj.io/sync-wave"])
@@ -79,8 +86,10 @@ func TestArgoCD(t *testing.T) {
 		}
 		return w
 	}
-	if wave(nats) >= wave(dagmm) {
-		t.Errorf("NATS in wave %d, dagmm in %d: NATS must come first", wave(nats), wave(dagmm))
+	for _, app := range []application{dagmm, fleet} {
+		if wave(nats) >= wave(app) {
+			t.Errorf("NATS in wave %d, dagmm in %d: NATS must come first", wave(nats), wave(app))
+		}
 	}
 	if nats.Spec.Source.Chart != "nats" || nats.Spec.Source.RepoURL != "https://nats-io.github.io/k8s/helm/charts/" {
 		t.Errorf("NATS from %s chart %q, want the official chart repository", nats.Spec.Source.RepoURL, nats.Spec.Source.Chart)
@@ -109,6 +118,15 @@ func TestArgoCD(t *testing.T) {
 		t.Errorf("NATS values %+v: want JetStream on a sized volume and a cluster of at least 2 (JetStream's minimum)", nv)
 	}
 
+	for _, app := range []application{dagmm, fleet} {
+		renderApplication(t, app)
+	}
+}
+
+// renderApplication renders the chart with a dagmm Application's values and
+// decodes the result strictly.
+func renderApplication(t *testing.T, dagmm application) {
+	t.Helper()
 	if dagmm.Spec.Source.Path != "charts/dagmm" {
 		t.Fatalf("dagmm from path %q, want charts/dagmm", dagmm.Spec.Source.Path)
 	}
@@ -123,6 +141,6 @@ func TestArgoCD(t *testing.T) {
 	}
 	args = append(args, "-f", inline)
 	if _, err := decodeAll(newDecoder(t), render(t, args...)); err != nil {
-		t.Fatalf("the chart with the dagmm Application's values: %v", err)
+		t.Fatalf("the chart with the values of %v: %v", dagmm.Spec.Source.Helm.ValueFiles, err)
 	}
 }
