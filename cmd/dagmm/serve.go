@@ -323,6 +323,7 @@ default.`,
   kill -HUP $(pidof dagmm)    # reload the model`)
 	poll, logLevel := serveFlags(fs, &cfg)
 	tf := addTelegrafFlags(fs)
+	fromRegistry := fs.String("model-from-registry", "", "serve the current model of this `key` in the fleet's registry (--registry-objects, --registry-index on --nats-url; dagmm models publish KEY model.json) to every host, and load each new version of it while serving")
 	var memLimit int64
 	fs.Var(byteSize{&memLimit}, "memory-limit", "Go runtime memory `limit` (e.g. 1GiB); 0: GOMEMLIMIT if set, else 90% of the container's cgroup memory limit when there is one; -1: none")
 	if err := parseServeFlags(fs, &cfg, poll, args, os.LookupEnv); err != nil {
@@ -331,8 +332,11 @@ default.`,
 	if err := applyTelegraf(fs, &cfg, tf); err != nil {
 		return err
 	}
-	if cfg.Model.Path == "" && !cfg.Fleet.Enabled {
-		return usagef("a model is required: --model model.json (or DAGMM_MODEL), or --fleet")
+	switch {
+	case *fromRegistry != "" && (cfg.Model.Path != "" || cfg.Fleet.Enabled):
+		return usagef("--model-from-registry serves one model from the registry: not with --model or --fleet")
+	case cfg.Model.Path == "" && !cfg.Fleet.Enabled && *fromRegistry == "":
+		return usagef("a model is required: --model model.json (or DAGMM_MODEL), --model-from-registry KEY, or --fleet")
 	}
 	level, err := logLevelOf(*logLevel)
 	if err != nil {
@@ -350,6 +354,14 @@ default.`,
 			return err
 		}
 		defer closeFleet()
+		opts = o
+	}
+	if *fromRegistry != "" {
+		o, closeReg, err := registryModelSetup(ctx, &cfg, *fromRegistry, logger)
+		if err != nil {
+			return err
+		}
+		defer closeReg()
 		opts = o
 	}
 	svc, err := serve.New(cfg, logger, opts...)
