@@ -312,7 +312,9 @@ func TestChecksFail(t *testing.T) {
 	}{
 		{"unknown value", []string{"--set", "scorer.replicaz=3"}},
 		{"negative replicas", []string{"--set", "scorer.replicas=-1"}},
-		{"bad model source", []string{"--set", "model.source=registry"}},
+		{"bad model source", []string{"--set", "model.source=s3"}},
+		{"registry source without a key", []string{"--set", "model.source=registry"}},
+		{"registry source in fleet mode", []string{"--set", "mode=fleet", "--set", "model.source=registry", "--set", "model.registry.key=prod"}},
 		{"retrain without a volume", []string{"--set", "retrain.enabled=true", "--set", "retrain.dataClaim=data"}},
 		{"bad NATS URL", []string{"--set", "nats.url=http://nats:4222"}},
 		{"bad log level", []string{"--set", "scorer.logLevel=loud"}},

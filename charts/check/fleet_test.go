@@ -278,3 +278,27 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestRegistrySource checks single mode with the model from the registry:
+// the scorers name the key and the fleet's buckets, and mount no model.
+func TestRegistrySource(t *testing.T) {
+	w := workloads(t, "-f", "testdata/nats-token.yaml")
+	d, ok := w["Deployment/dagmm-scorer"].(*appsv1.Deployment)
+	if !ok {
+		t.Fatalf("no scorer Deployment in %v", keys(w))
+	}
+	args := d.Spec.Template.Spec.Containers[0].Args
+	for flag, want := range map[string]string{"model-from-registry": "prod", "registry-objects": "dagmm-models", "registry-index": "dagmm-registry"} {
+		if v, ok := flagValue(args, flag); !ok || v != want {
+			t.Errorf("scorer --%s=%q (%v), want %q", flag, v, ok, want)
+		}
+	}
+	if _, ok := flagValue(args, "model"); ok {
+		t.Errorf("scorer args %q: --model with model.source registry", args)
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "model" {
+			t.Errorf("a model volume with model.source registry: %+v", v)
+		}
+	}
+}

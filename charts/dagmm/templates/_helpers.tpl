@@ -191,6 +191,6 @@ seccompProfile:
   persistentVolumeClaim:
     claimName: {{ required "model.existingClaim is required with model.source existingClaim" .Values.model.existingClaim }}
 {{- else }}
-{{- fail (printf "model.source %q: want configMap, persistentVolumeClaim or existingClaim (or none, in fleet mode)" .Values.model.source) }}
+{{- fail (printf "model.source %q: want configMap, persistentVolumeClaim, existingClaim, registry (single mode) or none (fleet mode)" .Values.model.source) }}
 {{- end }}
 {{- end }}

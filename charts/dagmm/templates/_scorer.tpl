@@ -16,7 +16,9 @@ yes
 {{/* dagmm.hasModelFile reports whether the scorers mount a model file. */}}
 {{- define "dagmm.hasModelFile" -}}
 {{- if eq .Values.model.source "none" }}
-{{- if not (include "dagmm.fleet" .) }}{{ fail "model.source none needs mode fleet: in single mode the scorers need a model file" }}{{ end }}
+{{- if not (include "dagmm.fleet" .) }}{{ fail "model.source none needs mode fleet: in single mode the scorers need a model file or model.source registry" }}{{ end }}
+{{- else if eq .Values.model.source "registry" }}
+{{- if include "dagmm.fleet" . }}{{ fail "model.source registry is for mode single: in fleet mode every host's model comes from the registry already" }}{{ end }}
 {{- else }}yes{{ end }}
 {{- end }}
 
@@ -58,6 +60,11 @@ spec:
         {{- if include "dagmm.hasModelFile" . }}
         - --model=/model/{{ .Values.model.file }}
         - --poll={{ $sc.poll }}
+        {{- end }}
+        {{- if eq .Values.model.source "registry" }}
+        - --model-from-registry={{ required "model.registry.key is required with model.source registry" .Values.model.registry.key }}
+        - --registry-objects={{ .Values.fleet.registry.objects }}
+        - --registry-index={{ .Values.fleet.registry.index }}
         {{- end }}
         - --model-name={{ $sc.modelName }}
         - --http=:8080
