@@ -1,9 +1,14 @@
 package check
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -11,8 +16,40 @@ import (
 
 const argocdDir = "../../deploy/argocd"
 
-// argocdCRD is Argo CD's published Application CRD (testdata/crds/README.md).
-const argocdCRD = "testdata/crds/argocd-application-crd.yaml"
+// argoCD is the Argo CD release whose published Application CRD
+// (manifests/crds/application-crd.yaml in its module) the Applications are
+// checked against. Its Go types cannot be imported: for v3.5 they need a
+// gitops-engine version the module proxy does not serve, and v3.6 needs Go
+// 1.27. The module is downloaded, not required: nothing of it is built.
+const argoCD = "github.com/argoproj/argo-cd/v3@v3.5.1"
+
+// argocdCRD returns the path of Argo CD's published Application CRD in the
+// module cache, downloading the release's module (about 55 MB) once.
+var argocdCRD = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "mod", "download", "-json", argoCD).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s%s", err, ee.Stderr, out)
+		}
+		return "", fmt.Errorf("go mod download %s: %w", argoCD, err)
+	}
+	var m struct{ Dir string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		return "", fmt.Errorf("go mod download %s: no module directory in %s", argoCD, out)
+	}
+	return filepath.Join(m.Dir, "manifests", "crds", "application-crd.yaml"), nil
+})
+
+// argocdSchema is the Application's v1alpha1 schema.
+func argocdSchema(t *testing.T) *crdSchema {
+	t.Helper()
+	path, err := argocdCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadCRD(t, path, "v1alpha1")
+}
 
 // application is the part of an Argo CD Application that deploy/argocd uses,
 // for the checks of its values; [readApplication] checks the whole file
@@ -57,7 +94,7 @@ func readApplication(t *testing.T, path string) application {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := loadCRD(t, argocdCRD, "v1alpha1").check(raw); err != nil {
+	if err := argocdSchema(t).check(raw); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	var app application

@@ -127,7 +127,7 @@ func preservesUnknown(s *spec.Schema) bool {
 // TestCRDCheckFails shows the schema check refuses an unknown field, a
 // wrong type and a missing required field.
 func TestCRDCheckFails(t *testing.T) {
-	app := loadCRD(t, argocdCRD, "v1alpha1")
+	app := argocdSchema(t)
 	good := `apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata: {name: x}
