@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -99,6 +100,9 @@ type NATSConfig struct {
 	// survive a restart of the embedded server; give a directory to keep
 	// them.
 	StoreDir string
+	// Auth are the credentials and TLS settings for the server at URL
+	// (not used with the embedded server).
+	Auth natsauth.Config
 
 	// Subject is the subject samples arrive on; wildcards allowed.
 	// Default "metrics.>", or [DefaultTelegrafSubject] with Telegraf.
@@ -365,6 +369,11 @@ func (c *Config) Validate() error {
 		}
 		if err := checkToken(c.NATS.QueueGroup); err != nil {
 			return bad("queue group", "%q %v", c.NATS.QueueGroup, err)
+		}
+		if c.NATS.URL != "" {
+			if err := c.NATS.Auth.Validate(); err != nil {
+				return bad("auth", "%v", err)
+			}
 		}
 		if c.NATS.URL == "" {
 			if c.NATS.EmbeddedPort < -1 || c.NATS.EmbeddedPort > 65535 {

@@ -162,6 +162,12 @@ func (s *Service) startNATS() (n *natsSide, err error) {
 		}
 		n.url = n.embed.URL()
 		opts = append(opts, n.embed.InProcess())
+	} else {
+		auth, err := cfg.NATS.Auth.Options()
+		if err != nil {
+			return n, fmt.Errorf("serve: %w", err)
+		}
+		opts = append(opts, auth...)
 	}
 	n.conn, err = natsconn.Dial(natsconn.Options{
 		URL:      n.url,

@@ -1,9 +1,14 @@
 package check
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -11,9 +16,44 @@ import (
 
 const argocdDir = "../../deploy/argocd"
 
-// application is the part of an Argo CD Application that deploy/argocd uses.
-// It is not Argo CD's API type (that module is too heavy to pull in here), so
-// this checks the files' consistency, not the full schema.
+// argoCD is the Argo CD release whose published Application CRD
+// (manifests/crds/application-crd.yaml in its module) the Applications are
+// checked against. Its Go types cannot be imported: for v3.5 they need a
+// gitops-engine version the module proxy does not serve, and v3.6 needs Go
+// 1.27. The module is downloaded, not required: nothing of it is built.
+const argoCD = "github.com/argoproj/argo-cd/v3@v3.5.1"
+
+// argocdCRD returns the path of Argo CD's published Application CRD in the
+// module cache, downloading the release's module (about 55 MB) once.
+var argocdCRD = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "mod", "download", "-json", argoCD).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s%s", err, ee.Stderr, out)
+		}
+		return "", fmt.Errorf("go mod download %s: %w", argoCD, err)
+	}
+	var m struct{ Dir string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		return "", fmt.Errorf("go mod download %s: no module directory in %s", argoCD, out)
+	}
+	return filepath.Join(m.Dir, "manifests", "crds", "application-crd.yaml"), nil
+})
+
+// argocdSchema is the Application's v1alpha1 schema.
+func argocdSchema(t *testing.T) *crdSchema {
+	t.Helper()
+	path, err := argocdCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadCRD(t, path, "v1alpha1")
+}
+
+// application is the part of an Argo CD Application that deploy/argocd uses,
+// for the checks of its values; [readApplication] checks the whole file
+// against Argo CD's published schema first.
 type application struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -54,6 +94,9 @@ func readApplication(t *testing.T, path string) application {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := argocdSchema(t).check(raw); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 	var app application
 	if err := yaml.UnmarshalStrict(raw, &app); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -71,6 +114,7 @@ func TestArgoCD(t *testing.T) {
 	readApplication(t, filepath.Join(argocdDir, "root.yaml"))
 	nats := readApplication(t, filepath.Join(argocdDir, "apps", "nats.yaml"))
 	dagmm := readApplication(t, filepath.Join(argocdDir, "apps", "dagmm.yaml"))
+	fleet := readApplication(t, filepath.Join(argocdDir, "fleet", "dagmm.yaml"))
 
 	wave := func(app application) int {
 		w, err := strconv.Atoi(app.Metadata.Annotations["argocd.argoproj.io/sync-wave"])
@@ -79,8 +123,10 @@ func TestArgoCD(t *testing.T) {
 		}
 		return w
 	}
-	if wave(nats) >= wave(dagmm) {
-		t.Errorf("NATS in wave %d, dagmm in %d: NATS must come first", wave(nats), wave(dagmm))
+	for _, app := range []application{dagmm, fleet} {
+		if wave(nats) >= wave(app) {
+			t.Errorf("NATS in wave %d, dagmm in %d: NATS must come first", wave(nats), wave(app))
+		}
 	}
 	if nats.Spec.Source.Chart != "nats" || nats.Spec.Source.RepoURL != "https://nats-io.github.io/k8s/helm/charts/" {
 		t.Errorf("NATS from %s chart %q, want the official chart repository", nats.Spec.Source.RepoURL, nats.Spec.Source.Chart)
@@ -109,6 +155,15 @@ func TestArgoCD(t *testing.T) {
 		t.Errorf("NATS values %+v: want JetStream on a sized volume and a cluster of at least 2 (JetStream's minimum)", nv)
 	}
 
+	for _, app := range []application{dagmm, fleet} {
+		renderApplication(t, app)
+	}
+}
+
+// renderApplication renders the chart with a dagmm Application's values and
+// decodes the result strictly.
+func renderApplication(t *testing.T, dagmm application) {
+	t.Helper()
 	if dagmm.Spec.Source.Path != "charts/dagmm" {
 		t.Fatalf("dagmm from path %q, want charts/dagmm", dagmm.Spec.Source.Path)
 	}
@@ -123,6 +178,6 @@ func TestArgoCD(t *testing.T) {
 	}
 	args = append(args, "-f", inline)
 	if _, err := decodeAll(newDecoder(t), render(t, args...)); err != nil {
-		t.Fatalf("the chart with the dagmm Application's values: %v", err)
+		t.Fatalf("the chart with the values of %v: %v", dagmm.Spec.Source.Helm.ValueFiles, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -40,13 +41,16 @@ type valuesCase struct {
 	args []string
 }
 
-// valuesCases are the default values, every example values file, and the
-// model ConfigMap made by the chart.
+// valuesCases are the default values, every example values file, the
+// model ConfigMap made by the chart and the ways to authenticate to NATS.
 func valuesCases(t *testing.T) []valuesCase {
 	t.Helper()
 	cases := []valuesCase{
 		{"default", nil},
 		{"chart-made-configmap", []string{"-f", "testdata/chart-made-configmap.yaml"}},
+		{"nats-token", []string{"-f", "testdata/nats-token.yaml"}},
+		{"nats-user", []string{"-f", "testdata/nats-user.yaml"}},
+		{"nats-nkey", []string{"-f", "testdata/nats-nkey.yaml"}},
 	}
 	files, err := filepath.Glob(filepath.Join(chartDir, "examples", "*.yaml"))
 	if err != nil {
@@ -84,12 +88,12 @@ func TestHelmLint(t *testing.T) {
 	}
 }
 
-// newDecoder decodes the Kubernetes kinds and the Prometheus Operator's,
-// strictly: an unknown or duplicate field is an error.
+// newDecoder decodes the Kubernetes kinds, the Prometheus Operator's and
+// KEDA's, strictly: an unknown or duplicate field is an error.
 func newDecoder(t *testing.T) runtime.Decoder {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme, kedav1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -308,10 +312,21 @@ func TestChecksFail(t *testing.T) {
 	}{
 		{"unknown value", []string{"--set", "scorer.replicaz=3"}},
 		{"negative replicas", []string{"--set", "scorer.replicas=-1"}},
-		{"bad model source", []string{"--set", "model.source=registry"}},
+		{"bad model source", []string{"--set", "model.source=s3"}},
+		{"registry source without a key", []string{"--set", "model.source=registry"}},
+		{"registry source in fleet mode", []string{"--set", "mode=fleet", "--set", "model.source=registry", "--set", "model.registry.key=prod"}},
 		{"retrain without a volume", []string{"--set", "retrain.enabled=true", "--set", "retrain.dataClaim=data"}},
 		{"bad NATS URL", []string{"--set", "nats.url=http://nats:4222"}},
 		{"bad log level", []string{"--set", "scorer.logLevel=loud"}},
+		{"bad mode", []string{"--set", "mode=fleets"}},
+		{"partitions in single mode", []string{"--set", "scorer.partitions=3"}},
+		{"partitions with autoscaling", []string{"--set", "mode=fleet", "--set", "scorer.partitions=3", "--set", "scorer.autoscaling.enabled=true"}},
+		{"no model file in single mode", []string{"--set", "model.source=none"}},
+		{"two ways to authenticate", []string{"--set", "nats.auth.token.secretName=t", "--set", "nats.auth.creds.secretName=c"}},
+		{"user without password", []string{"--set", "nats.auth.user=dagmm"}},
+		{"keda without endpoint", []string{"--set", "mode=fleet", "--set", "trainer.keda.enabled=true", "--set", "trainer.keda.natsServerMonitoringEndpoint="}},
+		{"bad stream name", []string{"--set", "mode=fleet", "--set", "fleet.jobs.stream=dagmm.jobs"}},
+		{"too many stream replicas", []string{"--set", "mode=fleet", "--set", "fleet.streamReplicas=7"}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,7 +346,16 @@ func TestChecksFail(t *testing.T) {
 		t.Errorf("a misspelt field decoded: %v", err)
 	}
 
-	objs, err := decodeAll(dec, rendered)
+	fleetRendered := render(t, "-f", filepath.Join(chartDir, "examples", "fleet.yaml"))
+	withTypo = strings.Replace(fleetRendered, "pollingInterval:", "pollingIntervall:", 1)
+	if withTypo == fleetRendered {
+		t.Fatal("no ScaledObject pollingInterval in the fleet rendering to misspell")
+	}
+	if _, err := decodeAll(dec, withTypo); err == nil || !strings.Contains(err.Error(), "pollingIntervall") {
+		t.Errorf("a misspelt ScaledObject field decoded: %v", err)
+	}
+
+	objs, err := decodeAll(dec, rendered+"\n---\n"+fleetRendered)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/internal/natsconn"
 	"github.com/dagmm/dagmm/internal/natsio"
 	"github.com/dagmm/dagmm/serve"
@@ -77,6 +78,7 @@ type collectOptions struct {
 	natsURL    string
 	natsHost   string
 	natsPort   int
+	auth       natsauth.Config
 	subject    string
 	format     ingest.Format
 	mapping    string
@@ -137,6 +139,7 @@ default.`,
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server `URL`s, comma-separated; empty starts an embedded server")
 	fs.StringVar(&o.natsHost, "nats-host", "127.0.0.1", "interface of the embedded NATS server")
 	fs.IntVar(&o.natsPort, "nats-port", 4222, "client `port` of the embedded NATS server; -1 picks a free one")
+	o.auth.AddFlags(fs)
 	fs.StringVar(&o.subject, "subject", serve.DefaultTelegrafSubject, "NATS `subject` Telegraf publishes to (wildcards allowed)")
 	fs.Var(formatFlag{&o.format}, "format", "Telegraf's data_format, a `format`: auto (JSON when a message starts with '{'), influx or json")
 	fs.StringVar(&o.mapping, "mapping", "", "mapping `file` (JSON) saying how features are made from measurements; empty: the default of the four seed metrics")
@@ -263,6 +266,9 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { logger.Warn("nats error", "err", err) }),
 	}
 	if url == "" {
+		if o.auth.Set() {
+			return usagef("the NATS credentials and TLS flags are for a server given with --nats-url, not the embedded one")
+		}
 		srv, err := natsio.StartEmbedded(natsio.EmbeddedOptions{
 			Name: "dagmm-collect", Host: o.natsHost, Port: o.natsPort, MaxPayload: 8 << 20,
 			PortHint: "choose another with --nats-port, or -1 for any",
@@ -273,6 +279,12 @@ func collect(ctx context.Context, env *cliEnv, logger *slog.Logger, o *collectOp
 		defer srv.Shutdown()
 		url = srv.URL()
 		opts = append(opts, srv.InProcess())
+	} else {
+		auth, err := o.auth.Options()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, auth...)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -17,18 +17,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/model"
 )
 
 // modelsOptions are the settings of dagmm models.
 type modelsOptions struct {
-	natsURL   string
-	natsCreds string
-	objects   string
-	index     string
-	to        uint64
-	json      bool
-	timeout   time.Duration
+	natsURL string
+	auth    natsauth.Config
+	objects string
+	index   string
+	to      uint64
+	json    bool
+	timeout time.Duration
 }
 
 func runModels(ctx context.Context, env *cliEnv, args []string) error {
@@ -60,7 +61,7 @@ brackets: a flag on the command line wins over the environment.`,
 	d := fleet.DefaultRegistryConfig()
 	var o modelsOptions
 	fs.StringVar(&o.natsURL, "nats-url", nats.DefaultURL, "NATS server `URL`s, comma-separated")
-	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials `file` (a user JWT and NKey seed); empty for none")
+	o.auth.AddFlags(fs)
 	fs.StringVar(&o.objects, "registry-objects", d.Objects, "Object Store `bucket` of the model artifacts")
 	fs.StringVar(&o.index, "registry-index", d.Index, "KV `bucket` of the hosts' current versions")
 	// Only the flags above, where the registry is, come from the
@@ -142,10 +143,11 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 // open connects to NATS and binds the registry; only publish creates its
 // buckets when they are missing.
 func (o *modelsOptions) open(ctx context.Context, create bool) (*fleet.Registry, *nats.Conn, error) {
-	opts := []nats.Option{nats.Name("dagmm models"), nats.Timeout(min(o.timeout, 10*time.Second))}
-	if o.natsCreds != "" {
-		opts = append(opts, nats.UserCredentials(o.natsCreds))
+	opts, err := o.auth.Options()
+	if err != nil {
+		return nil, nil, err
 	}
+	opts = append(opts, nats.Name("dagmm models"), nats.Timeout(min(o.timeout, 10*time.Second)))
 	nc, err := nats.Connect(o.natsURL, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats connect %s: %w", o.natsURL, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/internal/natsio"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve"
@@ -83,6 +84,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serve.Config) (poll *time.Duration, logLe
 	fs.StringVar(&cfg.NATS.EmbeddedHost, "nats-host", cfg.NATS.EmbeddedHost, "interface of the embedded NATS server")
 	fs.IntVar(&cfg.NATS.EmbeddedPort, "nats-port", cfg.NATS.EmbeddedPort, "client `port` of the embedded NATS server; -1 picks a free one")
 	fs.StringVar(&cfg.NATS.StoreDir, "nats-store", cfg.NATS.StoreDir, "JetStream store `directory` of the embedded server; empty uses a temporary one removed at exit")
+	cfg.NATS.Auth.AddFlags(fs)
 	fs.StringVar(&cfg.NATS.Subject, "subject", cfg.NATS.Subject, "NATS `subject` the samples arrive on (wildcards allowed); with --telegraf the default is "+serve.DefaultTelegrafSubject)
 	fs.StringVar(&cfg.NATS.AnomalyPrefix, "anomaly-prefix", cfg.NATS.AnomalyPrefix, "anomaly events go to `prefix`.<host>")
 	fs.StringVar(&cfg.NATS.ScorePrefix, "score-prefix", cfg.NATS.ScorePrefix, "with --scores, every score goes to `prefix`.<host>")
@@ -138,6 +140,9 @@ func fleetFlags(fs *flag.FlagSet, cfg *serve.Config) {
 	fs.StringVar(&f.Marks.Bucket, "marks-bucket", f.Marks.Bucket, "with --fleet, the KV `bucket` of false-alarm marks")
 	fs.StringVar(&f.MarksSubject, "marks-subject", f.MarksSubject, "with --fleet, the NATS `subject` answering false-alarm marks (POST /v1/false-alarms over HTTP)")
 	fs.StringVar(&f.Jobs.Stream, "jobs-stream", f.Jobs.Stream, "with --fleet, the work-queue `stream` a marked host is queued on for retraining")
+	fs.Int64Var(&f.History.MaxBytes, "history-max-bytes", -1, "with --fleet, largest size of the history stream (a stream created by serve), in `bytes`; -1 for no limit")
+	fs.Int64Var(&f.Registry.MaxBytes, "registry-max-bytes", 0, "with --fleet, largest size of the registry's Object Store bucket (created by serve), in `bytes`; 0 for no limit")
+	fs.Var(replicasFlag{&f.History.Replicas, &f.Registry.Replicas, &f.Jobs.Replicas, &f.Marks.Replicas}, "stream-replicas", "with --fleet, `replicas` of the history and job streams and the registry's buckets that serve creates, in a NATS cluster (1 to 5)")
 }
 
 // fleetSetup opens fleet mode (--fleet) on the NATS server cfg names, or
@@ -168,8 +173,13 @@ func fleetSetup(ctx context.Context, cfg *serve.Config, logger *slog.Logger) ([]
 		}
 		closers = append(closers, emb.Shutdown)
 		cfg.NATS.URL = emb.URL()
+		cfg.NATS.Auth = natsauth.Config{}
 	}
-	nc, err := nats.Connect(cfg.NATS.URL, nats.Name(cfg.NATS.Name+"-fleet"))
+	auth, err := cfg.NATS.Auth.Options()
+	if err != nil {
+		return fail(err)
+	}
+	nc, err := nats.Connect(cfg.NATS.URL, append(auth, nats.Name(cfg.NATS.Name+"-fleet"))...)
 	if err != nil {
 		return fail(fmt.Errorf("serve: fleet: connect %s: %w", cfg.NATS.URL, err))
 	}
@@ -242,6 +252,9 @@ func parseServeFlags(fs *flag.FlagSet, cfg *serve.Config, poll *time.Duration, a
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q (the model is given with --model)", fs.Args())
+	}
+	if cfg.NATS.URL == "" && cfg.NATS.Auth.Set() {
+		return usagef("the NATS credentials and TLS flags (--nats-creds, --nats-token, --nats-tls-ca...) are for a server given with --nats-url, not the embedded one")
 	}
 	cfg.Model.PollInterval = *poll
 	if *poll == 0 {
@@ -329,6 +342,7 @@ default.`,
 	tf := addTelegrafFlags(fs)
 	var rwMapping string
 	remoteWriteFlags(fs, &cfg, &rwMapping)
+	fromRegistry := fs.String("model-from-registry", "", "serve the current model of this `key` in the fleet's registry (--registry-objects, --registry-index on --nats-url; dagmm models publish KEY model.json) to every host, and load each new version of it while serving")
 	var memLimit int64
 	fs.Var(byteSize{&memLimit}, "memory-limit", "Go runtime memory `limit` (e.g. 1GiB); 0: GOMEMLIMIT if set, else 90% of the container's cgroup memory limit when there is one; -1: none")
 	if err := parseServeFlags(fs, &cfg, poll, args, os.LookupEnv); err != nil {
@@ -340,8 +354,11 @@ default.`,
 	if err := applyRemoteWrite(fs, &cfg, rwMapping); err != nil {
 		return err
 	}
-	if cfg.Model.Path == "" && !cfg.Fleet.Enabled {
-		return usagef("a model is required: --model model.json (or DAGMM_MODEL), or --fleet")
+	switch {
+	case *fromRegistry != "" && (cfg.Model.Path != "" || cfg.Fleet.Enabled):
+		return usagef("--model-from-registry serves one model from the registry: not with --model or --fleet")
+	case cfg.Model.Path == "" && !cfg.Fleet.Enabled && *fromRegistry == "":
+		return usagef("a model is required: --model model.json (or DAGMM_MODEL), --model-from-registry KEY, or --fleet")
 	}
 	level, err := logLevelOf(*logLevel)
 	if err != nil {
@@ -363,6 +380,14 @@ default.`,
 			return err
 		}
 		defer closeFleet()
+		opts = o
+	}
+	if *fromRegistry != "" {
+		o, closeReg, err := registryModelSetup(ctx, &cfg, *fromRegistry, logger)
+		if err != nil {
+			return err
+		}
+		defer closeReg()
 		opts = o
 	}
 	svc, err := serve.New(cfg, logger, opts...)
@@ -415,6 +440,7 @@ func logConfig(logger *slog.Logger, cfg serve.Config) {
 	if cfg.HTTP.AdminToken != "" {
 		cfg.HTTP.AdminToken = "(set)"
 	}
+	cfg.NATS.Auth = cfg.NATS.Auth.Redacted()
 	fields := strings.Fields(strings.Trim(fmt.Sprintf("%+v", cfg), "{}"))
 	sort.Strings(fields)
 	logger.Debug("config", "settings", strings.Join(fields, " "))

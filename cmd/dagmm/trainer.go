@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,17 +14,18 @@ import (
 
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natsauth"
 	"github.com/dagmm/dagmm/model"
 )
 
-// fleetBackends opens the model registry a trainer publishes to and the
-// operators' false-alarm marks (nil: none) on js.
-type fleetBackends func(ctx context.Context, js jetstream.JetStream) (fleet.Store, fleet.FalseAlarms, error)
+// fleetBackends opens the model registry (cfg) a trainer publishes to and
+// the operators' false-alarm marks (nil: none) on js.
+type fleetBackends func(ctx context.Context, js jetstream.JetStream, cfg fleet.RegistryConfig) (fleet.Store, fleet.FalseAlarms, error)
 
 // openRegistry opens the fleet's model registry and false-alarm marks,
 // creating their buckets when missing.
-func openRegistry(ctx context.Context, js jetstream.JetStream) (fleet.Store, fleet.FalseAlarms, error) {
-	reg, err := fleet.NewRegistry(ctx, js, fleet.RegistryConfig{})
+func openRegistry(ctx context.Context, js jetstream.JetStream, cfg fleet.RegistryConfig) (fleet.Store, fleet.FalseAlarms, error) {
+	reg, err := fleet.NewRegistry(ctx, js, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,7 +36,9 @@ func openRegistry(ctx context.Context, js jetstream.JetStream) (fleet.Store, fle
 // trainerOptions are the flags of dagmm trainer besides the train flags.
 type trainerOptions struct {
 	natsURL     string
+	auth        natsauth.Config
 	hist        fleet.HistoryConfig
+	reg         fleet.RegistryConfig
 	jobs        fleet.JobsConfig
 	trainer     fleet.TrainerConfig
 	eventStream string
@@ -75,14 +79,20 @@ variable (flag > environment > default).`,
 	var tf trainFlags
 	addTrainFlags(fs, &tf)
 	o := trainerOptions{
-		hist: fleet.DefaultHistoryConfig(), jobs: fleet.DefaultJobsConfig(),
+		hist: fleet.DefaultHistoryConfig(), jobs: fleet.DefaultJobsConfig(), reg: fleet.DefaultRegistryConfig(),
 		trainer: fleet.DefaultTrainerConfig(), sched: fleet.DefaultSchedulerConfig(),
 	}
 	fs.StringVar(&o.natsURL, "nats-url", nats.DefaultURL, "NATS server `URL`s, comma-separated")
+	o.auth.AddFlags(fs)
 	fs.StringVar(&o.hist.Stream, "stream", o.hist.Stream, "history `stream` of the samples (created on --subject if missing)")
 	fs.StringVar(&o.hist.Subject, "subject", o.hist.Subject, "`subject` the samples arrive on: a prefix and \".>\"")
 	fs.Int64Var(&o.hist.MaxMsgsPerSubject, "history", o.hist.MaxMsgsPerSubject, "`messages` of each host the history keeps: the training window")
+	fs.Int64Var(&o.hist.MaxBytes, "history-max-bytes", o.hist.MaxBytes, "largest size of the history stream when the trainer creates it, in `bytes` (oldest discarded); -1 for no limit")
 	fs.StringVar(&o.jobs.Stream, "jobs-stream", o.jobs.Stream, "work-queue `stream` of the training jobs")
+	fs.StringVar(&o.reg.Objects, "registry-objects", o.reg.Objects, "the registry's Object Store `bucket` of models")
+	fs.StringVar(&o.reg.Index, "registry-index", o.reg.Index, "the registry's KV `bucket` of current versions")
+	fs.Int64Var(&o.reg.MaxBytes, "registry-max-bytes", o.reg.MaxBytes, "largest size of the registry's Object Store bucket when the trainer creates it, in `bytes`; 0 for no limit")
+	fs.Var(replicasFlag{&o.hist.Replicas, &o.jobs.Replicas, &o.reg.Replicas}, "stream-replicas", "`replicas` of the history and job streams and of the registry's buckets that the trainer creates, in a NATS cluster (1 to 5)")
 	fs.StringVar(&o.trainer.Consumer, "consumer", o.trainer.Consumer, "durable consumer `name` the trainers share")
 	fs.DurationVar(&o.trainer.AckWait, "ack-wait", o.trainer.AckWait, "a job without word from its trainer this long goes to another")
 	fs.IntVar(&o.trainer.MaxDeliver, "max-deliver", o.trainer.MaxDeliver, "most deliveries of a job that fails for a reason that may pass")
@@ -112,9 +122,13 @@ variable (flag > environment > default).`,
 // run connects, binds the streams and runs the trainer (and the
 // scheduler) until ctx is cancelled.
 func (o *trainerOptions) run(ctx context.Context, env *cliEnv, tf *trainFlags, open fleetBackends) error {
-	nc, err := nats.Connect(o.natsURL, nats.Name("dagmm-trainer"), nats.MaxReconnects(-1),
+	auth, err := o.auth.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(o.natsURL, append(auth, nats.Name("dagmm-trainer"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { env.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(*nats.Conn) { env.log.Info("nats reconnected") }))
+		nats.ReconnectHandler(func(*nats.Conn) { env.log.Info("nats reconnected") }))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", o.natsURL, err)
 	}
@@ -131,7 +145,7 @@ func (o *trainerOptions) run(ctx context.Context, env *cliEnv, tf *trainFlags, o
 	if err != nil {
 		return err
 	}
-	store, marks, err := open(ctx, js)
+	store, marks, err := open(ctx, js, o.reg)
 	if err != nil {
 		return fmt.Errorf("model registry: %w", err)
 	}
@@ -210,4 +224,26 @@ func windowTable(w *fleet.Window) (*datasets.Table, error) {
 		return nil, fmt.Errorf("window of %s: %w", w.Host, err)
 	}
 	return t, nil
+}
+
+// replicasFlag sets the replica count of several streams and buckets at
+// once: 1 to 5, as JetStream allows.
+type replicasFlag []*int
+
+func (r replicasFlag) String() string {
+	if len(r) == 0 || *r[0] == 0 {
+		return "1"
+	}
+	return strconv.Itoa(*r[0])
+}
+
+func (r replicasFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 5 {
+		return fmt.Errorf("%q: want 1 to 5 replicas", s)
+	}
+	for _, p := range r {
+		*p = n
+	}
+	return nil
 }

@@ -144,3 +144,19 @@ func hasModel(ctx context.Context, reg *fleet.Registry, host string) bool {
 	_, err := reg.Current(ctx, host)
 	return err == nil
 }
+
+func TestReplicasFlag(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int // 0: an error
+	}{{"1", 1}, {"3", 3}, {"5", 5}, {"0", 0}, {"6", 0}, {"x", 0}} {
+		a, b := 1, 1
+		err := replicasFlag{&a, &b}.Set(tt.in)
+		switch {
+		case tt.want == 0 && err == nil:
+			t.Errorf("Set(%q) = nil, want an error", tt.in)
+		case tt.want != 0 && (err != nil || a != tt.want || b != tt.want):
+			t.Errorf("Set(%q): %v, got %d and %d, want %d", tt.in, err, a, b, tt.want)
+		}
+	}
+}

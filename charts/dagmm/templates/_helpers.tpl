@@ -69,8 +69,13 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* dagmm.natsEnv is the NATS URL, from a Secret when urlSecret.name is set. */}}
+{{/* dagmm.natsEnv is the NATS URL, from a Secret when urlSecret.name is set, and the credentials and TLS files (see dagmm.natsVolume). */}}
 {{- define "dagmm.natsEnv" -}}
+{{- $a := .Values.nats.auth -}}
+{{- $t := .Values.nats.tls -}}
+{{- $ways := 0 -}}
+{{- range (list $a.token.secretName $a.user $a.nkey.secretName $a.creds.secretName) }}{{ if . }}{{ $ways = add1 $ways }}{{ end }}{{ end -}}
+{{- if gt $ways 1 }}{{ fail "nats.auth: set one of token, user, nkey and creds" }}{{ end -}}
 - name: DAGMM_NATS_URL
 {{- if .Values.nats.urlSecret.name }}
   valueFrom:
@@ -80,6 +85,97 @@ seccompProfile:
 {{- else }}
   value: {{ required "nats.url or nats.urlSecret.name is required" .Values.nats.url | quote }}
 {{- end }}
+{{- if $a.token.secretName }}
+- name: DAGMM_NATS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $a.token.secretName }}
+      key: {{ $a.token.key }}
+{{- end }}
+{{- if $a.user }}
+- name: DAGMM_NATS_USER
+  value: {{ $a.user | quote }}
+- name: DAGMM_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "nats.auth.password.secretName is required with nats.auth.user" $a.password.secretName }}
+      key: {{ $a.password.key }}
+{{- end }}
+{{- if $a.creds.secretName }}
+- name: DAGMM_NATS_CREDS
+  value: /etc/dagmm/nats/user.creds
+{{- end }}
+{{- if $a.nkey.secretName }}
+- name: DAGMM_NATS_NKEY
+  value: /etc/dagmm/nats/user.nk
+{{- end }}
+{{- if $t.ca.secretName }}
+- name: DAGMM_NATS_TLS_CA
+  value: /etc/dagmm/nats/ca.crt
+{{- end }}
+{{- if $t.clientCert.secretName }}
+- name: DAGMM_NATS_TLS_CERT
+  value: /etc/dagmm/nats/tls.crt
+- name: DAGMM_NATS_TLS_KEY
+  value: /etc/dagmm/nats/tls.key
+{{- end }}
+{{- end }}
+
+{{/* dagmm.natsFiles reports whether a credentials or TLS file is mounted. */}}
+{{- define "dagmm.natsFiles" -}}
+{{- if or .Values.nats.auth.creds.secretName .Values.nats.auth.nkey.secretName .Values.nats.tls.ca.secretName .Values.nats.tls.clientCert.secretName }}yes{{ end }}
+{{- end }}
+
+{{/* dagmm.natsVolume is a projected volume of the Secrets' credentials and TLS files, read by the owner only; nothing when none is set. */}}
+{{- define "dagmm.natsVolume" -}}
+{{- if include "dagmm.natsFiles" . }}
+{{- $a := .Values.nats.auth -}}
+{{- $t := .Values.nats.tls }}
+- name: nats-auth
+  projected:
+    defaultMode: 0400
+    sources:
+      {{- if $a.creds.secretName }}
+      - secret:
+          name: {{ $a.creds.secretName }}
+          items: [{key: {{ $a.creds.key | quote }}, path: user.creds}]
+      {{- end }}
+      {{- if $a.nkey.secretName }}
+      - secret:
+          name: {{ $a.nkey.secretName }}
+          items: [{key: {{ $a.nkey.key | quote }}, path: user.nk}]
+      {{- end }}
+      {{- if $t.ca.secretName }}
+      - secret:
+          name: {{ $t.ca.secretName }}
+          items: [{key: {{ $t.ca.key | quote }}, path: ca.crt}]
+      {{- end }}
+      {{- if $t.clientCert.secretName }}
+      - secret:
+          name: {{ $t.clientCert.secretName }}
+          items: [{key: tls.crt, path: tls.crt}, {key: tls.key, path: tls.key}]
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* dagmm.natsVolumeMount mounts dagmm.natsVolume read-only; nothing when none is set. */}}
+{{- define "dagmm.natsVolumeMount" -}}
+{{- if include "dagmm.natsFiles" . }}
+- name: nats-auth
+  mountPath: /etc/dagmm/nats
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* dagmm.fleetArgs are the flags naming and sizing the fleet's streams and buckets, shared by serve --fleet and dagmm trainer. */}}
+{{- define "dagmm.fleetArgs" -}}
+{{- $f := .Values.fleet -}}
+- --registry-objects={{ $f.registry.objects }}
+- --registry-index={{ $f.registry.index }}
+- --registry-max-bytes={{ int64 $f.registry.maxBytes }}
+- --history-max-bytes={{ int64 $f.history.maxBytes }}
+- --jobs-stream={{ $f.jobs.stream }}
+- --stream-replicas={{ $f.streamReplicas }}
 {{- end }}
 
 {{/* dagmm.modelVolume is the volume holding the model file. */}}
@@ -95,6 +191,6 @@ seccompProfile:
   persistentVolumeClaim:
     claimName: {{ required "model.existingClaim is required with model.source existingClaim" .Values.model.existingClaim }}
 {{- else }}
-{{- fail (printf "model.source %q: want configMap, persistentVolumeClaim or existingClaim" .Values.model.source) }}
+{{- fail (printf "model.source %q: want configMap, persistentVolumeClaim, existingClaim, registry (single mode) or none (fleet mode)" .Values.model.source) }}
 {{- end }}
 {{- end }}

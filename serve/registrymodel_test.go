@@ -1,0 +1,73 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/modeltest"
+)
+
+// TestRegistryModel serves one registry key's model to every host and
+// follows its publishes and rollbacks while serving; a corrupted version
+// leaves the serving one in place.
+func TestRegistryModel(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := fleetCtx(t)
+	if _, err := NewRegistryModel(ctx, e.reg, "prod", "dagmm"); !errors.Is(err, fleet.ErrNoModel) {
+		t.Fatalf("NewRegistryModel without a model: %v, want ErrNoModel", err)
+	}
+	m1, m2 := modeltest.Metrics4(1), modeltest.Metrics4(2)
+	e.publish(t, "prod", m1)
+	src, err := NewRegistryModel(ctx, e.reg, "prod", "dagmm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("")
+	cfg.NATS.Disabled = true
+	r := start(t, cfg, WithModelSource(src))
+	version := func() (string, string) {
+		_, body := r.get(t, "/v1/model")
+		var info struct{ Version, Origin string }
+		if err := json.Unmarshal(body, &info); err != nil {
+			t.Fatalf("GET /v1/model: %v: %s", err, body)
+		}
+		return info.Version, info.Origin
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, origin := version()
+			if v == want {
+				if origin != "prod" { // GET /v1/model shows the origin's base name
+					t.Errorf("origin %q, want prod", origin)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serving version %s after 10s, want %s", v, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("1")
+	e.publish(t, "other", m2) // another key changes nothing
+	e.publish(t, "prod", m2)
+	waitFor("2")
+	if l, _ := src.ForHost("web-1"); l.Version != "2" {
+		t.Errorf("ForHost(web-1) serves version %s, want 2", l.Version)
+	}
+	if _, err := e.reg.Rollback(ctx, "prod", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("1")
+	e.publish(t, "prod", m2) // version 3
+	waitFor("3")
+	e.corrupt(t, "prod", 3, m1)
+	if l, err := src.Reload(ctx); err == nil || l.Version != "3" {
+		t.Errorf("Reload of a corrupted version: %v, serving %s; want an error and version 3", err, l.Version)
+	}
+}
