@@ -289,9 +289,15 @@ func (w *worker) use(st *modelState) *model.Workspace {
 			return e.ws
 		}
 	}
-	e := workspace{s: sc, ws: sc.NewWorkspace(w.batch)}
+	var e workspace
 	if len(w.spaces) < maxWorkspaces {
+		e = workspace{s: sc, ws: sc.NewWorkspace(w.batch)}
 		w.spaces = append(w.spaces, workspace{})
+	} else {
+		// The least recently used one's memory serves: a fleet's host
+		// models share an architecture, so a worker moving through
+		// thousands of them allocates nothing.
+		e = workspace{s: sc, ws: sc.Reuse(w.spaces[len(w.spaces)-1].ws)}
 	}
 	copy(w.spaces[1:], w.spaces[:len(w.spaces)-1])
 	w.spaces[0] = e
@@ -327,8 +333,18 @@ type scoreFunc func(st *modelState, i int, r *model.Result) error
 // at the first piece that fails, or the first error fn returns, with an
 // error naming the sample's index in samples.
 func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, fn scoreFunc) error {
+	// A host's model is looked up once for a run of its samples, and the
+	// look-up that ends a piece starts the next one.
+	var (
+		st     *modelState
+		err    error
+		looked bool
+	)
 	for lo := 0; lo < len(samples); {
-		st, err := ms.forHost(samples[lo].Host)
+		if !looked {
+			st, err = ms.forHost(samples[lo].Host)
+		}
+		looked = false
 		if errors.Is(err, ErrLearning) {
 			if err := fn(nil, lo, nil); err != nil {
 				return err
@@ -345,17 +361,22 @@ func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, f
 				samples[lo].Host, st.l.Version, st.features, dec.features)
 		}
 		hi := lo + 1
+		var next *modelState
+		var nextErr error
 		for hi < len(samples) && hi-lo < w.batch {
-			next, err := ms.forHost(samples[hi].Host)
-			if err != nil || next != st {
-				break
+			if samples[hi].Host != samples[hi-1].Host {
+				next, nextErr = ms.forHost(samples[hi].Host)
+				if nextErr != nil || next != st {
+					looked = true
+					break
+				}
 			}
 			hi++
 		}
 		if err := w.scorePiece(st, samples, lo, hi, fn); err != nil {
 			return err
 		}
-		lo = hi
+		st, err, lo = next, nextErr, hi
 	}
 	return nil
 }
