@@ -15,12 +15,14 @@ package serve
 // figures are the steady state of a scorer whose cache holds the fleet.
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,4 +219,78 @@ func BenchmarkFleetRouting(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkFleetModelMemory measures what a scorer holds per loaded host
+// model: the model as the registry source loads it (LoadArtifact of its
+// artifact: the scorer and its Loaded), then its serving state (the
+// modelState the pipeline prepares on the host's first sample: decoder,
+// encoded pieces, the host's series), the heap retained over -hosts
+// models, per model, after a GC. A worker's workspaces are not per model
+// (each keeps at most 8): they are left out.
+//
+//	go test -run '^$' -bench FleetModelMemory -benchtime 1x ./serve/
+func BenchmarkFleetModelMemory(b *testing.B) {
+	m := fleetModel()
+	path := filepath.Join(b.TempDir(), "model.json")
+	if err := model.Save(path, m); err != nil {
+		b.Fatal(err)
+	}
+	n := *fleetHosts
+	hosts := fleetHostNames(n)
+	normal, _ := testData(b, m, 1, 0, 1)
+	var loaded, state float64
+	for b.Loop() {
+		src := &lruModels{}
+		src.cache, _ = lru.New[string, *Loaded](n + 1)
+		before := liveHeapBytes()
+		var buf bytes.Buffer
+		for i, h := range hosts {
+			c := *m
+			c.Calibration.Threshold += float64(i+1) * 1e-9
+			buf.Reset()
+			if err := model.Encode(&buf, &c); err != nil {
+				b.Fatal(err)
+			}
+			l, err := LoadArtifact(buf.Bytes(), h, "registry:"+h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Version = strconv.Itoa(i + 1)
+			if src.base == nil {
+				src.base = l
+			}
+			src.cache.Add(h, l)
+		}
+		mid := liveHeapBytes()
+		s, err := New(httpOnly(path), nil, WithModelSource(src))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := newWorker(s.cfg.Scoring.Batch)
+		for _, h := range hosts {
+			body := []byte(sampleJSON(h, time.Unix(1, 0), m.Features, normal))
+			if _, err := s.pipe.scoreMessage(w, body, &Source{Subject: "metrics.h"}, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := liveHeapBytes()
+		loaded, state = float64(mid-before)/float64(n), float64(after-mid)/float64(n)
+		runtime.KeepAlive(s)
+		runtime.KeepAlive(src)
+	}
+	b.ReportMetric(loaded, "B/loaded-model")
+	b.ReportMetric(state, "B/serving-state")
+	b.ReportMetric(loaded+state, "B/model")
+	b.ReportMetric((loaded+state)*100_000/1e9, "GB/100k-models")
+	b.ReportMetric(float64(n), "models")
+}
+
+// liveHeapBytes returns the live heap after a full collection.
+func liveHeapBytes() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

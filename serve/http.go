@@ -376,7 +376,7 @@ func (s *Service) handleScore(c echo.Context) error {
 
 // handleModel serves GET /v1/model.
 func (s *Service) handleModel(c echo.Context) error {
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.models.def().info)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.models.def().info())
 }
 
 // ReloadResponse is the body of POST /v1/model/reload.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dagmm/dagmm/model"
@@ -22,6 +23,8 @@ type modelState struct {
 	d        int
 	features []string
 	featJSON [][]byte // each feature name, then each constant one, as a JSON string
+	// constantNames are the names of the model's constant features.
+	constantNames []string
 	// constant is the model when it has constant features (nil otherwise),
 	// and depSeverity its departure severity: see [model.Model.Departures].
 	constant    *model.Model
@@ -32,24 +35,53 @@ type modelState struct {
 	threshold   float64
 	nameJSON    []byte
 	versionJSON []byte
-	info        []byte // GET /v1/model
-	oipMeta     []byte // GET /v2/models/{name}
+	// describe encodes GET /v1/model and GET /v2/models/{name} on first
+	// use: only the default model is described, and a fleet's host models
+	// should not each hold their descriptions.
+	describe func() modelDescription
 }
+
+// modelDescription is a model's pre-encoded descriptions.
+type modelDescription struct {
+	info    []byte // GET /v1/model
+	oipMeta []byte // GET /v2/models/{name}
+}
+
+// info returns the body of GET /v1/model.
+func (st *modelState) info() []byte { return st.describe().info }
+
+// oipMeta returns the body of GET /v2/models/{name}.
+func (st *modelState) oipMeta() []byte { return st.describe().oipMeta }
 
 // newModelState prepares l for serving with at most maxSamples samples per
 // message or request, explaining with method by default.
 func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState, error) {
+	return newModelStateLike(l, maxSamples, method, nil)
+}
+
+// newModelStateLike is newModelState sharing like's decoder and encoded
+// feature names when l takes the same features (like may be nil): the
+// host models of a fleet then hold one copy.
+func newModelStateLike(l *Loaded, maxSamples int, method model.Method, like *modelState) (*modelState, error) {
 	s := l.Scorer
 	m := s.Model()
 	constant := make([]string, len(m.Constant))
 	for i, c := range m.Constant {
 		constant[i] = c.Name
 	}
-	dec, err := ingest.NewSampleDecoderOptional(s.Features(), constant)
-	if err != nil {
-		return nil, fmt.Errorf("serve: model %s: %w", l.Version, err)
+	if like != nil && (!slices.Equal(like.features, s.Features()) || !slices.Equal(like.constantNames, constant) || like.dec.MaxSamples != maxSamples) {
+		like = nil
 	}
-	dec.MaxSamples = maxSamples
+	var dec *ingest.SampleDecoder
+	if like != nil {
+		dec = like.dec
+	} else {
+		var err error
+		if dec, err = ingest.NewSampleDecoderOptional(s.Features(), constant); err != nil {
+			return nil, fmt.Errorf("serve: model %s: %w", l.Version, err)
+		}
+		dec.MaxSamples = maxSamples
+	}
 	st := &modelState{
 		l:           l,
 		dec:         dec,
@@ -60,19 +92,35 @@ func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState,
 		versionJSON: appendString(nil, l.Version),
 		series:      newHostSeries(s, method),
 	}
-	for _, f := range slices.Concat(st.features, constant) {
-		st.featJSON = append(st.featJSON, appendString(nil, f))
+	st.constantNames = constant
+	if like != nil {
+		st.featJSON, st.constantNames = like.featJSON, like.constantNames
+	} else {
+		for _, f := range slices.Concat(st.features, constant) {
+			st.featJSON = append(st.featJSON, appendString(nil, f))
+		}
 	}
 	if len(m.Constant) > 0 {
 		st.constant, st.depSeverity = m, m.DepartureSeverity()
 	}
-	if st.info, err = modelInfo(l, m); err != nil {
-		return nil, err
-	}
-	if st.oipMeta, err = oipMetadata(l, st.d); err != nil {
-		return nil, err
-	}
+	st.describe = sync.OnceValue(func() modelDescription {
+		var d modelDescription
+		var err error
+		if d.info, err = modelInfo(l, l.Scorer.Model()); err != nil {
+			d.info = errorJSON(err)
+		}
+		if d.oipMeta, err = oipMetadata(l, st.d); err != nil {
+			d.oipMeta = errorJSON(err)
+		}
+		return d
+	})
 	return st, nil
+}
+
+// errorJSON is {"error": err} for a description that cannot be encoded
+// (a model whose values JSON cannot hold).
+func errorJSON(err error) []byte {
+	return append(appendString([]byte(`{"error":`), err.Error()), '}')
 }
 
 // ModelInfo is the body of GET /v1/model. Origin and Provenance.Input hold
