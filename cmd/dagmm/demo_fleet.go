@@ -47,7 +47,7 @@ type hostOutcome struct {
 // fleetDemoSummary is what dagmm demo --fleet saw.
 type fleetDemoSummary struct {
 	Trained   int           // host models trained and published
-	TrainTime time.Duration // from the history in to the last model published
+	TrainTime time.Duration // from the trainers' start to the last model published
 	Hosts     []hostOutcome
 	// The contextual anomaly: values normal on Like, streamed as Host (its
 	// own host) and as Like.
@@ -167,12 +167,13 @@ func fleetDemo(ctx context.Context, env *cliEnv, cfg fleetDemoConfig) (fleetDemo
 	fmt.Fprintf(out, "\nhistory: %d samples into stream %s (%s.<host>, %d kept per host) in %s\n",
 		f.Train.Len(), hist.Stream(), "metrics", hist.Limit(), time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(out, "$ dagmm trainer --schedule --epochs %d   (in-process, %d trainers)\n", cfg.epochs, cfg.trainers)
+	start = time.Now()
 	trained, err := trainFleet(ctx, env, js, hist, reg, &tf, cfg)
 	if err != nil {
 		return sum, err
 	}
 	sum.Trained, sum.TrainTime = trained, time.Since(start)
-	fmt.Fprintf(out, "%d host models trained and published in %s (%.2f s a model on %d trainers)\n",
+	fmt.Fprintf(out, "%d host models trained and published in %s (%.2f s of a trainer a model, %d trainers on this machine's cores)\n",
 		trained, sum.TrainTime.Round(10*time.Millisecond), sum.TrainTime.Seconds()*float64(cfg.trainers)/float64(trained), cfg.trainers)
 
 	// The scorer picks the models up while serving.
