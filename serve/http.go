@@ -64,7 +64,7 @@ func (s *Service) routes() *echo.Echo {
 	e.GET("/v1/model", s.handleModel)
 	e.POST("/v1/model/reload", s.handleReload, s.requireAdmin)
 	if s.marks != nil {
-		e.POST("/v1/false-alarms", s.handleFalseAlarm, s.requireAdminIfSet)
+		e.POST("/v1/false-alarms", s.handleFalseAlarm, s.requireAdmin)
 	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		Registry:          s.reg,
