@@ -91,3 +91,39 @@ func TestFleetByteCap(t *testing.T) {
 		t.Errorf("%d models cached, want 2", n)
 	}
 }
+
+// TestHTTPMemoryLimitInFleetMode: in fleet mode the request budget is
+// sized from the memory limit less the host models' cap, so that both fit.
+func TestHTTPMemoryLimitInFleetMode(t *testing.T) {
+	gib := int64(1 << 30)
+	limit := 4*gib + MemoryReserve
+	fleetOn := func(cacheBytes int64) Config {
+		var c Config
+		c.Fleet.Enabled, c.Fleet.Models.CacheBytes = true, cacheBytes
+		return c
+	}
+	for _, tc := range []struct {
+		name     string
+		cfg      Config
+		memLimit int64
+		want     int64
+	}{
+		{"not fleet mode", Config{}, limit, limit},
+		{"fleet, default cap: a quarter", fleetOn(0), limit, limit - gib},
+		{"fleet, cap given", fleetOn(512 << 20), limit, limit - 512<<20},
+		{"fleet, no cap", fleetOn(-1), limit, limit},
+		{"fleet, no limit", fleetOn(0), math.MaxInt64, math.MaxInt64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := httpMemoryLimit(tc.cfg, tc.memLimit); got != tc.want {
+				t.Errorf("httpMemoryLimit = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// Models, requests and the reserve together stay within the limit.
+	c := fleetOn(0)
+	inflight := InFlightBytesFor(httpMemoryLimit(c, limit), 8<<20)
+	if total := MemoryReserve + BytesPerBodyByte*inflight + ModelCacheBytesFor(limit); total > limit {
+		t.Errorf("reserve + requests + models = %d, over the limit %d", total, limit)
+	}
+}

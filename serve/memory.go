@@ -219,3 +219,22 @@ func ModelCacheBytesFor(memLimit int64) int64 {
 	}
 	return (memLimit - MemoryReserve) / ModelCacheShare
 }
+
+// httpMemoryLimit returns the part of the Go memory limit memLimit
+// (math.MaxInt64 for none) that the default bound on request bytes in
+// flight is sized from: in fleet mode, the limit less the host models'
+// cap ([ModelCacheBytesFor] the limit, or the cap given), so that the
+// models and the requests together stay under the limit.
+func httpMemoryLimit(c Config, memLimit int64) int64 {
+	if !c.Fleet.Enabled || memLimit <= 0 || memLimit == math.MaxInt64 {
+		return memLimit
+	}
+	models := c.Fleet.Models.CacheBytes
+	if models == 0 {
+		models = ModelCacheBytesFor(memLimit)
+	}
+	if models <= 0 {
+		return memLimit
+	}
+	return memLimit - models
+}
