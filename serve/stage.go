@@ -94,7 +94,10 @@ func newModelStateLike(l *Loaded, maxSamples int, method model.Method, like *mod
 	}
 	st.constantNames = constant
 	if like != nil {
-		st.featJSON, st.constantNames = like.featJSON, like.constantNames
+		// Shared, the features compare equal without reading a host
+		// model's own copy, which is not in the CPU cache when thousands
+		// of models take turns.
+		st.features, st.featJSON, st.constantNames = like.features, like.featJSON, like.constantNames
 	} else {
 		for _, f := range slices.Concat(st.features, constant) {
 			st.featJSON = append(st.featJSON, appendString(nil, f))
