@@ -6,7 +6,7 @@ PKGS     := ./...
 RACE_PKGS := ./serve/... ./model/ ./datasets/ ./internal/natsconn/ ./internal/natsio/ ./fleet/
 BENCHTIME ?= 2s
 
-.PHONY: all build test test-race demo bench bench-train bench-score bench-explain lint fmt clean
+.PHONY: all build test test-race demo demo-fleet bench bench-train bench-score bench-explain lint fmt clean
 
 all: build
 
@@ -33,6 +33,10 @@ test-race:
 ## demo: the main job end to end, on generated data
 demo: build
 	./$(BIN) demo
+
+## demo-fleet: a model per host end to end on an embedded NATS server: history, scheduler, trainers, registry, the scorer picking the models up (about 10 s)
+demo-fleet: build
+	./$(BIN) demo --fleet
 
 ## bench: the speed figures quoted in README.md
 bench: bench-train bench-score

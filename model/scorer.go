@@ -265,6 +265,47 @@ func (s *Scorer) NewWorkspace(maxBatch int) *Workspace {
 	}
 }
 
+// Reuse returns a workspace for s that takes over ws's memory when ws was
+// made for a scorer of the same architecture (features, layer sizes,
+// mixture components), as the host models of a fleet are; otherwise, or
+// when ws is nil, a new workspace of ws's capacity. ws must not be used
+// afterwards. It lets a service that scores many models in turn keep a few
+// workspaces instead of one per model, allocating nothing when it moves
+// from one model to another.
+func (s *Scorer) Reuse(ws *Workspace) *Workspace {
+	if ws == nil {
+		return s.NewWorkspace(1)
+	}
+	if !sameShape(ws.s, s) {
+		return s.NewWorkspace(ws.capacity)
+	}
+	ws.s, ws.n = s, 0
+	return ws
+}
+
+// sameShape reports whether a workspace of a fits b: the same sizes of
+// input, layers, estimation input and mixture.
+func sameShape(a, b *Scorer) bool {
+	if a == b {
+		return true
+	}
+	if a.d != b.d || a.dim != b.dim || a.width != b.width || a.code != b.code || a.mix.k != b.mix.k ||
+		len(a.enc) != len(b.enc) || len(a.dec) != len(b.dec) {
+		return false
+	}
+	for i := range a.enc {
+		if a.enc[i].out != b.enc[i].out {
+			return false
+		}
+	}
+	for i := range a.dec {
+		if a.dec[i].out != b.dec[i].out {
+			return false
+		}
+	}
+	return true
+}
+
 // fit makes room in ws for a batch of n ≤ ws.capacity samples: at least
 // twice the room it had when it must grow, so that batches of growing
 // sizes allocate a few times only.

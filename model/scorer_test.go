@@ -590,3 +590,68 @@ func TestScorerModel(t *testing.T) {
 		})
 	}
 }
+
+// TestReuseWorkspace moves a workspace between scorers: between models of
+// one architecture it keeps the memory and scores (and explains) as a new
+// workspace would, without allocating; to another architecture it is a new
+// workspace.
+func TestReuseWorkspace(t *testing.T) {
+	a, b := modeltest.Metrics4(1), modeltest.Metrics4(2)
+	other := modeltest.NewRandom(modeltest.Metrics4Features, []int{12, 4, 1}, []int{10}, 4, 3)
+	sa, sb := mustScorer(t, a), mustScorer(t, b)
+	x := modeltest.Inputs(a, 50, 4)
+	want := make([]model.Result, 50)
+	fresh := sb.NewWorkspace(64)
+	if err := sb.ScoreBatch(fresh, x, want); err != nil {
+		t.Fatal(err)
+	}
+	var wantEx, gotEx model.Explanation
+	if err := sb.Explain(fresh, 0, model.MethodRepair, &wantEx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		to    *model.Scorer
+		kept  bool
+		check bool
+	}{
+		{"same architecture", sb, true, true},
+		{"same scorer", sa, true, false},
+		{"other architecture", mustScorer(t, other), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := sa.NewWorkspace(64)
+			out := make([]model.Result, 50)
+			if err := sa.ScoreBatch(ws, x, out); err != nil {
+				t.Fatal(err)
+			}
+			got := tc.to.Reuse(ws)
+			if (got == ws) != tc.kept {
+				t.Fatalf("workspace kept %v, want %v", got == ws, tc.kept)
+			}
+			if got.Len() != 0 || got.Cap() != 64 {
+				t.Errorf("reused workspace: Len %d Cap %d, want 0 and 64", got.Len(), got.Cap())
+			}
+			if !tc.check {
+				return
+			}
+			if allocs := testing.AllocsPerRun(10, func() {
+				got = tc.to.Reuse(sa.Reuse(got))
+				if err := tc.to.ScoreBatch(got, x, out); err != nil {
+					t.Fatal(err)
+				}
+			}); allocs != 0 {
+				t.Errorf("moving a workspace between two models and scoring allocates %v times, want 0", allocs)
+			}
+			if !reflect.DeepEqual(out, want) {
+				t.Errorf("scores with a reused workspace differ from a new one's")
+			}
+			if err := tc.to.Explain(got, 0, model.MethodRepair, &gotEx); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(gotEx, wantEx) {
+				t.Errorf("explanation with a reused workspace %+v, with a new one %+v", gotEx, wantEx)
+			}
+		})
+	}
+}

@@ -309,7 +309,7 @@ func (c Config) WithDefaults() Config {
 	setDefault(&c.HTTP.Addr, d.HTTP.Addr)
 	setDefault(&c.HTTP.MaxBodyBytes, d.HTTP.MaxBodyBytes)
 	if c.HTTP.MaxInFlightBytes == 0 {
-		c.HTTP.MaxInFlightBytes = InFlightBytesFor(GoMemoryLimit(), c.HTTP.MaxBodyBytes)
+		c.HTTP.MaxInFlightBytes = InFlightBytesFor(httpMemoryLimit(c, GoMemoryLimit()), c.HTTP.MaxBodyBytes)
 	}
 	setDefault(&c.Scoring.MaxSamples, d.Scoring.MaxSamples)
 	setDefault(&c.Scoring.HostSeriesMax, d.Scoring.HostSeriesMax)

@@ -153,8 +153,9 @@
 //
 // With a [RegistrySource] ([OpenFleet] sets it up with the history stream,
 // the false-alarm marks and the job queue), each sample is scored by its
-// host's model, loaded on first use into a least-recently-used cache and
-// replaced while serving when the registry's current version changes (a
+// host's model, loaded on first use into a least-recently-used cache
+// bounded by memory ([RegistrySourceConfig.CacheBytes], [ModelBytes] a
+// model) and replaced while serving when the registry's current version changes (a
 // publish, a rollback) and the new version validates. A host without a
 // model is scored by the fleet model, or is learning: its samples are not
 // scored, are not dead letters, and are counted in

@@ -133,7 +133,9 @@ func withMarks(m *fleet.Marks) Option { return func(s *Service) { s.marks = m } 
 
 // handleFalseAlarm serves POST /v1/false-alarms: a [fleet.MarkRequest]
 // (an event as published is one), answered with a [fleet.MarkReply]: 200
-// when the mark is kept, 400 when it cannot be.
+// when the mark is kept, 400 when it cannot be. Like the reload endpoint,
+// it needs the admin token (403 when none is set): a mark puts flagged
+// samples back into a host's training and queues it for retraining.
 func (s *Service) handleFalseAlarm(c echo.Context) error {
 	body, release, err := s.readBody(c)
 	if err != nil {
@@ -150,14 +152,4 @@ func (s *Service) handleFalseAlarm(c echo.Context) error {
 		code = http.StatusBadRequest
 	}
 	return c.JSON(code, reply)
-}
-
-// requireAdminIfSet lets a request through when no admin token is set, and
-// otherwise only with it: marking a false alarm is an operator's action,
-// but not one that changes what is served.
-func (s *Service) requireAdminIfSet(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.cfg.HTTP.AdminToken == "" {
-		return next
-	}
-	return s.requireAdmin(next)
 }

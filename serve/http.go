@@ -64,7 +64,7 @@ func (s *Service) routes() *echo.Echo {
 	e.GET("/v1/model", s.handleModel)
 	e.POST("/v1/model/reload", s.handleReload, s.requireAdmin)
 	if s.marks != nil {
-		e.POST("/v1/false-alarms", s.handleFalseAlarm, s.requireAdminIfSet)
+		e.POST("/v1/false-alarms", s.handleFalseAlarm, s.requireAdmin)
 	}
 	if s.rw != nil {
 		e.POST(RemoteWritePath, s.handleRemoteWrite)
@@ -379,7 +379,7 @@ func (s *Service) handleScore(c echo.Context) error {
 
 // handleModel serves GET /v1/model.
 func (s *Service) handleModel(c echo.Context) error {
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.models.def().info)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.models.def().info())
 }
 
 // ReloadResponse is the body of POST /v1/model/reload.

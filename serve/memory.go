@@ -15,6 +15,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/dagmm/dagmm/model"
 )
 
 // Memory per request. Serving a request holds its body and what is made
@@ -169,4 +171,70 @@ func (s *Service) reserveBody(c echo.Context) (int64, error) {
 	return 0, echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf(
 		"server busy: this request's %d body bytes would take the request bytes in flight over the limit of %d (--max-inflight-bytes); retry after %ds",
 		n, s.budget.limit, RetryAfter))
+}
+
+// Memory per host model in fleet mode. BenchmarkFleetModelMemory measures
+// what a scorer holds per loaded four-metric host model (dagmm train's
+// architecture: the scorer and its Loaded, and the serving state made on
+// the host's first sample): 9,647 bytes. [HostModelBytes] rounds it up;
+// [ModelBytes] scales it to larger models by their parameters.
+const (
+	// HostModelBytes is the memory of one loaded four-metric host model,
+	// rounded up from the measured 9,647 bytes.
+	HostModelBytes = 10 << 10
+	// hostModelParams is the number of parameters of that model (weights,
+	// biases, normalisation, mixture, quantiles): TestHostModelParams
+	// checks it.
+	hostModelParams = 698
+	// ModelCacheShare is the share of the Go memory limit (less
+	// [MemoryReserve]) that fleet mode's host models may take by default.
+	ModelCacheShare = 4 // a quarter
+)
+
+// ModelBytes estimates the memory a loaded model of l's architecture takes
+// in a scorer: [HostModelBytes] for a four-metric host model or a smaller
+// one, scaled by the parameters for a larger one.
+func ModelBytes(l *Loaded) int64 {
+	return max(HostModelBytes, int64(HostModelBytes)*int64(modelParams(l.Scorer.Model()))/hostModelParams)
+}
+
+// modelParams counts m's parameters.
+func modelParams(m *model.Model) int {
+	n := 2*len(m.Norm) + len(m.GMM.Phi) + len(m.GMM.Mu) + len(m.GMM.Sigma) + len(m.Calibration.Quantiles)
+	for _, ls := range [][]model.Layer{m.Encoder, m.Decoder, m.Estimator} {
+		for _, l := range ls {
+			n += len(l.W) + len(l.B)
+		}
+	}
+	return n
+}
+
+// ModelCacheBytesFor returns the default bound on the memory of fleet
+// mode's host models under the Go memory limit memLimit (math.MaxInt64 or
+// below 1 for none): a [ModelCacheShare] of the limit less
+// [MemoryReserve], or 0 (no bound) without a limit.
+func ModelCacheBytesFor(memLimit int64) int64 {
+	if memLimit <= MemoryReserve || memLimit == math.MaxInt64 {
+		return 0
+	}
+	return (memLimit - MemoryReserve) / ModelCacheShare
+}
+
+// httpMemoryLimit returns the part of the Go memory limit memLimit
+// (math.MaxInt64 for none) that the default bound on request bytes in
+// flight is sized from: in fleet mode, the limit less the host models'
+// cap ([ModelCacheBytesFor] the limit, or the cap given), so that the
+// models and the requests together stay under the limit.
+func httpMemoryLimit(c Config, memLimit int64) int64 {
+	if !c.Fleet.Enabled || memLimit <= 0 || memLimit == math.MaxInt64 {
+		return memLimit
+	}
+	models := c.Fleet.Models.CacheBytes
+	if models == 0 {
+		models = ModelCacheBytesFor(memLimit)
+	}
+	if models <= 0 {
+		return memLimit
+	}
+	return memLimit - models
 }

@@ -87,7 +87,7 @@ func (ms *modelSet) stateOf(l *Loaded) *modelState {
 
 // prepare builds l's state, its hosts' series drawing on the shared budget.
 func (ms *modelSet) prepare(l *Loaded) (*modelState, error) {
-	st, err := newModelState(l, ms.maxSamples, ms.method)
+	st, err := newModelStateLike(l, ms.maxSamples, ms.method, ms.last.Load())
 	if err != nil {
 		return nil, err
 	}

@@ -604,7 +604,7 @@ func (s *Service) handleModelMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, st.oipMeta)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, st.oipMeta())
 }
 
 func (s *Service) handleModelReady(c echo.Context) error {

@@ -41,9 +41,15 @@ type RegistrySourceConfig struct {
 	// registry without a model under it has no fleet model: such hosts are
 	// learning.
 	FleetKey string
-	// CacheSize bounds the host models held in memory; the least recently
-	// used is evicted beyond it. Default 1024.
+	// CacheSize bounds the number of host models held in memory; the least
+	// recently used is evicted beyond it. Zero: no bound by number, but
+	// 1,024 when CacheBytes gives none either.
 	CacheSize int
+	// CacheBytes bounds the memory of the host models held: the cache holds
+	// at most CacheBytes / [ModelBytes] of the base model (at least one).
+	// Zero takes [ModelCacheBytesFor] the Go memory limit (none without a
+	// limit); negative, none.
+	CacheBytes int64
 	// NegativeTTL is how long a host found without a model is not looked up
 	// again, so that a flood of samples from a new host does not hammer
 	// the registry. Published models are noticed at once all the same
@@ -66,7 +72,6 @@ type RegistrySourceConfig struct {
 
 func (c *RegistrySourceConfig) defaults() {
 	setDefault(&c.FleetKey, "fleet")
-	setDefault(&c.CacheSize, 1024)
 	setDefault(&c.NegativeTTL, 10*time.Second)
 	setDefault(&c.LoadTimeout, 5*time.Second)
 	if c.Log == nil {
@@ -128,10 +133,6 @@ func NewRegistrySource(ctx context.Context, reg *fleet.Registry, base *Loaded, c
 	cfg.defaults()
 	r := &RegistrySource{reg: reg, cfg: cfg, log: cfg.Log, base: base}
 	var err error
-	r.cache, err = lru.NewWithEvict(cfg.CacheSize, r.onEvict)
-	if err != nil {
-		return nil, fmt.Errorf("serve: model cache: %w", err)
-	}
 	r.missing = expirable.NewLRU[string, struct{}](max(cfg.CacheSize, 1024), nil, cfg.NegativeTTL)
 	r.met = r.newMetrics()
 	for _, reason := range []string{refusedCorrupt, refusedFeatures, refusedLoad} {
@@ -167,8 +168,38 @@ func NewRegistrySource(ctx context.Context, reg *fleet.Registry, base *Loaded, c
 		stop()
 		return nil, fmt.Errorf("serve: fleet mode: no features to decode samples with: publish a fleet model under the host %q or give a model file", cfg.FleetKey)
 	}
+	r.cfg.CacheSize = cacheSize(cfg, ModelBytes(r.base), GoMemoryLimit())
+	// Watch and ForHost, the cache's only users, run after the return.
+	if r.cache, err = lru.NewWithEvict(r.cfg.CacheSize, r.onEvict); err != nil {
+		stop()
+		return nil, fmt.Errorf("serve: model cache: %w", err)
+	}
+	r.log.Info("host model cache", "models", r.cfg.CacheSize, "bytes_per_model", ModelBytes(r.base))
 	return r, nil
 }
+
+// cacheSize returns the number of host models the cache holds under c's
+// bounds, perModel being the bytes of one and memLimit the Go memory limit.
+func cacheSize(c RegistrySourceConfig, perModel, memLimit int64) int {
+	bytes := c.CacheBytes
+	if bytes == 0 {
+		bytes = ModelCacheBytesFor(memLimit)
+	}
+	n := c.CacheSize
+	if bytes > 0 {
+		byBytes := int(max(1, bytes/perModel))
+		if n <= 0 || byBytes < n {
+			n = byBytes
+		}
+	}
+	if n <= 0 {
+		n = 1024
+	}
+	return n
+}
+
+// CacheSize returns the number of host models the cache holds.
+func (r *RegistrySource) CacheSize() int { return r.cfg.CacheSize }
 
 // Close stops watching the registry.
 func (r *RegistrySource) Close() { r.stop() }

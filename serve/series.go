@@ -76,10 +76,7 @@ func newHostSeries(s *model.Scorer, method model.Method) *hostSeries {
 	}
 	hs := &hostSeries{s: s, recent: recent, per: int64(per), minHost: minSeriesHosts / seriesShards,
 		budget: newSeriesBudget(seriesBudgetBytes)}
-	for i := range hs.shards {
-		hs.shards[i].m = make(map[string]*series)
-	}
-	return hs
+	return hs // shards' maps are made on their first host: a host model has a host or few
 }
 
 // of returns host's series, or nil for a sample without a host, which is
@@ -101,6 +98,9 @@ func (hs *hostSeries) of(host string) *series {
 			hs.budget.used.Add(-hs.per)
 			break
 		}
+	}
+	if sh.m == nil {
+		sh.m = make(map[string]*series, 1)
 	}
 	sr := &series{h: hs.s.NewHistory()}
 	if hs.recent {

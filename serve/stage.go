@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dagmm/dagmm/model"
@@ -22,6 +23,8 @@ type modelState struct {
 	d        int
 	features []string
 	featJSON [][]byte // each feature name, then each constant one, as a JSON string
+	// constantNames are the names of the model's constant features.
+	constantNames []string
 	// constant is the model when it has constant features (nil otherwise),
 	// and depSeverity its departure severity: see [model.Model.Departures].
 	constant    *model.Model
@@ -32,24 +35,53 @@ type modelState struct {
 	threshold   float64
 	nameJSON    []byte
 	versionJSON []byte
-	info        []byte // GET /v1/model
-	oipMeta     []byte // GET /v2/models/{name}
+	// describe encodes GET /v1/model and GET /v2/models/{name} on first
+	// use: only the default model is described, and a fleet's host models
+	// should not each hold their descriptions.
+	describe func() modelDescription
 }
+
+// modelDescription is a model's pre-encoded descriptions.
+type modelDescription struct {
+	info    []byte // GET /v1/model
+	oipMeta []byte // GET /v2/models/{name}
+}
+
+// info returns the body of GET /v1/model.
+func (st *modelState) info() []byte { return st.describe().info }
+
+// oipMeta returns the body of GET /v2/models/{name}.
+func (st *modelState) oipMeta() []byte { return st.describe().oipMeta }
 
 // newModelState prepares l for serving with at most maxSamples samples per
 // message or request, explaining with method by default.
 func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState, error) {
+	return newModelStateLike(l, maxSamples, method, nil)
+}
+
+// newModelStateLike is newModelState sharing like's decoder and encoded
+// feature names when l takes the same features (like may be nil): the
+// host models of a fleet then hold one copy.
+func newModelStateLike(l *Loaded, maxSamples int, method model.Method, like *modelState) (*modelState, error) {
 	s := l.Scorer
 	m := s.Model()
 	constant := make([]string, len(m.Constant))
 	for i, c := range m.Constant {
 		constant[i] = c.Name
 	}
-	dec, err := ingest.NewSampleDecoderOptional(s.Features(), constant)
-	if err != nil {
-		return nil, fmt.Errorf("serve: model %s: %w", l.Version, err)
+	if like != nil && (!slices.Equal(like.features, s.Features()) || !slices.Equal(like.constantNames, constant) || like.dec.MaxSamples != maxSamples) {
+		like = nil
 	}
-	dec.MaxSamples = maxSamples
+	var dec *ingest.SampleDecoder
+	if like != nil {
+		dec = like.dec
+	} else {
+		var err error
+		if dec, err = ingest.NewSampleDecoderOptional(s.Features(), constant); err != nil {
+			return nil, fmt.Errorf("serve: model %s: %w", l.Version, err)
+		}
+		dec.MaxSamples = maxSamples
+	}
 	st := &modelState{
 		l:           l,
 		dec:         dec,
@@ -60,19 +92,38 @@ func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState,
 		versionJSON: appendString(nil, l.Version),
 		series:      newHostSeries(s, method),
 	}
-	for _, f := range slices.Concat(st.features, constant) {
-		st.featJSON = append(st.featJSON, appendString(nil, f))
+	st.constantNames = constant
+	if like != nil {
+		// Shared, the features compare equal without reading a host
+		// model's own copy, which is not in the CPU cache when thousands
+		// of models take turns.
+		st.features, st.featJSON, st.constantNames = like.features, like.featJSON, like.constantNames
+	} else {
+		for _, f := range slices.Concat(st.features, constant) {
+			st.featJSON = append(st.featJSON, appendString(nil, f))
+		}
 	}
 	if len(m.Constant) > 0 {
 		st.constant, st.depSeverity = m, m.DepartureSeverity()
 	}
-	if st.info, err = modelInfo(l, m); err != nil {
-		return nil, err
-	}
-	if st.oipMeta, err = oipMetadata(l, st.d); err != nil {
-		return nil, err
-	}
+	st.describe = sync.OnceValue(func() modelDescription {
+		var d modelDescription
+		var err error
+		if d.info, err = modelInfo(l, l.Scorer.Model()); err != nil {
+			d.info = errorJSON(err)
+		}
+		if d.oipMeta, err = oipMetadata(l, st.d); err != nil {
+			d.oipMeta = errorJSON(err)
+		}
+		return d
+	})
 	return st, nil
+}
+
+// errorJSON is {"error": err} for a description that cannot be encoded
+// (a model whose values JSON cannot hold).
+func errorJSON(err error) []byte {
+	return append(appendString([]byte(`{"error":`), err.Error()), '}')
 }
 
 // ModelInfo is the body of GET /v1/model. Origin and Provenance.Input hold
@@ -294,9 +345,15 @@ func (w *worker) use(st *modelState) *model.Workspace {
 			return e.ws
 		}
 	}
-	e := workspace{s: sc, ws: sc.NewWorkspace(w.batch)}
+	var e workspace
 	if len(w.spaces) < maxWorkspaces {
+		e = workspace{s: sc, ws: sc.NewWorkspace(w.batch)}
 		w.spaces = append(w.spaces, workspace{})
+	} else {
+		// The least recently used one's memory serves: a fleet's host
+		// models share an architecture, so a worker moving through
+		// thousands of them allocates nothing.
+		e = workspace{s: sc, ws: sc.Reuse(w.spaces[len(w.spaces)-1].ws)}
 	}
 	copy(w.spaces[1:], w.spaces[:len(w.spaces)-1])
 	w.spaces[0] = e
@@ -347,8 +404,18 @@ func (w *worker) score(ms *modelSet, dec *modelState, samples []ingest.Sample, f
 }
 
 func (w *worker) scoreHosts(ms *modelSet, dec *modelState, samples []ingest.Sample, fn scoreFunc) error {
+	// A host's model is looked up once for a run of its samples, and the
+	// look-up that ends a piece starts the next one.
+	var (
+		st     *modelState
+		err    error
+		looked bool
+	)
 	for lo := 0; lo < len(samples); {
-		st, err := ms.forHost(samples[lo].Host)
+		if !looked {
+			st, err = ms.forHost(samples[lo].Host)
+		}
+		looked = false
 		if errors.Is(err, ErrLearning) {
 			if err := fn(nil, lo, nil); err != nil {
 				return err
@@ -365,17 +432,22 @@ func (w *worker) scoreHosts(ms *modelSet, dec *modelState, samples []ingest.Samp
 				samples[lo].Host, st.l.Version, st.features, dec.features)
 		}
 		hi := lo + 1
+		var next *modelState
+		var nextErr error
 		for hi < len(samples) && hi-lo < w.batch {
-			next, err := ms.forHost(samples[hi].Host)
-			if err != nil || next != st {
-				break
+			if samples[hi].Host != samples[hi-1].Host {
+				next, nextErr = ms.forHost(samples[hi].Host)
+				if nextErr != nil || next != st {
+					looked = true
+					break
+				}
 			}
 			hi++
 		}
 		if err := w.scorePiece(st, samples, lo, hi, fn); err != nil {
 			return err
 		}
-		lo = hi
+		st, err, lo = next, nextErr, hi
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -91,6 +92,7 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	fs.StringVar(&cfg.httpURL, "http-url", "", "base `URL` of a running service's HTTP server")
 	fs.BoolVar(&cfg.jetstream, "jetstream", false, "publish to the service's JetStream stream (the in-process service runs in durable mode)")
 	workers := fs.Int("workers", 0, "scoring goroutines of the in-process service (default GOMAXPROCS)")
+	hostModels := fs.Bool("host-models", false, "in-process service only: score each of the --hosts hosts with a model of its own (copies of --model, each with its own threshold and version) held in a least-recently-used cache as dagmm serve --fleet holds them, to compare per-host routing with one model")
 	documentEnv(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -100,6 +102,9 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	}
 	if *modelPath == "" {
 		return usagef("a model is required: --model model.json")
+	}
+	if *hostModels && (cfg.natsURL != "" || cfg.httpURL != "") {
+		return usagef("--host-models needs the in-process service: drop --nats-url and --http-url")
 	}
 	for _, m := range modes {
 		if !slices.Contains(benchModes, m) {
@@ -131,7 +136,16 @@ drawn from the model's normalisation, with 1% anomalies.`,
 			scfg.Scoring.Workers = *workers
 		}
 		logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		svc, err = serve.New(scfg, logger)
+		var opts []serve.Option
+		if *hostModels {
+			src, err := newBenchHostModels(m, cfg.hosts)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, serve.WithModelSource(src))
+			fmt.Fprintf(env.stdout, "%d host models loaded\n", cfg.hosts)
+		}
+		svc, err = serve.New(scfg, logger, opts...)
 		if err != nil {
 			return err
 		}
@@ -624,3 +638,56 @@ func procMemory() (rss, peak float64) {
 	}
 	return rss, peak
 }
+
+// benchHostModels is the model source of dagmm bench --host-models: host
+// "<mode>-<i>" is scored by model i, from a least-recently-used cache as
+// serve.RegistrySource holds its host models, and any other host by the
+// base model.
+type benchHostModels struct {
+	base  *serve.Loaded
+	cache *lru.Cache[string, *serve.Loaded]
+}
+
+// newBenchHostModels makes n scorers of m, model i's threshold moved by
+// i·1e-12 (far too little to change a verdict) so that none is another's.
+func newBenchHostModels(m *model.Model, n int) (*benchHostModels, error) {
+	cache, err := lru.New[string, *serve.Loaded](n)
+	if err != nil {
+		return nil, err
+	}
+	b := &benchHostModels{cache: cache}
+	for i := range n {
+		c := *m
+		c.Calibration.Threshold += float64(i) * 1e-12
+		s, err := model.NewScorer(&c)
+		if err != nil {
+			return nil, err
+		}
+		id := strconv.Itoa(i)
+		l := &serve.Loaded{Scorer: s, Name: "host-" + id, Version: strconv.Itoa(i + 1), Origin: "bench", LoadedAt: time.Now()}
+		if i == 0 {
+			b.base = l
+		}
+		cache.Add(id, l)
+	}
+	return b, nil
+}
+
+// ForHost returns the model of the host's number.
+func (b *benchHostModels) ForHost(host string) (*serve.Loaded, error) {
+	if i := strings.LastIndexByte(host, '-'); i >= 0 {
+		if l, ok := b.cache.Get(host[i+1:]); ok {
+			return l, nil
+		}
+	}
+	return b.base, nil
+}
+
+// Default returns model 0.
+func (b *benchHostModels) Default() *serve.Loaded { return b.base }
+
+// Reload does nothing.
+func (b *benchHostModels) Reload(context.Context) (*serve.Loaded, error) { return b.base, nil }
+
+// Watch returns at once: the models never change.
+func (b *benchHostModels) Watch(context.Context, chan<- struct{}) error { return nil }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dagmm/dagmm/model"
 )
 
 func TestBenchSmoke(t *testing.T) {
@@ -43,5 +45,43 @@ func TestBenchSmoke(t *testing.T) {
 		if err := runBench(t.Context(), env, args); !errors.As(err, new(usageError)) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
+	}
+}
+
+// TestBenchHostModels runs the bench with a model per host: every host
+// "<mode>-<i>" is scored by model i, and nothing is lost.
+func TestBenchHostModels(t *testing.T) {
+	_, modelPath := trainedModel(t)
+	m, err := model.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := newBenchHostModels(m, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{"nats-single-7": "host-7", "http-batch-29": "host-29", "nats-single-30": "host-0", "web-1.example.com": "host-0", "": "host-0"} {
+		if l, err := src.ForHost(host); err != nil || l.Name != want {
+			t.Errorf("ForHost(%q) = %v, %v; want model %s", host, l, err, want)
+		}
+	}
+	var stdout bytes.Buffer
+	env := newCLIEnv(&stdout, io.Discard)
+	err = runBench(t.Context(), env, []string{"--model", modelPath, "--duration", "200ms", "--host-models", "--hosts", "30",
+		"--modes", "nats-single,http-batch", "--single-rate", "5000", "--concurrency", "2", "--batch", "20"})
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "30 host models loaded") {
+		t.Errorf("no host models:\n%s", out)
+	}
+	for _, m := range regexp.MustCompile(`(\d+) lost`).FindAllStringSubmatch(out, -1) {
+		if m[1] != "0" {
+			t.Errorf("loss reported: %s\n%s", m[0], out)
+		}
+	}
+	if err := runBench(t.Context(), env, []string{"--model", modelPath, "--host-models", "--nats-url", "nats://127.0.0.1:1"}); !errors.As(err, new(usageError)) {
+		t.Errorf("--host-models with --nats-url: %v, want a usage error", err)
 	}
 }

@@ -19,15 +19,38 @@ report, scores the file and checks that the injected anomalies are flagged.
 Then it starts the service on an embedded NATS server, streams fresh samples
 with injected anomalies through NATS and through HTTP, and prints each
 anomaly event as it arrives with its explanation. Everything it writes goes
-to --dir; --keep leaves the service running afterwards (Ctrl-C stops it).`,
+to --dir; --keep leaves the service running afterwards (Ctrl-C stops it).
+
+With --fleet it shows a model per host instead, in one process on an
+embedded NATS server with JetStream: it generates a fleet (--hosts hosts of
+four roles), trains a fleet model that scores every host at first, streams
+the hosts' history into the history stream, runs the scheduler and
+--trainers trainers that train and publish a model per host to the
+registry, and shows the scorer picking them up without restart; then it
+streams live samples with anomalies over NATS and prints, per host, the
+anomalies injected and flagged, and a contextual anomaly (values normal on
+another host) scored on its own host and on the host it imitates. It writes
+nothing to --dir.`,
 		`  dagmm demo
+  dagmm demo --fleet --hosts 12
   dagmm demo --dir /tmp/dagmm-demo --seed 3`)
 	dir := fs.String("dir", filepath.Join("out", "demo"), "`directory` for the generated data, the model, its report and the scores")
 	seed := fs.Uint64("seed", 1, "seed of the generated data and of the training")
 	stream := fs.Int("stream", 500, "normal samples to stream through the service (0 skips the service)")
 	keep := fs.Bool("keep", false, "keep the service running after the stream, until interrupted")
+	fc := fleetDemoConfig{}
+	fleetMode := fs.Bool("fleet", false, "the fleet instead: a model per host trained on NATS JetStream and served without restart (see below)")
+	fs.IntVar(&fc.hosts, "hosts", 10, "with --fleet, hosts of the generated fleet")
+	fs.IntVar(&fc.rows, "history", 1000, "with --fleet, samples of each host's history (its training window)")
+	fs.IntVar(&fc.live, "live", 300, "with --fleet, live samples a host streamed after training")
+	fs.IntVar(&fc.epochs, "epochs", 100, "with --fleet, training epochs of every model (dagmm train's default is 200, the study's 1,000)")
+	fs.IntVar(&fc.trainers, "trainers", 2, "with --fleet, trainers in the process")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *fleetMode {
+		fc.seed = *seed
+		return runFleetDemo(ctx, env, fc)
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err

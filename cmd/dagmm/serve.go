@@ -128,12 +128,13 @@ func fleetFlags(fs *flag.FlagSet, cfg *serve.Config) {
 	f.Registry.Objects, f.Registry.Index = reg.Objects, reg.Index
 	f.History.Stream, f.History.MaxMsgsPerSubject = hist.Stream, hist.MaxMsgsPerSubject
 	f.Marks.Bucket, f.MarksSubject, f.Jobs.Stream = marks.Bucket, fleet.DefaultMarksSubject, jobs.Stream
-	f.Models.FleetKey, f.Models.CacheSize, f.Models.NegativeTTL = "fleet", 1024, 10*time.Second
+	f.Models.FleetKey, f.Models.NegativeTTL = "fleet", 10*time.Second
 	fs.BoolVar(&f.Enabled, "fleet", f.Enabled, "fleet mode: score each host with its own model from the registry (dagmm trainer publishes them); --model is then optional and only gives the features samples carry when the registry has no fleet model")
 	fs.StringVar(&f.Registry.Objects, "registry-objects", f.Registry.Objects, "with --fleet, the registry's Object Store `bucket` of models")
 	fs.StringVar(&f.Registry.Index, "registry-index", f.Registry.Index, "with --fleet, the registry's KV `bucket` of current versions")
 	fs.StringVar(&f.Models.FleetKey, "fleet-model", f.Models.FleetKey, "with --fleet, the registry `host` name of the fleet model, which scores hosts without a model of their own (none published under it: such hosts are learning)")
-	fs.IntVar(&f.Models.CacheSize, "model-cache", f.Models.CacheSize, "with --fleet, most host models held in memory (least recently used evicted)")
+	fs.IntVar(&f.Models.CacheSize, "model-cache", f.Models.CacheSize, "with --fleet, most host models held in memory (least recently used evicted); 0: as many as --model-cache-bytes holds, or 1024 when it holds no bound")
+	fs.Var(byteSize{&f.Models.CacheBytes}, "model-cache-bytes", "with --fleet, most `memory` of the host models held (e.g. 512MiB; about 10 KiB a four-metric model); 0: a quarter of the Go memory limit less 96 MiB, none without a limit; -1: none")
 	fs.DurationVar(&f.Models.NegativeTTL, "learning-ttl", f.Models.NegativeTTL, "with --fleet, how long a host found without a model is not looked up again (a publish is noticed at once all the same)")
 	fs.StringVar(&f.History.Stream, "history-stream", f.History.Stream, "with --fleet, the `stream` keeping each host's latest samples over --subject (created or bound; --jetstream reads the same stream by default)")
 	fs.Int64Var(&f.History.MaxMsgsPerSubject, "history-max", f.History.MaxMsgsPerSubject, "with --fleet, samples kept per host in the history stream (a stream created by serve)")

@@ -41,12 +41,12 @@ func TestServeFlagsPrecedence(t *testing.T) {
 		{"fleet defaults", []string{"--fleet"}, nil, func(c serve.Config) bool {
 			f := c.Fleet
 			return f.Enabled && f.Registry.Objects == "dagmm-models" && f.Registry.Index == "dagmm-registry" && f.Models.FleetKey == "fleet" &&
-				f.Models.CacheSize == 1024 && f.History.Stream == "DAGMM_METRICS" && f.History.MaxMsgsPerSubject == 1000 && f.MarksSubject == "dagmm.marks"
+				f.Models.CacheSize == 0 && f.Models.CacheBytes == 0 && f.History.Stream == "DAGMM_METRICS" && f.History.MaxMsgsPerSubject == 1000 && f.MarksSubject == "dagmm.marks"
 		}, ""},
-		{"fleet from env", []string{"--model-cache", "3"}, map[string]string{"DAGMM_FLEET": "true", "DAGMM_MODEL_CACHE": "9", "DAGMM_FLEET_MODEL": "group-a", "DAGMM_HISTORY_MAX": "500"},
+		{"fleet from env", []string{"--model-cache", "3"}, map[string]string{"DAGMM_FLEET": "true", "DAGMM_MODEL_CACHE": "9", "DAGMM_FLEET_MODEL": "group-a", "DAGMM_HISTORY_MAX": "500", "DAGMM_MODEL_CACHE_BYTES": "512MiB"},
 			func(c serve.Config) bool {
 				f := c.Fleet
-				return f.Enabled && f.Models.CacheSize == 3 && f.Models.FleetKey == "group-a" && f.History.MaxMsgsPerSubject == 500
+				return f.Enabled && f.Models.CacheSize == 3 && f.Models.CacheBytes == 512<<20 && f.Models.FleetKey == "group-a" && f.History.MaxMsgsPerSubject == 500
 			}, ""},
 		{"partitions from env", []string{"--jetstream"}, map[string]string{"DAGMM_PARTITIONS": "4", "DAGMM_PARTITION": "3"},
 			func(c serve.Config) bool {
