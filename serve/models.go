@@ -67,6 +67,9 @@ func (ms *modelSet) stateOf(l *Loaded) *modelState {
 	if last.l == l {
 		return last
 	}
+	if st := l.state.Load(); st != nil && st.set == ms {
+		return st
+	}
 	if v, ok := ms.states.Load(l); ok {
 		return v.(*modelState)
 	}
@@ -81,6 +84,7 @@ func (ms *modelSet) stateOf(l *Loaded) *modelState {
 		st = last
 	}
 	ms.states.Store(l, st)
+	l.state.Store(st)
 	ms.last.Store(st)
 	return st
 }
@@ -94,6 +98,7 @@ func (ms *modelSet) prepare(l *Loaded) (*modelState, error) {
 	if st.series != nil {
 		st.series.budget = ms.series
 	}
+	st.set = ms
 	return st, nil
 }
 
@@ -113,6 +118,7 @@ func (ms *modelSet) retain(keep func(*Loaded) bool) {
 			kept[st] = true
 		} else {
 			ms.states.Delete(k)
+			k.(*Loaded).state.CompareAndSwap(st, nil)
 			gone = append(gone, st)
 		}
 		return true

@@ -28,6 +28,11 @@ type Loaded struct {
 	Origin string
 	// LoadedAt is when the model was loaded.
 	LoadedAt time.Time
+
+	// state is the serving state a service prepared for the model, found
+	// without a map look-up: a fleet's host model is read cold, and each
+	// look-up costs cache misses.
+	state atomic.Pointer[modelState]
 }
 
 // Models resolves the model that scores a host's samples: what the scoring

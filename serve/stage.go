@@ -19,6 +19,7 @@ import (
 // It is immutable and shared by all workers.
 type modelState struct {
 	l        *Loaded
+	set      *modelSet // the set that prepared it
 	dec      *ingest.SampleDecoder
 	d        int
 	features []string
