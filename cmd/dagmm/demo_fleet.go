@@ -161,7 +161,7 @@ func fleetDemo(ctx context.Context, env *cliEnv, cfg fleetDemoConfig) (fleetDemo
 	if err != nil {
 		return sum, err
 	}
-	if err := publishFleetHistory(ctx, js, hist, f.Train, features); err != nil {
+	if err := publishFleetHistory(ctx, js, hist, f.Train, features, nil); err != nil {
 		return sum, err
 	}
 	fmt.Fprintf(out, "\nhistory: %d samples into stream %s (%s.<host>, %d kept per host) in %s\n",
@@ -270,17 +270,24 @@ func startFleetService(ctx context.Context, env *cliEnv, url string, nc *nats.Co
 	}
 }
 
-// publishFleetHistory publishes every row of t to its host's history
-// subject, with the event member where the existing monitoring raised one.
-func publishFleetHistory(ctx context.Context, js jetstream.JetStream, hist *fleet.History, t *datasets.Table, features []string) error {
+// publishFleetHistory publishes the given rows of t (every row when rows
+// is nil) to their hosts' history subjects, with the event member where the
+// existing monitoring raised one (an event column).
+func publishFleetHistory(ctx context.Context, js jetstream.JetStream, hist *fleet.History, t *datasets.Table, features []string, rows []int) error {
 	ts, _ := t.Column("timestamp")
 	host, _ := t.Column("host")
-	event, _ := t.Column("event")
+	event, hasEvent := t.Column("event")
+	if rows == nil {
+		rows = make([]int, t.Len())
+		for i := range rows {
+			rows[i] = i
+		}
+	}
 	var b bytes.Buffer
-	for i := range t.Len() {
+	for _, i := range rows {
 		b.Reset()
 		writeSample(&b, host.Strings[i], ts.Times[i], features, fleetDemoRow(t, features, i))
-		if event.Ints[i] == 1 {
+		if hasEvent && event.Ints[i] == 1 {
 			b.Truncate(b.Len() - 1)
 			b.WriteString(`,"event":"alert"}`)
 		}

@@ -64,9 +64,12 @@ over interfaces but loopback and virtual ones); 'dagmm prom rules' prints the
 expressions. Ranges longer than 11,000 steps are split into several queries.
 
 With --train MODEL, dagmm train then trains a model on the file; dagmm
-train's flags go after --.`,
+train's flags go after --. With --history URL (fleet mode), each host's
+latest rows also fill its history in the fleet's history stream, so that
+the trainers can train every host at once; -o is then optional.`,
 		`  dagmm prom pull --url http://localhost:9090 --since 6h --step 15s -o history.parquet
-  dagmm prom pull --url http://localhost:9090 --start 2026-12-01T00:00:00Z --end 2026-12-02T00:00:00Z -o day.parquet --train model.json -- --epochs 100`)
+  dagmm prom pull --url http://localhost:9090 --start 2026-12-01T00:00:00Z --end 2026-12-02T00:00:00Z -o day.parquet --train model.json -- --epochs 100
+  dagmm prom pull --url http://localhost:9090 --since 6h --step 15s --history nats://nats:4222`)
 	var m promMappingFlags
 	m.add(fs)
 	url := fs.String("url", "", "base `URL` of the Prometheus server; required")
@@ -76,19 +79,24 @@ train's flags go after --.`,
 	step := fs.Duration("step", 15*time.Second, "time between rows (the scrape interval is a good choice)")
 	out := fs.String("o", "", "training `file` to write (.parquet or .csv); required")
 	modelOut := fs.String("train", "", "also train a model on the file and write it to `MODEL`")
+	var hist promHistory
+	hist.addFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case *url == "":
 		return usagef("--url is required: the Prometheus server, e.g. http://localhost:9090")
-	case *out == "":
+	case *out == "" && (hist.natsURL == "" || *modelOut != ""):
 		return usagef("an output file is required: -o history.parquet")
 	case fs.NArg() != 0 && *modelOut == "":
 		return usagef("unexpected arguments %q (dagmm train's flags go after -- with --train)", fs.Args())
 	}
-	if _, err := datasets.FormatOf(*out); err != nil {
+	if _, err := datasets.FormatOf(*out); *out != "" && err != nil {
 		return usagef("-o %s: %v", *out, err)
+	}
+	if err := hist.auth.Validate(); err != nil {
+		return usagef("%v", err)
 	}
 	r := prom.Range{Features: prom.NodeExporter(m.hostLabel, m.window), HostLabel: m.hostLabel, Step: *step, End: time.Now().UTC()}
 	var err error
@@ -115,14 +123,21 @@ train's flags go after --.`,
 	if err != nil {
 		return err
 	}
-	if err := datasets.WriteFile(*out, t); err != nil {
-		return err
+	if *out != "" {
+		if err := datasets.WriteFile(*out, t); err != nil {
+			return err
+		}
+		hosts, _, err := hostGroups(t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "wrote %s: %d rows, %d hosts, features %v\n", *out, t.Len(), len(hosts), t.Names()[2:])
 	}
-	hosts, _, err := hostGroups(t)
-	if err != nil {
-		return err
+	if hist.natsURL != "" {
+		if err := hist.fill(ctx, env.stdout, t); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(env.stdout, "wrote %s: %d rows, %d hosts, features %v\n", *out, t.Len(), len(hosts), t.Names()[2:])
 	if *modelOut == "" {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"slices"
@@ -8,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/promtest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
@@ -70,6 +75,8 @@ func TestPromEndToEnd(t *testing.T) {
 		t.Fatalf("model inputs %v, want %v\n%s", inputs, want, errOut)
 	}
 
+	checkPromHistory(t, p.URL, node, tab)
+
 	a, err := ingest.NewAssembler(ingest.PrometheusConfig(features, promtest.Interval), features)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +122,51 @@ func TestPromEndToEnd(t *testing.T) {
 	}
 }
 
+// checkPromHistory: prom pull --history fills the fleet's history stream
+// with the host's pulled rows, which the trainers' window reads back; a
+// second pull leaves the host, which has history now, alone.
+func checkPromHistory(t *testing.T, promURL, node string, pulled *datasets.Table) {
+	t.Helper()
+	url := runNATSServer(t, true)
+	code, out, errOut := dagmm(t, "prom", "pull", "--url", promURL, "--since", "25s", "--step", "1s", "--history", url)
+	if code != 0 || !strings.Contains(out, "1 hosts published") {
+		t.Fatalf("prom pull --history: exit %d\n%s\n%s", code, out, errOut)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hist, err := fleet.EnsureHistory(ctx, js, fleet.HistoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := hist.Window(ctx, node, fleet.WindowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Rows() < pulled.Len()-5 || !slices.Equal(slices.Sorted(slices.Values(w.Features)), slices.Sorted(slices.Values(pulled.Names()[2:]))) {
+		t.Fatalf("window of %s: %d rows of %v; the pull had %d rows of %v", node, w.Rows(), w.Features, pulled.Len(), pulled.Names()[2:])
+	}
+	code, out, errOut = dagmm(t, "prom", "pull", "--url", promURL, "--since", "25s", "--step", "1s", "--history", url)
+	if code != 0 || !strings.Contains(out, "0 samples of 0 hosts published; 1 hosts already had history") {
+		t.Fatalf("second prom pull --history: exit %d\n%s\n%s", code, out, errOut)
+	}
+	again, err := hist.Window(ctx, node, fleet.WindowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Messages != w.Messages {
+		t.Errorf("the second pull changed the window: %d messages, then %d", w.Messages, again.Messages)
+	}
+}
+
 func TestPromPullErrors(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "h.parquet")
 	tests := []struct {
@@ -124,6 +176,8 @@ func TestPromPullErrors(t *testing.T) {
 	}{
 		{[]string{"prom", "pull", "-o", out}, 2, "--url is required"},
 		{[]string{"prom", "pull", "--url", "http://127.0.0.1:1"}, 2, "output file is required"},
+		{[]string{"prom", "pull", "--url", "http://127.0.0.1:1", "--history", "nats://127.0.0.1:1", "--train", "m.json"}, 2, "output file is required"},
+		{[]string{"prom", "pull", "--url", "http://127.0.0.1:1", "--history", "nats://127.0.0.1:1", "--nats-password", "x"}, 2, "password"},
 		{[]string{"prom", "pull", "--url", "http://127.0.0.1:1", "-o", "h.txt"}, 2, "h.txt"},
 		{[]string{"prom", "pull", "--url", "http://127.0.0.1:1", "-o", out, "--step", "0s"}, 2, "step"},
 		{[]string{"prom", "pull", "--url", "http://" + promtest.FreeAddr(t), "-o", out}, 1, "connection refused"},
