@@ -510,13 +510,7 @@ func TestCollectUsage(t *testing.T) {
 }
 
 func TestServeTelegrafFlags(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(serve.Config) bool
-		wantErr string
-	}{
+	checkServeFlags(t, []serveFlagCase{
 		{"off", nil, nil, func(c serve.Config) bool {
 			return !c.Telegraf.Enabled && c.NATS.Subject == "metrics.>" && c.Telegraf.Mapping == nil
 		}, ""},
@@ -531,30 +525,8 @@ func TestServeTelegrafFlags(t *testing.T) {
 		{"mapping without telegraf", []string{"--mapping", "m.json"}, nil, nil, "--mapping needs --telegraf"},
 		{"bad format", []string{"--telegraf", "--telegraf-format", "csv"}, nil, nil, "telegraf-format"},
 		{"missing mapping", []string{"--telegraf", "--mapping", "/nonexistent/m.json"}, nil, nil, "/nonexistent/m.json"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			env := newCLIEnv(io.Discard, io.Discard)
-			cfg := serve.DefaultConfig()
-			fs := newFlagSet(env, "serve", "", "", "")
-			poll, _ := serveFlags(fs, &cfg)
-			tf := addTelegrafFlags(fs)
-			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
-			err := parseServeFlags(fs, &cfg, poll, tc.args, lookup)
-			if err == nil {
-				err = applyTelegraf(fs, &cfg, tf)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.check(cfg) {
-				t.Errorf("config %+v", cfg)
-			}
-		})
-	}
+	}, func(fs *flag.FlagSet, cfg *serve.Config) func() error {
+		tf := addTelegrafFlags(fs)
+		return func() error { return applyTelegraf(fs, cfg, tf) }
+	})
 }

@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,13 +27,7 @@ func TestServeRemoteWriteFlags(t *testing.T) {
 		`{"name":"cpu_usage","measurement":"cpu","field":"value","kind":"gauge"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(serve.Config) bool
-		wantErr string
-	}{
+	checkServeFlags(t, []serveFlagCase{
 		{"off", nil, nil, func(c serve.Config) bool { return !c.RemoteWrite.Enabled }, ""},
 		{"defaults", []string{"--remote-write"}, nil, func(c serve.Config) bool {
 			rw := c.RemoteWrite
@@ -53,33 +47,11 @@ func TestServeRemoteWriteFlags(t *testing.T) {
 		}, ""},
 		{"interval without remote write", []string{"--remote-write-interval", "5s"}, nil, nil, "--remote-write-interval needs --remote-write"},
 		{"missing mapping", []string{"--remote-write", "--remote-write-mapping", "/nonexistent/m.json"}, nil, nil, "/nonexistent/m.json"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			env := newCLIEnv(io.Discard, io.Discard)
-			cfg := serve.DefaultConfig()
-			fs := newFlagSet(env, "serve", "", "", "")
-			poll, _ := serveFlags(fs, &cfg)
-			var m string
-			remoteWriteFlags(fs, &cfg, &m)
-			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
-			err := parseServeFlags(fs, &cfg, poll, tc.args, lookup)
-			if err == nil {
-				err = applyRemoteWrite(fs, &cfg, m)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.check(cfg) {
-				t.Errorf("config %+v", cfg.RemoteWrite)
-			}
-		})
-	}
+	}, func(fs *flag.FlagSet, cfg *serve.Config) func() error {
+		var m string
+		remoteWriteFlags(fs, cfg, &m)
+		return func() error { return applyRemoteWrite(fs, cfg, m) }
+	})
 }
 
 func TestServeRemoteWrite(t *testing.T) {

@@ -16,13 +16,7 @@ import (
 
 func TestServeFlagsPrecedence(t *testing.T) {
 	// flag > environment > default.
-	for _, tc := range []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(serve.Config) bool
-		wantErr string
-	}{
+	checkServeFlags(t, []serveFlagCase{
 		{"default", nil, nil, func(c serve.Config) bool {
 			return c.HTTP.Addr == ":8080" && c.Model.PollInterval == 2*time.Second && !c.JetStream.Enabled
 		}, ""},
@@ -58,17 +52,47 @@ func TestServeFlagsPrecedence(t *testing.T) {
 		{"bad env", nil, map[string]string{"DAGMM_WORKERS": "many"}, nil, "DAGMM_WORKERS"},
 		{"bad flag", []string{"--workers", "many"}, nil, nil, "workers"},
 		{"extra argument", []string{"model.json"}, nil, nil, "unexpected arguments"},
-	} {
+	}, nil)
+}
+
+// serveFlagCase is a row of the tables that check how dagmm serve's flags
+// and DAGMM_* variables set its configuration: check the configuration
+// parsed, or the error wanted.
+type serveFlagCase struct {
+	name    string
+	args    []string
+	env     map[string]string
+	check   func(serve.Config) bool
+	wantErr string
+}
+
+// checkServeFlags parses each case's arguments and variables with serve's
+// flags, plus, when extra is not nil, the flags it registers, whose apply
+// then completes the configuration (the Telegraf and remote write inputs').
+// A parsing error must be a usage error.
+func checkServeFlags(t *testing.T, cases []serveFlagCase, extra func(*flag.FlagSet, *serve.Config) (apply func() error)) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newCLIEnv(io.Discard, io.Discard)
 			cfg := serve.DefaultConfig()
 			fs := newFlagSet(env, "serve", "", "", "")
 			poll, _ := serveFlags(fs, &cfg)
+			var apply func() error
+			if extra != nil {
+				apply = extra(fs, &cfg)
+			}
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
 			err := parseServeFlags(fs, &cfg, poll, tc.args, lookup)
+			switch {
+			case err != nil && !errors.As(err, new(usageError)):
+				t.Fatalf("error %v is not a usage error", err)
+			case err == nil && apply != nil:
+				err = apply()
+			}
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, new(usageError)) {
-					t.Fatalf("error %v, want a usage error mentioning %q", err, tc.wantErr)
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
 				}
 				return
 			}
