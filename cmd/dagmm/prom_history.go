@@ -57,7 +57,10 @@ func (h *promHistory) fill(ctx context.Context, w io.Writer, t *datasets.Table) 
 	if err != nil {
 		return err
 	}
-	rows, filled, skipped := historyRows(t, hist.Limit(), have)
+	rows, filled, skipped, err := historyRows(t, hist.Limit(), have)
+	if err != nil {
+		return err
+	}
 	if len(rows) > 0 {
 		if err := publishFleetHistory(ctx, js, hist, t, t.Names()[2:], rows); err != nil {
 			return fmt.Errorf("history %s: %w", hist.Stream(), err)
@@ -73,8 +76,11 @@ func (h *promHistory) fill(ctx context.Context, w io.Writer, t *datasets.Table) 
 // host token); and the numbers of hosts filled and left alone. A window is
 // read in stream order, so older samples published after a host's live
 // ones would come out of order.
-func historyRows(t *datasets.Table, limit int, have map[string]uint64) (rows []int, filled, skipped int) {
-	hosts, groups, _ := hostGroups(t)
+func historyRows(t *datasets.Table, limit int, have map[string]uint64) (rows []int, filled, skipped int, err error) {
+	hosts, groups, err := hostGroups(t)
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	for i, h := range hosts {
 		if have[ingest.HostToken(h)] > 0 {
 			skipped++
@@ -84,5 +90,5 @@ func historyRows(t *datasets.Table, limit int, have map[string]uint64) (rows []i
 		rows = append(rows, g[max(0, len(g)-limit):]...)
 		filled++
 	}
-	return rows, filled, skipped
+	return rows, filled, skipped, nil
 }
