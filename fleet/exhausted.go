@@ -79,7 +79,9 @@ func (t *Trainer) dropJob(ctx context.Context, advisory []byte) {
 		return
 	}
 	if err := t.jobs.stream.DeleteMsg(ctx, ad.StreamSeq); err != nil {
-		if !errors.Is(err, jetstream.ErrMsgNotFound) && !isNoMessage(err) {
+		// The server answers a message already gone with a failure that
+		// says so only in its text: look again.
+		if _, gerr := t.jobs.stream.GetMsg(ctx, ad.StreamSeq); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
 			t.cfg.Log.Warn("trainer: drop exhausted job", "seq", ad.StreamSeq, "err", err)
 		}
 		return
@@ -90,11 +92,4 @@ func (t *Trainer) dropJob(ctx context.Context, advisory []byte) {
 	t.cfg.Log.Warn("trainer: job dropped after its last delivery; the scheduler queues the host again",
 		"host", res.Job.Host, "reason", res.Job.Reason, "deliveries", ad.Deliveries)
 	t.report(res)
-}
-
-// isNoMessage reports whether err is the server's answer to deleting a
-// message that is gone (JetStream API error 10057, "no message found").
-func isNoMessage(err error) bool {
-	var ae *jetstream.APIError
-	return errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeMessageNotFound
 }
