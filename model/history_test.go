@@ -117,3 +117,54 @@ func TestScoreSeriesDoesNotAllocate(t *testing.T) {
 		t.Errorf("ScoreSeries allocates %v times per call, want 0", allocs)
 	}
 }
+
+// TestInitHistory checks that a history made in place, with its ring
+// inside it (windows up to 16) or not, smooths as WindowScores does, and
+// that making it again empties it.
+func TestInitHistory(t *testing.T) {
+	for _, w := range []int{2, 16, 17, 40} {
+		m := modeltest.Metrics4(3)
+		m.Window = w
+		s := mustScorer(t, m)
+		x := modeltest.Inputs(m, 3*w, 4)
+		plain, _ := scoreAll(t, s, x)
+		energies := make([]float64, len(plain))
+		for i, r := range plain {
+			energies[i] = r.Energy
+		}
+		want := model.WindowScores(energies, w, m.WindowLimit())
+		var holder struct {
+			pad int
+			h   model.History
+		}
+		for round := range 2 {
+			s.InitHistory(&holder.h)
+			for i, r := range plain {
+				s.Smooth(&holder.h, &r)
+				if r.Score != want[i] {
+					t.Fatalf("window %d round %d sample %d: score %v, want %v", w, round, i, r.Score, want[i])
+				}
+			}
+			if holder.h.Len() != w {
+				t.Errorf("window %d: history holds %d energies, want %d", w, holder.h.Len(), w)
+			}
+		}
+	}
+}
+
+// TestPrefetchKeepsScores checks that asking for a scorer's memory changes
+// nothing it computes.
+func TestPrefetchKeepsScores(t *testing.T) {
+	m := modeltest.Metrics4(5)
+	s := mustScorer(t, m)
+	x := modeltest.Inputs(m, 20, 6)
+	before, _ := scoreAll(t, s, x)
+	s.Prefetch()
+	s.Memory().Prefetch()
+	after, _ := scoreAll(t, s, x)
+	for i := range before {
+		if before[i].Energy != after[i].Energy || before[i].Severity != after[i].Severity {
+			t.Fatalf("sample %d: %+v before prefetching, %+v after", i, before[i], after[i])
+		}
+	}
+}

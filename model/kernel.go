@@ -30,15 +30,17 @@ type dense struct {
 	b       []float64 // out
 }
 
-func newDense(l Layer) dense {
+// newDense prepares l in wt (len(l.W)) and b (len(l.B)).
+func newDense(l Layer, wt, b []float64) dense {
 	d := dense{
 		in:   l.In,
 		out:  l.Out,
 		tanh: l.Activation == Tanh,
 		gemm: l.In*l.Out >= gemmMinWork && l.Out <= gemmMaxOut,
-		wt:   make([]float64, l.In*l.Out),
-		b:    append([]float64(nil), l.B...),
+		wt:   wt,
+		b:    b,
 	}
+	copy(b, l.B)
 	for i := range l.In {
 		for j := range l.Out {
 			d.wt[j*l.In+i] = l.W[i*l.Out+j]

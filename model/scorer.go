@@ -23,21 +23,28 @@ type Scorer struct {
 	// dec; GMM.Mu shares the mixture's means) or does not need
 	// (Provenance.Losses): [Scorer.Model] puts the layers back. It keeps a
 	// loaded model's memory small, for a service that holds many.
-	meta      *Model
+	// params holds, in the order a forward pass reads them, every number
+	// it reads: offset, scale, the layers' weights and biases, the
+	// mixture's and cal's arrays. In one block, a cold model costs a few
+	// cache misses taken together ([Scorer.Warm]), not one per array.
+	params    []float64
 	d         int
 	codes     []normCode
 	offset    []float64
 	scale     []float64
-	enc, dec  []dense
+	enc, dec  []dense // one array: dec follows enc
 	code      int
 	dim       int
 	width     int // widest encoder/decoder layer output
-	mix       *Mixture
-	reconW    float64 // Model.ReconWeight
-	window    int     // Model.Window
+	mix       Mixture
+	cal       Calibration // meta's, its quantiles in params
+	reconW    float64     // Model.ReconWeight
+	window    int         // Model.Window
 	threshold float64
 	// windowLimit is the most an energy counts in a window's mean.
 	windowLimit float64
+	// The fields above are those a forward pass reads ([Scorer.Prefetch]).
+	meta *Model
 	// searchLo and searchHi bound each feature's normal normalised values,
 	// for [MethodSearch].
 	searchLo, searchHi []float64
@@ -103,43 +110,61 @@ func NewScorer(m *Model) (*Scorer, error) {
 	}
 	d := len(m.Features)
 	s := &Scorer{
-		meta:        scorerMeta(m, mix),
 		d:           d,
 		codes:       make([]normCode, d),
-		offset:      make([]float64, d),
-		scale:       make([]float64, d),
 		code:        m.CodeSize(),
 		dim:         m.GMM.Dim,
 		width:       d,
-		mix:         mix,
 		reconW:      m.ReconWeight,
 		window:      m.Window,
 		threshold:   m.Calibration.Threshold,
 		windowLimit: m.WindowLimit(),
 	}
+	n := 2*d + len(mix.mu) + len(mix.l) + len(mix.invDiag) + len(mix.logc) + len(m.Calibration.Quantiles)
+	for _, l := range slices.Concat(m.Encoder, m.Decoder) {
+		n += len(l.W) + len(l.B)
+	}
+	s.params = make([]float64, 0, n)
+	s.offset, s.scale = s.take(d), s.take(d)
 	for j, t := range m.Norm {
 		s.codes[j], s.offset[j], s.scale[j] = t.Kind.code(), t.Offset, t.Scale
 	}
-	s.enc = make([]dense, len(m.Encoder))
-	for i, l := range m.Encoder {
-		s.enc[i] = newDense(l)
+	layers := make([]dense, len(m.Encoder)+len(m.Decoder))
+	for i, l := range slices.Concat(m.Encoder, m.Decoder) {
+		layers[i] = newDense(l, s.take(len(l.W)), s.take(len(l.B)))
 		s.width = max(s.width, l.Out)
 	}
-	s.dec = make([]dense, len(m.Decoder))
-	for i, l := range m.Decoder {
-		s.dec[i] = newDense(l)
-		s.width = max(s.width, l.Out)
-	}
+	s.enc, s.dec = layers[:len(m.Encoder):len(m.Encoder)], layers[len(m.Encoder):]
+	s.mix = *mix
+	s.mix.mu, s.mix.l = s.takeCopy(mix.mu), s.takeCopy(mix.l)
+	s.mix.invDiag, s.mix.logc = s.takeCopy(mix.invDiag), s.takeCopy(mix.logc)
+	s.cal = m.Calibration
+	s.cal.Quantiles = s.takeCopy(m.Calibration.Quantiles)
+	s.meta = scorerMeta(m, &s.mix, s.cal.Quantiles)
 	s.searchLo, s.searchHi = s.normalRange()
 	s.trainLo, s.trainHi = trainingRange(m.Norm)
 	s.errWeight = errorWeights(m.Norm)
 	return s, nil
 }
 
+// take returns the next n numbers of s.params, whose capacity holds them.
+func (s *Scorer) take(n int) []float64 {
+	k := len(s.params)
+	s.params = s.params[:k+n]
+	return s.params[k : k+n : k+n]
+}
+
+// takeCopy returns the next len(x) numbers of s.params, holding x.
+func (s *Scorer) takeCopy(x []float64) []float64 {
+	t := s.take(len(x))
+	copy(t, x)
+	return t
+}
+
 // scorerMeta returns the copy of m a Scorer keeps: everything but the
 // encoder, the decoder and the loss history, with GMM.Mu sharing mix's
-// means.
-func scorerMeta(m *Model, mix *Mixture) *Model {
+// means and the calibration's quantiles sharing q.
+func scorerMeta(m *Model, mix *Mixture, q []float64) *Model {
 	c := *m
 	c.Features = slices.Clone(m.Features)
 	c.Norm = slices.Clone(m.Norm)
@@ -149,7 +174,7 @@ func scorerMeta(m *Model, mix *Mixture) *Model {
 	c.GMM.Phi = slices.Clone(m.GMM.Phi)
 	c.GMM.Mu = mix.mu
 	c.GMM.Sigma = slices.Clone(m.GMM.Sigma)
-	c.Calibration.Quantiles = slices.Clone(m.Calibration.Quantiles)
+	c.Calibration.Quantiles = q
 	c.Provenance.Losses = nil
 	return &c
 }
@@ -223,7 +248,7 @@ func (s *Scorer) NumFeatures() int { return s.d }
 func (s *Scorer) Threshold() float64 { return s.threshold }
 
 // Mixture returns the prepared Gaussian mixture the energies come from.
-func (s *Scorer) Mixture() *Mixture { return s.mix }
+func (s *Scorer) Mixture() *Mixture { return &s.mix }
 
 // Workspace holds the scratch memory and the per-sample explanations of one
 // batch. It belongs to the [Scorer] that made it and is not safe for
@@ -443,7 +468,7 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		shares(share, xrow, rrow, sdd)
 		ws.sdd[i] = sdd
 		e := s.energy(s.mix.energy(z, ws.scratch), sdd)
-		sev := s.meta.Calibration.Severity(e)
+		sev := s.cal.Severity(e)
 		out[i] = Result{
 			Energy:   e,
 			Score:    e,
