@@ -91,7 +91,11 @@ func (ms *modelSet) stateOf(l *Loaded) *modelState {
 
 // prepare builds l's state, its hosts' series drawing on the shared budget.
 func (ms *modelSet) prepare(l *Loaded) (*modelState, error) {
-	st, err := newModelStateLike(l, ms.maxSamples, ms.method, ms.last.Load())
+	var dst *modelState // the first state of l goes in l's memory
+	if l.claimed.CompareAndSwap(false, true) {
+		dst = &l.own
+	}
+	st, err := newModelStateLike(dst, l, ms.maxSamples, ms.method, ms.last.Load())
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,5 +290,75 @@ func TestSeriesBudget(t *testing.T) {
 	}
 	if used := hs.budget.used.Load(); used != hs.hosts.Load()*hs.per {
 		t.Errorf("budget says %d bytes, the hosts take %d", used, hs.hosts.Load()*hs.per)
+	}
+}
+
+// TestFirstHostSeries checks the first host's series, kept inside the
+// model's series state: the first host always finds the same series,
+// other hosts their own, concurrent first samples of a new model agree
+// on one series, and releasing the state returns every host's bytes to
+// the budget.
+func TestFirstHostSeries(t *testing.T) {
+	l, _ := loaded(t, 1, "m")
+	st, err := newModelState(l, 10, model.MethodRecent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := st.series
+	got := make([]*series, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = hs.of("first") })
+	}
+	wg.Wait()
+	for i, sr := range got {
+		if sr != got[0] || sr == nil {
+			t.Fatalf("concurrent first samples: worker %d has series %p, worker 0 %p", i, sr, got[0])
+		}
+	}
+	if got[0] != &hs.first.sr {
+		t.Error("the first host's series is not the one inside the state")
+	}
+	other := hs.of("other")
+	if other == nil || other == got[0] || hs.of("other") != other {
+		t.Errorf("another host's series: %p, then %p; the first host's %p", other, hs.of("other"), got[0])
+	}
+	if n := hs.hosts.Load(); n != 2 {
+		t.Errorf("%d hosts counted, want 2", n)
+	}
+	if used := hs.budget.used.Load(); used != 2*hs.per {
+		t.Errorf("budget holds %d bytes, want %d", used, 2*hs.per)
+	}
+	hs.release()
+	if used, n := hs.budget.used.Load(), hs.hosts.Load(); used != 0 || n != 0 {
+		t.Errorf("after release the budget holds %d bytes for %d hosts, want none", used, n)
+	}
+	if hs.of("first") != got[0] {
+		t.Error("a worker finishing with a released model lost the first host's series")
+	}
+}
+
+// TestLoadedStateShared checks that two services preparing the same
+// loaded model each get a state of their own, the first inside the
+// Loaded.
+func TestLoadedStateShared(t *testing.T) {
+	l, _ := loaded(t, 1, "m")
+	a, err := newModelSet(NewStaticSource(l), 10, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newModelSet(NewStaticSource(l), 10, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, sb := a.def(), b.def()
+	if sa == sb || sa.set != a || sb.set != b {
+		t.Fatalf("states %p (set %p) and %p (set %p) for sets %p and %p", sa, sa.set, sb, sb.set, a, b)
+	}
+	if sa != &l.own {
+		t.Error("the first service's state is not the one inside the Loaded")
+	}
+	if a.stateOf(l) != sa || b.stateOf(l) != sb {
+		t.Error("a second look-up gives another state")
 	}
 }

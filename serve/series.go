@@ -1,10 +1,13 @@
 package serve
 
 import (
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
+	"github.com/dagmm/dagmm/internal/prefetch"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -39,13 +42,33 @@ func newSeriesBudget(limit int64) *seriesBudget { return &seriesBudget{limit: li
 // samples are taken in the order workers score them, which is their
 // arrival order but for messages scored at the same moment.
 type hostSeries struct {
-	s       *model.Scorer
-	recent  bool  // keep each host's squared errors for MethodRecent
-	per     int64 // bytes of one host's state
-	minHost int   // hosts per shard kept whatever the budget
-	budget  *seriesBudget
-	hosts   atomic.Int64 // held now, over the shards
-	shards  [seriesShards]seriesShard
+	// first is the first host's series, inside the struct and found
+	// without a map look-up: a fleet's host model scores one host, and its
+	// state is read cold. firstState says whether it is taken (see the
+	// first* constants).
+	firstState atomic.Uint32
+	first      firstSeries
+	s          *model.Scorer
+	recent     bool  // keep each host's squared errors for MethodRecent
+	per        int64 // bytes of one host's state
+	minHost    int   // hosts per shard kept whatever the budget
+	budget     *seriesBudget
+	hosts      atomic.Int64 // held now, over the shards
+	shards     [seriesShards]seriesShard
+}
+
+// The states of hostSeries.first.
+const (
+	firstFree     = iota // no host yet
+	firstMaking          // a worker is making it
+	firstReady           // it holds its host's series
+	firstReleased        // ready, and no longer counted in the budget
+)
+
+// firstSeries is the series of a model's first host.
+type firstSeries struct {
+	host string
+	sr   series
 }
 
 // seriesShard is one part of a model's hosts.
@@ -57,8 +80,8 @@ type seriesShard struct {
 // series is one host's state.
 type series struct {
 	mu sync.Mutex
-	h  *model.History
 	r  *model.Recent // nil when the model does not explain with it
+	h  model.History
 }
 
 // newHostSeries returns the series state of s's hosts for explanations by
@@ -85,6 +108,9 @@ func (hs *hostSeries) of(host string) *series {
 	if host == "" {
 		return nil
 	}
+	if sr := hs.firstOf(host); sr != nil {
+		return sr
+	}
 	sh := &hs.shards[shardOf(host)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -102,19 +128,63 @@ func (hs *hostSeries) of(host string) *series {
 	if sh.m == nil {
 		sh.m = make(map[string]*series, 1)
 	}
-	sr := &series{h: hs.s.NewHistory()}
-	if hs.recent {
-		sr.r = hs.s.NewRecent(0)
-	}
+	sr := &series{}
+	hs.init(sr)
 	sh.m[strings.Clone(host)] = sr
 	hs.hosts.Add(1)
 	hs.budget.used.Add(hs.per)
 	return sr
 }
 
+// firstOf returns host's series when host is the model's first host,
+// making it when the model has none yet, and nil otherwise.
+func (hs *hostSeries) firstOf(host string) *series {
+	for {
+		switch hs.firstState.Load() {
+		case firstReady, firstReleased:
+			if hs.first.host == host {
+				return &hs.first.sr
+			}
+			return nil
+		case firstFree:
+			if !hs.firstState.CompareAndSwap(firstFree, firstMaking) {
+				continue
+			}
+			hs.first.host = strings.Clone(host)
+			hs.init(&hs.first.sr)
+			hs.hosts.Add(1)
+			hs.budget.used.Add(hs.per)
+			hs.firstState.Store(firstReady)
+			return &hs.first.sr
+		default: // another worker is making it, for a moment
+			runtime.Gosched()
+		}
+	}
+}
+
+// prefetch asks the CPU for hs's memory, first host's series included,
+// for a model not used lately (see [model.Scorer.Prefetch]). hs may be nil.
+func (hs *hostSeries) prefetch() {
+	if hs != nil {
+		prefetch.Range(unsafe.Pointer(hs), unsafe.Offsetof(hs.shards))
+	}
+}
+
+// init makes sr a new series.
+func (hs *hostSeries) init(sr *series) {
+	hs.s.InitHistory(&sr.h)
+	if hs.recent {
+		sr.r = hs.s.NewRecent(0)
+	}
+}
+
 // release returns the memory of every host to the budget: the model is no
 // longer served.
 func (hs *hostSeries) release() {
+	if hs.firstState.CompareAndSwap(firstReady, firstReleased) {
+		hs.hosts.Add(-1)
+		hs.budget.used.Add(-hs.per)
+	}
 	for i := range hs.shards {
 		sh := &hs.shards[i]
 		sh.mu.Lock()
@@ -140,7 +210,7 @@ func shardOf(host string) int {
 // its result over the series' window.
 func (sr *series) smooth(s *model.Scorer, r *model.Result) {
 	sr.mu.Lock()
-	s.Smooth(sr.h, r)
+	s.Smooth(&sr.h, r)
 	sr.mu.Unlock()
 }
 

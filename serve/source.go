@@ -33,6 +33,10 @@ type Loaded struct {
 	// without a map look-up: a fleet's host model is read cold, and each
 	// look-up costs cache misses.
 	state atomic.Pointer[modelState]
+	// own holds the first state prepared for the model, once claimed:
+	// inside the Loaded, it costs no cache miss of its own.
+	own     modelState
+	claimed atomic.Bool
 }
 
 // Models resolves the model that scores a host's samples: what the scoring

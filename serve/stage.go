@@ -33,6 +33,7 @@ type modelState struct {
 	// series holds each host's recent samples when the model scores over a
 	// window of them or explains with them (nil otherwise).
 	series      *hostSeries
+	mem         model.Memory // the scorer's
 	threshold   float64
 	nameJSON    []byte
 	versionJSON []byte
@@ -57,13 +58,14 @@ func (st *modelState) oipMeta() []byte { return st.describe().oipMeta }
 // newModelState prepares l for serving with at most maxSamples samples per
 // message or request, explaining with method by default.
 func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState, error) {
-	return newModelStateLike(l, maxSamples, method, nil)
+	return newModelStateLike(nil, l, maxSamples, method, nil)
 }
 
 // newModelStateLike is newModelState sharing like's decoder and encoded
 // feature names when l takes the same features (like may be nil): the
-// host models of a fleet then hold one copy.
-func newModelStateLike(l *Loaded, maxSamples int, method model.Method, like *modelState) (*modelState, error) {
+// host models of a fleet then hold one copy. It makes the state in dst,
+// or in new memory when dst is nil.
+func newModelStateLike(dst *modelState, l *Loaded, maxSamples int, method model.Method, like *modelState) (*modelState, error) {
 	s := l.Scorer
 	m := s.Model()
 	constant := make([]string, len(m.Constant))
@@ -83,7 +85,11 @@ func newModelStateLike(l *Loaded, maxSamples int, method model.Method, like *mod
 		}
 		dec.MaxSamples = maxSamples
 	}
-	st := &modelState{
+	st := dst
+	if st == nil {
+		st = new(modelState)
+	}
+	*st = modelState{
 		l:           l,
 		dec:         dec,
 		d:           s.NumFeatures(),
@@ -92,6 +98,7 @@ func newModelStateLike(l *Loaded, maxSamples int, method model.Method, like *mod
 		nameJSON:    appendString(nil, l.Name),
 		versionJSON: appendString(nil, l.Version),
 		series:      newHostSeries(s, method),
+		mem:         s.Memory(),
 	}
 	st.constantNames = constant
 	if like != nil {
@@ -346,6 +353,10 @@ func (w *worker) use(st *modelState) *model.Workspace {
 			return e.ws
 		}
 	}
+	// A model not used lately is cold: its memory is asked for at once.
+	st.mem.Prefetch()
+	sc.Prefetch()
+	st.series.prefetch()
 	var e workspace
 	if len(w.spaces) < maxWorkspaces {
 		e = workspace{s: sc, ws: sc.NewWorkspace(w.batch)}
