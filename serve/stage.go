@@ -355,7 +355,6 @@ func (w *worker) use(st *modelState) *model.Workspace {
 	}
 	// A model not used lately is cold: its memory is asked for at once.
 	st.mem.Prefetch()
-	sc.Prefetch()
 	st.series.prefetch()
 	var e workspace
 	if len(w.spaces) < maxWorkspaces {
