@@ -231,6 +231,10 @@ func (s *Scorer) Model() *Model {
 // The slice is shared: do not modify it.
 func (s *Scorer) Features() []string { return s.meta.Features }
 
+// Constant returns the features constant in training ([Model.Constant]).
+// The slice is shared: do not modify it.
+func (s *Scorer) Constant() []ConstantFeature { return s.meta.Constant }
+
 // FeatureIndex returns the position of the named feature in a sample, and
 // whether the model has it: for callers that receive values by name. It
 // searches the names in order (a scorer keeps no map, to stay small), so

@@ -67,10 +67,9 @@ func newModelState(l *Loaded, maxSamples int, method model.Method) (*modelState,
 // or in new memory when dst is nil.
 func newModelStateLike(dst *modelState, l *Loaded, maxSamples int, method model.Method, like *modelState) (*modelState, error) {
 	s := l.Scorer
-	m := s.Model()
-	constant := make([]string, len(m.Constant))
-	for i, c := range m.Constant {
-		constant[i] = c.Name
+	var constant []string // a host model's state is made on its first sample: no copy of the model
+	for _, c := range s.Constant() {
+		constant = append(constant, c.Name)
 	}
 	if like != nil && (!slices.Equal(like.features, s.Features()) || !slices.Equal(like.constantNames, constant) || like.dec.MaxSamples != maxSamples) {
 		like = nil
@@ -111,7 +110,8 @@ func newModelStateLike(dst *modelState, l *Loaded, maxSamples int, method model.
 			st.featJSON = append(st.featJSON, appendString(nil, f))
 		}
 	}
-	if len(m.Constant) > 0 {
+	if len(constant) > 0 {
+		m := s.Model()
 		st.constant, st.depSeverity = m, m.DepartureSeverity()
 	}
 	st.describe = sync.OnceValue(func() modelDescription {
