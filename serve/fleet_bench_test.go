@@ -46,7 +46,7 @@ type lruModels struct {
 }
 
 func (s *lruModels) ForHost(host string) (*Loaded, error) {
-	if l, ok := s.cache.Get(host); ok {
+	if l, ok := CachedModel(s.cache, host); ok {
 		return l, nil
 	}
 	return s.base, nil

@@ -235,7 +235,7 @@ func (r *RegistrySource) Default() *Loaded {
 // for a host without one, the fleet model or an error wrapping
 // [ErrLearning].
 func (r *RegistrySource) ForHost(host string) (*Loaded, error) {
-	if l, ok := r.cache.Get(host); ok {
+	if l, ok := CachedModel(r.cache, host); ok {
 		return l, nil
 	}
 	if host == "" || r.missing.Contains(host) {

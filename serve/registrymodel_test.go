@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
 )
@@ -69,5 +71,36 @@ func TestRegistryModel(t *testing.T) {
 	e.corrupt(t, "prod", 3, m1)
 	if l, err := src.Reload(ctx); err == nil || l.Version != "3" {
 		t.Errorf("Reload of a corrupted version: %v, serving %s; want an error and version 3", err, l.Version)
+	}
+}
+
+// TestCachedModel checks the look-up the registry's scorers make: a hit
+// moves the model to the front of the cache, but not again within a
+// second, so eviction follows use to within a second.
+func TestCachedModel(t *testing.T) {
+	c, err := lru.New[string, *Loaded](2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := &Loaded{Name: "x"}, &Loaded{Name: "y"}
+	c.Add("x", x)
+	c.Add("y", y)
+	if l, ok := CachedModel(c, "x"); !ok || l != x {
+		t.Fatalf("CachedModel(x) = %v, %v", l, ok)
+	}
+	if _, ok := CachedModel(c, "nobody"); ok {
+		t.Fatal("a host not in the cache was found")
+	}
+	CachedModel(c, "y")
+	CachedModel(c, "x") // within the second: x stays behind y
+	c.Add("z", &Loaded{Name: "z"})
+	if c.Contains("x") || !c.Contains("y") {
+		t.Fatalf("after a second look-up within the second, adding z kept %v; want y and z", c.Keys())
+	}
+	y.promoted.Add(-int64(2 * promoteEvery)) // y's last move was long ago
+	CachedModel(c, "y")
+	c.Add("w", &Loaded{Name: "w"})
+	if !c.Contains("y") || c.Contains("z") {
+		t.Fatalf("after a look-up more than a second after the last, adding w kept %v; want y and w", c.Keys())
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -37,6 +39,9 @@ type Loaded struct {
 	// inside the Loaded, it costs no cache miss of its own.
 	own     modelState
 	claimed atomic.Bool
+	// promoted is when [CachedModel] last moved the model to the front of
+	// its cache (Unix nanoseconds).
+	promoted atomic.Int64
 }
 
 // Models resolves the model that scores a host's samples: what the scoring
@@ -230,3 +235,24 @@ func (s *StaticSource) Reload(context.Context) (*Loaded, error) { return s.l, ni
 
 // Watch returns nil at once: the source never changes.
 func (s *StaticSource) Watch(context.Context, chan<- struct{}) error { return nil }
+
+// promoteEvery is how often at most a cached model's use moves it to the
+// front of its least-recently-used cache ([CachedModel]).
+const promoteEvery = time.Second
+
+// CachedModel looks host's model up in c, a least-recently-used cache of
+// models as [RegistrySource] keeps them, and reports whether it is there. A
+// hit moves the model to the front of c at most once a second: the look-up
+// is otherwise a read, which workers make at the same time without
+// waiting for each other, and eviction follows use to within a second.
+func CachedModel(c *lru.Cache[string, *Loaded], host string) (*Loaded, bool) {
+	l, ok := c.Peek(host)
+	if !ok {
+		return nil, false
+	}
+	now := time.Now().UnixNano()
+	if last := l.promoted.Load(); now-last >= int64(promoteEvery) && l.promoted.CompareAndSwap(last, now) {
+		c.Get(host)
+	}
+	return l, true
+}
