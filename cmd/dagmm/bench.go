@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ type benchConfig struct {
 	natsURL     string
 	httpURL     string
 	jetstream   bool
+	warmUp      bool // NATS modes: one sample of each host first, untimed
 	out         io.Writer
 }
 
@@ -91,8 +93,10 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	fs.StringVar(&cfg.natsURL, "nats-url", "", "NATS `URL` of a running service (default: start one in this process)")
 	fs.StringVar(&cfg.httpURL, "http-url", "", "base `URL` of a running service's HTTP server")
 	fs.BoolVar(&cfg.jetstream, "jetstream", false, "publish to the service's JetStream stream (the in-process service runs in durable mode)")
+	fs.BoolVar(&cfg.warmUp, "warm-up", false, "NATS modes: send each host one sample and wait for it to be scored before the timing starts, so that the figures are those of a scorer that has seen every host (its series made, its host models prepared)")
 	workers := fs.Int("workers", 0, "scoring goroutines of the in-process service (default GOMAXPROCS)")
 	hostModels := fs.Bool("host-models", false, "in-process service only: score each of the --hosts hosts with a model of its own (copies of --model, each with its own threshold and version) held in a least-recently-used cache as dagmm serve --fleet holds them, to compare per-host routing with one model")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (service and load generator) to `file`, for go tool pprof")
 	documentEnv(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -102,6 +106,13 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	}
 	if *modelPath == "" {
 		return usagef("a model is required: --model model.json")
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if *hostModels && (cfg.natsURL != "" || cfg.httpURL != "") {
 		return usagef("--host-models needs the in-process service: drop --nats-url and --http-url")
@@ -333,6 +344,7 @@ func benchNATS(ctx context.Context, cfg benchConfig, mode string, p *samplePool,
 	}
 	defer sub.Close()
 	run := fmt.Sprintf("b%04x", rand.Uint32()&0xffff)
+	var timed atomic.Int64 // when the timing started: earlier events are the warm-up's
 	var lat latencies
 	var received atomic.Int64
 	var lastEvent atomic.Int64
@@ -342,8 +354,8 @@ func benchNATS(ctx context.Context, cfg benchConfig, mode string, p *samplePool,
 			Host string    `json:"host"`
 			TS   time.Time `json:"ts"`
 		}
-		if json.Unmarshal(msg.Data, &e) != nil || !strings.HasPrefix(e.Host, run) {
-			return
+		if json.Unmarshal(msg.Data, &e) != nil || !strings.HasPrefix(e.Host, run) || e.TS.UnixNano() < timed.Load() {
+			return // another run's, or the warm-up's
 		}
 		received.Add(1)
 		lastEvent.Store(now.UnixNano())
@@ -364,7 +376,6 @@ func benchNATS(ctx context.Context, cfg benchConfig, mode string, p *samplePool,
 			return err
 		}
 	}
-	scoredBefore := scoredSamples(cfg, svc)
 	hosts := make([]string, cfg.hosts)
 	for i := range hosts {
 		hosts[i] = fmt.Sprintf("%s-%d", run, i)
@@ -373,6 +384,13 @@ func benchNATS(ctx context.Context, cfg benchConfig, mode string, p *samplePool,
 	for i := range subjects {
 		subjects[i] = "metrics." + hosts[i]
 	}
+	if cfg.warmUp {
+		if err := warmUp(ctx, cfg, pub, js, p, hosts, subjects, svc); err != nil {
+			return err
+		}
+	}
+	timed.Store(time.Now().UnixNano())
+	scoredBefore := scoredSamples(cfg, svc)
 	var buf []byte
 	sent, msgs, expected := 0, 0, 0
 	start := time.Now()
@@ -442,7 +460,9 @@ func benchNATS(ctx context.Context, cfg benchConfig, mode string, p *samplePool,
 		if scored >= int64(sent) && quiet && time.Since(start) > sendTime+2*time.Second {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		// A scrape of the in-process service gathers its whole registry,
+		// per-host series included: not so often that it slows the scorer.
+		time.Sleep(250 * time.Millisecond)
 	}
 	doneTime := time.Since(start)
 	if last := lastEvent.Load(); last > 0 {
@@ -676,7 +696,7 @@ func newBenchHostModels(m *model.Model, n int) (*benchHostModels, error) {
 // ForHost returns the model of the host's number.
 func (b *benchHostModels) ForHost(host string) (*serve.Loaded, error) {
 	if i := strings.LastIndexByte(host, '-'); i >= 0 {
-		if l, ok := b.cache.Get(host[i+1:]); ok {
+		if l, ok := serve.CachedModel(b.cache, host[i+1:]); ok {
 			return l, nil
 		}
 	}
@@ -691,3 +711,62 @@ func (b *benchHostModels) Reload(context.Context) (*serve.Loaded, error) { retur
 
 // Watch returns at once: the models never change.
 func (b *benchHostModels) Watch(context.Context, chan<- struct{}) error { return nil }
+
+// startCPUProfile starts a CPU profile into path; stop ends it and closes
+// the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// warmUp sends each host one sample, 20,000 a second, and waits up to a
+// minute for the scorer to have scored them all (when its counter can be
+// read; else for a second).
+func warmUp(ctx context.Context, cfg benchConfig, pub *nats.Conn, js jetstream.JetStream, p *samplePool, hosts, subjects []string, svc *serve.Service) error {
+	before := scoredSamples(cfg, svc)
+	start := time.Now()
+	var buf []byte
+	for i := range hosts {
+		if i%1000 == 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / 20000)))
+		}
+		buf = p.appendSample(buf[:0], i, hosts[i], time.Now())
+		var err error
+		if js != nil {
+			_, err = js.PublishAsync(subjects[i], slices.Clone(buf))
+		} else {
+			err = pub.Publish(subjects[i], buf)
+		}
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c := scoredSamples(cfg, svc)
+		if c < 0 || before < 0 {
+			time.Sleep(time.Second)
+			break
+		}
+		if c-before >= int64(len(hosts)) {
+			fmt.Fprintf(cfg.out, "warm-up: %d hosts scored once in %.1fs\n", len(hosts), time.Since(start).Seconds())
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	fmt.Fprintf(cfg.out, "warm-up: %d hosts sent in %.1fs\n", len(hosts), time.Since(start).Seconds())
+	return nil
+}
