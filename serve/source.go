@@ -11,6 +11,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/dagmm/dagmm/internal/prefetch"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -35,13 +36,14 @@ type Loaded struct {
 	// without a map look-up: a fleet's host model is read cold, and each
 	// look-up costs cache misses.
 	state atomic.Pointer[modelState]
+	// promoted is when [CachedModel] last moved the model to the front of
+	// its cache (Unix nanoseconds): beside state, the two are read from
+	// one cache line.
+	promoted atomic.Int64
 	// own holds the first state prepared for the model, once claimed:
 	// inside the Loaded, it costs no cache miss of its own.
 	own     modelState
 	claimed atomic.Bool
-	// promoted is when [CachedModel] last moved the model to the front of
-	// its cache (Unix nanoseconds).
-	promoted atomic.Int64
 }
 
 // Models resolves the model that scores a host's samples: what the scoring
@@ -250,6 +252,7 @@ func CachedModel(c *lru.Cache[string, *Loaded], host string) (*Loaded, bool) {
 	if !ok {
 		return nil, false
 	}
+	prefetch.Struct(l) // a host model's Loaded, its serving state inside, is read cold
 	now := time.Now().UnixNano()
 	if last := l.promoted.Load(); now-last >= int64(promoteEvery) && l.promoted.CompareAndSwap(last, now) {
 		c.Get(host)
