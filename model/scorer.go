@@ -25,8 +25,9 @@ type Scorer struct {
 	// loaded model's memory small, for a service that holds many.
 	// params holds, in the order a forward pass reads them, every number
 	// it reads: offset, scale, the layers' weights and biases, the
-	// mixture's and cal's arrays. In one block, a cold model costs a few
-	// cache misses taken together ([Scorer.Warm]), not one per array.
+	// mixture's and cal's arrays; then the explainers' ranges and weights.
+	// In one block, a cold model's memory is asked for at once
+	// ([Scorer.Prefetch]), not met one array at a time.
 	params    []float64
 	d         int
 	codes     []normCode
@@ -43,6 +44,7 @@ type Scorer struct {
 	threshold float64
 	// windowLimit is the most an energy counts in a window's mean.
 	windowLimit float64
+	hot         int // params[:hot] is what the forward pass reads
 	// The fields above are those a forward pass reads ([Scorer.Prefetch]).
 	meta *Model
 	// searchLo and searchHi bound each feature's normal normalised values,
@@ -124,7 +126,7 @@ func NewScorer(m *Model) (*Scorer, error) {
 	for _, l := range slices.Concat(m.Encoder, m.Decoder) {
 		n += len(l.W) + len(l.B)
 	}
-	s.params = make([]float64, 0, n)
+	s.params = make([]float64, 0, n+5*d) // and the explainers' ranges and weights, after
 	s.offset, s.scale = s.take(d), s.take(d)
 	for j, t := range m.Norm {
 		s.codes[j], s.offset[j], s.scale[j] = t.Kind.code(), t.Offset, t.Scale
@@ -141,9 +143,14 @@ func NewScorer(m *Model) (*Scorer, error) {
 	s.cal = m.Calibration
 	s.cal.Quantiles = s.takeCopy(m.Calibration.Quantiles)
 	s.meta = scorerMeta(m, &s.mix, s.cal.Quantiles)
-	s.searchLo, s.searchHi = s.normalRange()
-	s.trainLo, s.trainHi = trainingRange(m.Norm)
-	s.errWeight = errorWeights(m.Norm)
+	s.hot = len(s.params)
+	lo, hi := s.normalRange()
+	s.searchLo, s.searchHi = s.takeCopy(lo), s.takeCopy(hi)
+	lo, hi = trainingRange(m.Norm)
+	s.trainLo, s.trainHi = s.takeCopy(lo), s.takeCopy(hi)
+	if w := errorWeights(m.Norm); w != nil {
+		s.errWeight = s.takeCopy(w)
+	}
 	return s, nil
 }
 

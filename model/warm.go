@@ -26,7 +26,7 @@ type Memory struct {
 
 // Memory returns the scorer's Memory.
 func (s *Scorer) Memory() Memory {
-	return Memory{s: s, codes: s.codes, layers: unsafe.SliceData(s.enc), nl: len(s.enc) + len(s.dec), params: s.params}
+	return Memory{s: s, codes: s.codes, layers: unsafe.SliceData(s.enc), nl: len(s.enc) + len(s.dec), params: s.params[:s.hot]}
 }
 
 // Prefetch asks the CPU for the memory, as [Scorer.Prefetch] does.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,14 +69,22 @@ func TestBenchHostModels(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	env := newCLIEnv(&stdout, io.Discard)
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
 	err = runBench(t.Context(), env, []string{"--model", modelPath, "--duration", "200ms", "--host-models", "--hosts", "30",
-		"--modes", "nats-single,http-batch", "--single-rate", "5000", "--concurrency", "2", "--batch", "20"})
+		"--modes", "nats-single,http-batch", "--single-rate", "5000", "--concurrency", "2", "--batch", "20",
+		"--warm-up", "--cpuprofile", prof})
 	out := stdout.String()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if !strings.Contains(out, "30 host models loaded") {
 		t.Errorf("no host models:\n%s", out)
+	}
+	if !strings.Contains(out, "warm-up: 30 hosts scored once") {
+		t.Errorf("no warm-up of the 30 hosts:\n%s", out)
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("CPU profile: %v, %v", fi, err)
 	}
 	for _, m := range regexp.MustCompile(`(\d+) lost`).FindAllStringSubmatch(out, -1) {
 		if m[1] != "0" {
