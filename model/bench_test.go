@@ -134,3 +134,49 @@ func BenchmarkScoreOne(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScoreCold scores one sample with one of many scorers of the
+// four-metric model, drawn at random each op, as a fleet scorer does with
+// a model per host: the scorers' memory (about 6.5 KB each) is cold. It
+// compares one scorer (hot), many scorers, and many scorers each asked for
+// with Scorer.Prefetch first. The difference between hot and cold is what
+// the memory of one cold model costs on the machine:
+//
+//	go test -run '^$' -bench ScoreCold -benchtime 2s ./model/
+func BenchmarkScoreCold(b *testing.B) {
+	m := modeltest.Metrics4(1)
+	const n = 100_000
+	scorers := make([]*model.Scorer, n)
+	for i := range scorers {
+		c := *m
+		c.Calibration.Threshold += float64(i) * 1e-9
+		s, err := model.NewScorer(&c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		scorers[i] = s
+	}
+	x := modeltest.Inputs(m, 1, 2)
+	for _, c := range []struct {
+		name     string
+		models   int
+		prefetch bool
+	}{{"models=1", 1, false}, {"models=100000", n, false}, {"models=100000/prefetch", n, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			ws := scorers[0].NewWorkspace(1)
+			out := make([]model.Result, 1)
+			rng := uint64(1)
+			for b.Loop() {
+				rng = rng*6364136223846793005 + 1442695040888963407
+				s := scorers[int(rng>>33)%c.models]
+				if c.prefetch {
+					s.Prefetch()
+				}
+				ws = s.Reuse(ws)
+				if err := s.ScoreBatch(ws, x, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
