@@ -20,8 +20,8 @@ import (
 )
 
 // TestMain runs the command line in DAGMM_TEST_MAIN (fields) instead of the
-// tests when it is set: how TestServeMemorySubprocess starts dagmm serve
-// as a process of its own.
+// tests when it is set: how TestServeMemorySubprocess and
+// TestServePartitionsProcesses start dagmm serve as processes of their own.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("DAGMM_TEST_MAIN"); args != "" {
 		os.Args = append([]string{"dagmm"}, strings.Fields(args)...)
