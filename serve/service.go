@@ -305,8 +305,12 @@ func (s *Service) Run(ctx context.Context) error {
 
 	s.setReady(func() { s.running = true })
 	close(s.readyCh)
-	s.log.Info("serving", "http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream.Enabled && !cfg.NATS.Disabled,
-		"subject", cfg.NATS.Subject, "telegraf", cfg.Telegraf.Enabled, "remote_write", cfg.RemoteWrite.Enabled, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Scoring.Workers)
+	attrs := []any{"http", addr, "nats", s.NATSURL(), "jetstream", cfg.JetStream.Enabled && !cfg.NATS.Disabled,
+		"subject", cfg.NATS.Subject, "telegraf", cfg.Telegraf.Enabled, "remote_write", cfg.RemoteWrite.Enabled, "model", s.Model().Name, "version", s.Model().Version, "workers", cfg.Scoring.Workers}
+	if p, ok := cfg.Partitioning(); ok {
+		attrs = append(attrs, "partition", fmt.Sprintf("%d/%d", cfg.NATS.Partition, p.N))
+	}
+	s.log.Info("serving", attrs...)
 
 	var runErr error
 	aborted := false

@@ -184,6 +184,9 @@ func startServeProcess(t *testing.T, url, modelPath string, i int, env bool) *se
 	for {
 		if m := serving.FindStringSubmatch(p.stderr.String()); m != nil {
 			p.addr = m[1]
+			if want := fmt.Sprintf("partition=%d/2", i); !strings.Contains(p.stderr.String(), want) {
+				t.Errorf("partition %d's serving log line does not say %s:\n%s", i, want, p.stderr.String())
+			}
 			return p
 		}
 		select {
