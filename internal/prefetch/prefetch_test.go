@@ -1,6 +1,7 @@
 package prefetch
 
 import (
+	"math/rand/v2"
 	"testing"
 	"unsafe"
 )
@@ -64,5 +65,28 @@ func BenchmarkColdBlocks(b *testing.B) {
 				b.Fatal("nothing read")
 			}
 		})
+	}
+}
+
+// BenchmarkDependentReads follows a random chain of cache lines through
+// 1 GiB: each read's address comes from the one before, so each op is one
+// read from main memory that nothing overlaps, the latency a cold model's
+// chain of pointers pays at each step.
+//
+//	go test -run '^$' -bench DependentReads ./internal/prefetch/
+func BenchmarkDependentReads(b *testing.B) {
+	const lines = 1 << 24 // 1 GiB of 64-byte lines
+	next := make([]uint64, lines*8)
+	perm := rand.Perm(lines)
+	for i, p := range perm {
+		next[p*8] = uint64(perm[(i+1)%lines] * 8)
+	}
+	b.ResetTimer()
+	at := uint64(0)
+	for b.Loop() {
+		at = next[at]
+	}
+	if at >= uint64(len(next)) {
+		b.Fatal("chain left the pool")
 	}
 }
