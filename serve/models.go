@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dagmm/dagmm/internal/prefetch"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -54,7 +53,6 @@ func (ms *modelSet) forHost(host string) (*modelState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: model for host %q: %w", host, err)
 	}
-	prefetch.Struct(l) // a host model's Loaded, its state inside, is read cold
 	return ms.stateOf(l), nil
 }
 
