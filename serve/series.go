@@ -44,7 +44,8 @@ func newSeriesBudget(limit int64) *seriesBudget { return &seriesBudget{limit: li
 type hostSeries struct {
 	// first is the first host's series, inside the struct and found
 	// without a map look-up: a fleet's host model scores one host, and its
-	// state is read cold. firstState says whether it is taken (see the
+	// state is read cold. It counts in the budget but is never the host
+	// forgotten to make room. firstState says whether it is taken (see the
 	// first* constants).
 	firstState atomic.Uint32
 	first      firstSeries
