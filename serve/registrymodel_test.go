@@ -75,8 +75,8 @@ func TestRegistryModel(t *testing.T) {
 }
 
 // TestCachedModel checks the look-up the registry's scorers make: a hit
-// moves the model to the front of the cache, but not again within a
-// second, so eviction follows use to within a second.
+// moves the model to the front of the cache, but not again within
+// promoteEvery, so eviction follows use to within that.
 func TestCachedModel(t *testing.T) {
 	c, err := lru.New[string, *Loaded](2)
 	if err != nil {
@@ -92,15 +92,15 @@ func TestCachedModel(t *testing.T) {
 		t.Fatal("a host not in the cache was found")
 	}
 	CachedModel(c, "y")
-	CachedModel(c, "x") // within the second: x stays behind y
+	CachedModel(c, "x") // within promoteEvery: x stays behind y
 	c.Add("z", &Loaded{Name: "z"})
 	if c.Contains("x") || !c.Contains("y") {
-		t.Fatalf("after a second look-up within the second, adding z kept %v; want y and z", c.Keys())
+		t.Fatalf("after a second look-up within promoteEvery, adding z kept %v; want y and z", c.Keys())
 	}
 	y.promoted.Add(-int64(2 * promoteEvery)) // y's last move was long ago
 	CachedModel(c, "y")
 	c.Add("w", &Loaded{Name: "w"})
 	if !c.Contains("y") || c.Contains("z") {
-		t.Fatalf("after a look-up more than a second after the last, adding w kept %v; want y and w", c.Keys())
+		t.Fatalf("after a look-up more than promoteEvery after the last, adding w kept %v; want y and w", c.Keys())
 	}
 }

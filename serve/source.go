@@ -239,14 +239,18 @@ func (s *StaticSource) Reload(context.Context) (*Loaded, error) { return s.l, ni
 func (s *StaticSource) Watch(context.Context, chan<- struct{}) error { return nil }
 
 // promoteEvery is how often at most a cached model's use moves it to the
-// front of its least-recently-used cache ([CachedModel]).
-const promoteEvery = time.Second
+// front of its least-recently-used cache ([CachedModel]). A move takes the
+// cache's exclusive lock and reads its neighbours' entries, cold in a
+// large fleet; hosts report every 10 s to a minute, so a minute makes a
+// busy host's model move once in several samples, and eviction still
+// passes over every model used within the last minute or so.
+const promoteEvery = time.Minute
 
 // CachedModel looks host's model up in c, a least-recently-used cache of
 // models as [RegistrySource] keeps them, and reports whether it is there. A
-// hit moves the model to the front of c at most once a second: the look-up
+// hit moves the model to the front of c at most once a minute: the look-up
 // is otherwise a read, which workers make at the same time without
-// waiting for each other, and eviction follows use to within a second.
+// waiting for each other, and eviction follows use to within a minute.
 func CachedModel(c *lru.Cache[string, *Loaded], host string) (*Loaded, bool) {
 	l, ok := c.Peek(host)
 	if !ok {
