@@ -7,6 +7,9 @@ package serve
 // score, explain, encode the events) once with one model for every host
 // and once with a model per host, 100,000 of them held in a golang-lru
 // cache as RegistrySource holds them. Compare the samples/s of the pairs:
+// models=1 against models=100000. A third run, models=100000/index, finds
+// each host's model with one map read ([hashModels]): the bound of what a
+// faster look-up could give.
 //
 //	go test -run '^$' -bench FleetRouting -benchmem -count 5 ./serve/
 //
@@ -19,6 +22,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -32,6 +36,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/prefetch"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -51,6 +56,27 @@ func (s *lruModels) ForHost(host string) (*Loaded, error) {
 	}
 	return s.base, nil
 }
+
+// hashModels finds a host's model with one read of a Go map keyed by a
+// 64-bit hash of its name: no least-recently-used order, no comparison of
+// the name itself. It is no source to serve with (two hosts whose names
+// hash alike would share a model): BenchmarkFleetRouting's index run uses
+// it to measure the most that any look-up structure could save over
+// lruModels.
+type hashModels struct {
+	lruModels
+	seed maphash.Seed
+	idx  map[uint64]*Loaded
+}
+
+func (s *hashModels) ForHost(host string) (*Loaded, error) {
+	if l, ok := s.idx[maphash.String(s.seed, host)]; ok {
+		prefetch.Struct(l)
+		return l, nil
+	}
+	return s.base, nil
+}
+
 func (s *lruModels) Default() *Loaded                             { return s.base }
 func (s *lruModels) Reload(context.Context) (*Loaded, error)      { return s.base, nil }
 func (s *lruModels) Watch(context.Context, chan<- struct{}) error { return nil }
@@ -137,8 +163,8 @@ var routingShapes = []struct {
 // routingSetup is BenchmarkFleetRouting's services and messages, made once
 // per test binary (-count runs reuse them).
 type routingSetup struct {
-	single, perHost *Service
-	msgs            [][][]byte // by shape
+	single, perHost, index *Service
+	msgs                   [][][]byte // by shape
 }
 
 var routingOnce struct {
@@ -174,6 +200,10 @@ func newRoutingSetup(b *testing.B) *routingSetup {
 	for _, l := range hostModels(b, m, hosts) {
 		perHost.cache.Add(l.Name, l)
 	}
+	index := &hashModels{lruModels: lruModels{base: single.base}, seed: maphash.MakeSeed(), idx: map[uint64]*Loaded{}}
+	for _, l := range hostModels(b, m, hosts) { // their own: a Loaded keeps the state of one service
+		index.idx[maphash.String(index.seed, l.Name)] = l
+	}
 	r := &routingSetup{}
 	if r.single, err = New(httpOnly(path), nil, WithModelSource(single)); err != nil {
 		b.Fatal(err)
@@ -181,10 +211,13 @@ func newRoutingSetup(b *testing.B) *routingSetup {
 	if r.perHost, err = New(httpOnly(path), nil, WithModelSource(perHost)); err != nil {
 		b.Fatal(err)
 	}
+	if r.index, err = New(httpOnly(path), nil, WithModelSource(index)); err != nil {
+		b.Fatal(err)
+	}
 	for _, shape := range routingShapes {
 		msgs := fleetMessages(b, m, hosts, max(2*len(hosts)/shape.per, 1000), shape.per, shape.oneHost)
 		r.msgs = append(r.msgs, msgs)
-		for _, s := range []*Service{r.single, r.perHost} {
+		for _, s := range []*Service{r.single, r.perHost, r.index} {
 			w := newWorker(s.cfg.Scoring.Batch)
 			for _, body := range msgs { // every model prepared, every host's series made
 				if _, err := s.pipe.scoreMessage(w, body, &Source{Subject: "metrics.h"}, time.Now()); err != nil {
@@ -203,7 +236,7 @@ func BenchmarkFleetRouting(b *testing.B) {
 		for _, run := range []struct {
 			name string
 			s    *Service
-		}{{"models=1", r.single}, {fmt.Sprintf("models=%d", *fleetHosts), r.perHost}} {
+		}{{"models=1", r.single}, {fmt.Sprintf("models=%d", *fleetHosts), r.perHost}, {fmt.Sprintf("models=%d/index", *fleetHosts), r.index}} {
 			b.Run(shape.name+"/"+run.name, func(b *testing.B) {
 				w := newWorker(run.s.cfg.Scoring.Batch)
 				b.ReportAllocs()
