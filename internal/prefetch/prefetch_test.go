@@ -1,6 +1,7 @@
 package prefetch
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"unsafe"
@@ -33,38 +34,45 @@ func TestRange(t *testing.T) {
 	}
 }
 
-// BenchmarkColdBlocks reads one value a cache line of a block of a host
-// model's size (6.5 KiB) at a random place in 1 GiB, as a fleet scorer
-// reads a cold model: the time a block takes is what the machine's memory
-// costs each cold model, whatever the code. "prefetch" asks for the block
+// BenchmarkColdBlocks reads one value a cache line of a block at a random
+// place in 1 GiB, as a fleet scorer reads a cold model: the time a block
+// takes is what the machine's memory costs each cold model, whatever the
+// code. The sizes are a four-metric host model's 6.5 KiB, what its numbers
+// would be with its layers' weights in float32 (4.75 KiB), and 2 KiB;
+// "prefetch" asks for the block
 // first.
 //
 //	go test -run '^$' -bench ColdBlocks ./internal/prefetch/
 func BenchmarkColdBlocks(b *testing.B) {
-	const block = 6656 / 8
 	pool := make([]float64, 1<<27)
 	for i := range pool {
 		pool[i] = 1
 	}
-	for _, pre := range []bool{false, true} {
-		b.Run(map[bool]string{false: "loads", true: "prefetch"}[pre], func(b *testing.B) {
-			b.SetBytes(block * 8)
-			rng, sum := uint64(1), 0.0
-			for b.Loop() {
-				rng = rng*6364136223846793005 + 1442695040888963407
-				off := int(rng>>33) % (len(pool) - block) &^ 7
-				xs := pool[off : off+block]
-				if pre {
-					Float64s(xs)
-				}
-				for i := 0; i < len(xs); i += 8 {
-					sum += xs[i]
-				}
-			}
-			if sum == 0 {
-				b.Fatal("nothing read")
-			}
-		})
+	for _, size := range []int{6656, 4864, 2048} {
+		for _, pre := range []bool{false, true} {
+			b.Run(fmt.Sprintf("bytes=%d/%s", size, map[bool]string{false: "loads", true: "prefetch"}[pre]), func(b *testing.B) {
+				coldBlocks(b, pool, size/8, pre)
+			})
+		}
+	}
+}
+
+func coldBlocks(b *testing.B, pool []float64, block int, pre bool) {
+	b.SetBytes(int64(block * 8))
+	rng, sum := uint64(1), 0.0
+	for b.Loop() {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		off := int(rng>>33) % (len(pool) - block) &^ 7
+		xs := pool[off : off+block]
+		if pre {
+			Float64s(xs)
+		}
+		for i := 0; i < len(xs); i += 8 {
+			sum += xs[i]
+		}
+	}
+	if sum == 0 {
+		b.Fatal("nothing read")
 	}
 }
 
