@@ -37,10 +37,9 @@ func TestRange(t *testing.T) {
 // BenchmarkColdBlocks reads one value a cache line of a block at a random
 // place in 1 GiB, as a fleet scorer reads a cold model: the time a block
 // takes is what the machine's memory costs each cold model, whatever the
-// code. The sizes are a four-metric host model's 6.5 KiB, what its numbers
-// would be with its layers' weights in float32 (4.75 KiB), and 2 KiB;
-// "prefetch" asks for the block
-// first.
+// code. The sizes are a four-metric host model's 6.5 KiB, what it would
+// be with its layers' weights in float32 (4.75 KiB), and 2 KiB; "prefetch"
+// asks for the block first.
 //
 //	go test -run '^$' -bench ColdBlocks ./internal/prefetch/
 func BenchmarkColdBlocks(b *testing.B) {
