@@ -74,10 +74,17 @@ process, on an embedded NATS server, and reports the process's resident
 memory (service and load generator together). With them it loads a running
 service (start it with the same model); the resident memory then comes from
 its /metrics. Samples come from --data (the model's feature columns) or are
-drawn from the model's normalisation, with 1% anomalies.`,
+drawn from the model's normalisation, with 1% anomalies.
+
+--serve-only starts the in-process service (host models too) and sends
+nothing; --serve-nats-url has it connect to a NATS server instead of
+embedding one. Another bench then sends the load, so that the service's
+process holds nothing else: its CPU time per message scored is one
+replica's cost.`,
 		`  dagmm bench --model model.json
   dagmm bench --model model.json --modes nats-batch,http-batch --duration 10s
-  dagmm bench --model model.json --nats-url nats://127.0.0.1:4222 --http-url http://127.0.0.1:8080`)
+  dagmm bench --model model.json --nats-url nats://127.0.0.1:4222 --http-url http://127.0.0.1:8080
+  dagmm bench --model model.json --serve-only --serve-nats-url nats://127.0.0.1:4222 --hosts 100000 --host-models`)
 	modelPath := fs.String("model", "", "model `file`; required")
 	data := fs.String("data", "", "Parquet or CSV `file` to take samples from (default: drawn from the model)")
 	modes := listFlag(slices.Clone(benchModes))
@@ -96,6 +103,8 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	fs.BoolVar(&cfg.warmUp, "warm-up", false, "NATS modes: send each host one sample and wait for it to be scored before the timing starts, so that the figures are those of a scorer that has seen every host (its series made, its host models prepared)")
 	workers := fs.Int("workers", 0, "scoring goroutines of the in-process service (default GOMAXPROCS)")
 	hostModels := fs.Bool("host-models", false, "in-process service only: score each of the --hosts hosts with a model of its own (copies of --model, each with its own threshold and version) held in a least-recently-used cache as dagmm serve --fleet holds them, to compare per-host routing with one model")
+	serveOnly := fs.Bool("serve-only", false, "start the in-process service and serve until interrupted, sending nothing: another dagmm bench with --nats-url and --http-url sends the load, so that this process holds the service alone and its CPU time is the service's")
+	serveNATS := fs.String("serve-nats-url", "", "in-process service: connect to the NATS server at `URL` instead of starting an embedded one")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (service and load generator) to `file`, for go tool pprof")
 	documentEnv(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -114,8 +123,9 @@ drawn from the model's normalisation, with 1% anomalies.`,
 		}
 		defer stop()
 	}
-	if *hostModels && (cfg.natsURL != "" || cfg.httpURL != "") {
-		return usagef("--host-models needs the in-process service: drop --nats-url and --http-url")
+	inProcess := cfg.natsURL == "" && cfg.httpURL == ""
+	if !inProcess && (*hostModels || *serveOnly || *serveNATS != "") {
+		return usagef("--host-models, --serve-only and --serve-nats-url need the in-process service: drop --nats-url and --http-url")
 	}
 	for _, m := range modes {
 		if !slices.Contains(benchModes, m) {
@@ -135,11 +145,12 @@ drawn from the model's normalisation, with 1% anomalies.`,
 	}
 
 	var svc *serve.Service
-	if cfg.natsURL == "" && cfg.httpURL == "" {
+	if inProcess {
 		scfg := serve.DefaultConfig()
 		scfg.Model.Path = *modelPath
 		scfg.HTTP.Addr = "127.0.0.1:0"
 		scfg.NATS.EmbeddedPort = -1
+		scfg.NATS.URL = *serveNATS
 		scfg.Model.PollInterval = -1
 		scfg.JetStream.Enabled = cfg.jetstream
 		scfg.Scoring.MaxSamples = max(scfg.Scoring.MaxSamples, cfg.batch)
@@ -174,6 +185,11 @@ drawn from the model's normalisation, with 1% anomalies.`,
 		}
 		cfg.natsURL, cfg.httpURL = svc.NATSURL(), "http://"+svc.HTTPAddr()
 		fmt.Fprintf(env.stdout, "in-process service: NATS %s, HTTP %s, %d workers, model %s\n", cfg.natsURL, cfg.httpURL, svc.Config().Scoring.Workers, svc.Model().Version)
+		if *serveOnly {
+			fmt.Fprintf(env.stdout, "serving until interrupted (process %d)\n", os.Getpid())
+			<-ctx.Done()
+			return nil
+		}
 	}
 	fmt.Fprintf(env.stdout, "pool: %d samples, %d anomalies (%.1f%%)\n\n", pool.n, pool.anomalies, 100*float64(pool.anomalies)/float64(pool.n))
 	for _, mode := range modes {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dagmm/dagmm/model"
 )
@@ -93,5 +94,41 @@ func TestBenchHostModels(t *testing.T) {
 	}
 	if err := runBench(t.Context(), env, []string{"--model", modelPath, "--host-models", "--nats-url", "nats://127.0.0.1:1"}); !errors.As(err, new(usageError)) {
 		t.Errorf("--host-models with --nats-url: %v, want a usage error", err)
+	}
+}
+
+// TestBenchServeOnly runs the service and its load in two benches, as the
+// README measures a replica's CPU per message: one with --serve-only and
+// host models on a NATS server of its own, the other sending to it.
+func TestBenchServeOnly(t *testing.T) {
+	_, modelPath := trainedModel(t)
+	url := runNATSServer(t, false)
+	svc := startCommand(t, runBench, "--model", modelPath, "--serve-only", "--serve-nats-url", url, "--host-models", "--hosts", "20")
+	m := svc.stdout.waitFor(t, `in-process service: NATS (\S+), HTTP (\S+),`, 20*time.Second)
+	if m[1] != url {
+		t.Errorf("the service connected to %s, want %s", m[1], url)
+	}
+	svc.stdout.waitFor(t, `serving until interrupted \(process \d+\)`, 5*time.Second)
+	var stdout bytes.Buffer
+	err := runBench(t.Context(), newCLIEnv(&stdout, io.Discard), []string{"--model", modelPath, "--nats-url", url, "--http-url", m[2],
+		"--modes", "nats-single", "--hosts", "20", "--single-rate", "2000", "--duration", "200ms", "--warm-up"})
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	scored := regexp.MustCompile(`samples: (\d+) sent, (\d+) scored, 0 lost`).FindStringSubmatch(out)
+	if scored == nil || scored[1] != scored[2] || scored[1] == "0" {
+		t.Errorf("the served bench did not score every sample sent:\n%s", out)
+	}
+	if err := svc.stop(t); err != nil {
+		t.Errorf("--serve-only ended with %v", err)
+	}
+	for _, args := range [][]string{
+		{"--model", modelPath, "--serve-only", "--nats-url", url},
+		{"--model", modelPath, "--serve-nats-url", url, "--http-url", "http://127.0.0.1:1"},
+	} {
+		if err := runBench(t.Context(), newCLIEnv(io.Discard, io.Discard), args); !errors.As(err, new(usageError)) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
 	}
 }
