@@ -351,46 +351,31 @@ func (pc *pqColumn) readFast(vr parquet.ValueReader, m int) (done bool, err erro
 		if !ok {
 			return false, nil
 		}
-		c.Floats = grow(c.Floats, m)
-		err = readAll(c.Floats[pc.n:pc.n+m], rd.ReadDoubles)
+		c.Floats, err = readInto(c.Floats, pc.n, m, rd.ReadDoubles)
 	case pqInt64:
 		rd, ok := vr.(parquet.Int64Reader)
 		if !ok {
 			return false, nil
 		}
-		c.Ints = grow(c.Ints, m)
-		err = readAll(c.Ints[pc.n:pc.n+m], rd.ReadInt64s)
+		c.Ints, err = readInto(c.Ints, pc.n, m, rd.ReadInt64s)
 	case pqInt32:
 		rd, ok := vr.(parquet.Int32Reader)
 		if !ok {
 			return false, nil
 		}
-		buf := make([]int32, m)
-		if err = readAll(buf, rd.ReadInt32s); err == nil {
-			c.Ints = grow(c.Ints, m)
-			for i, v := range buf {
-				c.Ints[pc.n+i] = int64(v)
-			}
-		}
+		c.Ints, err = readWidened(c.Ints, pc.n, m, rd.ReadInt32s)
 	case pqFloat:
 		rd, ok := vr.(parquet.FloatReader)
 		if !ok {
 			return false, nil
 		}
-		buf := make([]float32, m)
-		if err = readAll(buf, rd.ReadFloats); err == nil {
-			c.Floats = grow(c.Floats, m)
-			for i, v := range buf {
-				c.Floats[pc.n+i] = float64(v)
-			}
-		}
+		c.Floats, err = readWidened(c.Floats, pc.n, m, rd.ReadFloats)
 	case pqBool:
 		rd, ok := vr.(parquet.BooleanReader)
 		if !ok {
 			return false, nil
 		}
-		c.Bools = grow(c.Bools, m)
-		err = readAll(c.Bools[pc.n:pc.n+m], rd.ReadBooleans)
+		c.Bools, err = readInto(c.Bools, pc.n, m, rd.ReadBooleans)
 	default:
 		return false, nil
 	}
@@ -413,6 +398,27 @@ func grow[T any](s []T, m int) []T {
 	s = s[:n+m]
 	clear(s[n:])
 	return s
+}
+
+// readInto grows dst by m values and reads them at dst[n:n+m] with a typed
+// page reader.
+func readInto[T any](dst []T, n, m int, read func([]T) (int, error)) ([]T, error) {
+	dst = grow(dst, m)
+	return dst, readAll(dst[n:n+m], read)
+}
+
+// readWidened reads m 32-bit values with a typed page reader and stores
+// them widened at dst[n:n+m], growing dst only when all were read.
+func readWidened[S int32 | float32, D int64 | float64](dst []D, n, m int, read func([]S) (int, error)) ([]D, error) {
+	buf := make([]S, m)
+	if err := readAll(buf, read); err != nil {
+		return dst, err
+	}
+	dst = grow(dst, m)
+	for i, v := range buf {
+		dst[n+i] = D(v)
+	}
+	return dst, nil
 }
 
 // readAll fills dst with a typed page reader.
