@@ -347,40 +347,18 @@ func (pc *pqColumn) readFast(vr parquet.ValueReader, m int) (done bool, err erro
 	c := pc.col
 	switch pc.mode {
 	case pqDouble:
-		rd, ok := vr.(parquet.DoubleReader)
-		if !ok {
-			return false, nil
-		}
-		c.Floats, err = readInto(c.Floats, pc.n, m, rd.ReadDoubles)
+		c.Floats, done, err = readInto(vr, c.Floats, pc.n, m, parquet.DoubleReader.ReadDoubles)
 	case pqInt64:
-		rd, ok := vr.(parquet.Int64Reader)
-		if !ok {
-			return false, nil
-		}
-		c.Ints, err = readInto(c.Ints, pc.n, m, rd.ReadInt64s)
+		c.Ints, done, err = readInto(vr, c.Ints, pc.n, m, parquet.Int64Reader.ReadInt64s)
 	case pqInt32:
-		rd, ok := vr.(parquet.Int32Reader)
-		if !ok {
-			return false, nil
-		}
-		c.Ints, err = readWidened(c.Ints, pc.n, m, rd.ReadInt32s)
+		c.Ints, done, err = readWidened(vr, c.Ints, pc.n, m, parquet.Int32Reader.ReadInt32s)
 	case pqFloat:
-		rd, ok := vr.(parquet.FloatReader)
-		if !ok {
-			return false, nil
-		}
-		c.Floats, err = readWidened(c.Floats, pc.n, m, rd.ReadFloats)
+		c.Floats, done, err = readWidened(vr, c.Floats, pc.n, m, parquet.FloatReader.ReadFloats)
 	case pqBool:
-		rd, ok := vr.(parquet.BooleanReader)
-		if !ok {
-			return false, nil
-		}
-		c.Bools, err = readInto(c.Bools, pc.n, m, rd.ReadBooleans)
-	default:
-		return false, nil
+		c.Bools, done, err = readInto(vr, c.Bools, pc.n, m, parquet.BooleanReader.ReadBooleans)
 	}
-	if err != nil {
-		return true, err
+	if !done || err != nil {
+		return done, err
 	}
 	if c.Nulls != nil {
 		c.Nulls = grow(c.Nulls, m)
@@ -400,25 +378,30 @@ func grow[T any](s []T, m int) []T {
 	return s
 }
 
-// readInto grows dst by m values and reads them at dst[n:n+m] with a typed
-// page reader.
-func readInto[T any](dst []T, n, m int, read func([]T) (int, error)) ([]T, error) {
+// readInto reads m values at dst[n:n+m], grown to hold them, with read,
+// a method of the typed reader R; ok is false, and nothing read, when vr is
+// not an R.
+func readInto[R any, T any](vr parquet.ValueReader, dst []T, n, m int, read func(R, []T) (int, error)) (_ []T, ok bool, err error) {
+	rd, ok := vr.(R)
+	if !ok {
+		return dst, false, nil
+	}
 	dst = grow(dst, m)
-	return dst, readAll(dst[n:n+m], read)
+	return dst, true, readAll(dst[n:n+m], func(b []T) (int, error) { return read(rd, b) })
 }
 
-// readWidened reads m 32-bit values with a typed page reader and stores
-// them widened at dst[n:n+m], growing dst only when all were read.
-func readWidened[S int32 | float32, D int64 | float64](dst []D, n, m int, read func([]S) (int, error)) ([]D, error) {
-	buf := make([]S, m)
-	if err := readAll(buf, read); err != nil {
-		return dst, err
+// readWidened is readInto for 32-bit values stored widened to 64 bits;
+// dst grows only when all m were read.
+func readWidened[R any, S int32 | float32, D int64 | float64](vr parquet.ValueReader, dst []D, n, m int, read func(R, []S) (int, error)) (_ []D, ok bool, err error) {
+	buf, ok, err := readInto(vr, []S(nil), 0, m, read)
+	if !ok || err != nil {
+		return dst, ok, err
 	}
 	dst = grow(dst, m)
 	for i, v := range buf {
 		dst[n+i] = D(v)
 	}
-	return dst, nil
+	return dst, true, nil
 }
 
 // readAll fills dst with a typed page reader.
