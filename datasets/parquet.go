@@ -194,13 +194,8 @@ func newPQColumn(leaf *parquet.Column, hint int) (*pqColumn, error) {
 		pc.mode, pc.col.Type = pqBool, Bool
 	case parquet.Int32:
 		switch v := ltv.(type) {
-		case nil:
-			pc.mode, pc.col.Type = pqInt32, Int
-		case *format.IntType:
-			pc.mode, pc.col.Type = pqInt32, Int
-			if !v.IsSigned {
-				pc.mode = pqUint32
-			}
+		case nil, *format.IntType:
+			pc.mode, pc.col.Type = intMode(v, pqInt32, pqUint32), Int
 		case *format.DateType:
 			pc.mode, pc.col.Type = pqDate, Time
 		default:
@@ -208,13 +203,8 @@ func newPQColumn(leaf *parquet.Column, hint int) (*pqColumn, error) {
 		}
 	case parquet.Int64:
 		switch v := ltv.(type) {
-		case nil:
-			pc.mode, pc.col.Type = pqInt64, Int
-		case *format.IntType:
-			pc.mode, pc.col.Type = pqInt64, Int
-			if !v.IsSigned {
-				pc.mode = pqUint64
-			}
+		case nil, *format.IntType:
+			pc.mode, pc.col.Type = intMode(v, pqInt64, pqUint64), Int
 		case *format.TimestampType:
 			if v.Unit.Value == nil {
 				return nil, unsupported()
@@ -338,6 +328,14 @@ func (pc *pqColumn) readPage(p parquet.Page, limit int) error {
 		}
 	}
 	return pc.readGeneric(vr, m)
+}
+
+// intMode returns unsigned for an unsigned INT logical type, else signed.
+func intMode(ltv format.LogicalTypeValue, signed, unsigned pqMode) pqMode {
+	if it, ok := ltv.(*format.IntType); ok && !it.IsSigned {
+		return unsigned
+	}
+	return signed
 }
 
 // readFast reads m values of a page without nulls with a typed reader, when
