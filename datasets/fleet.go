@@ -89,11 +89,12 @@ func DefaultFleetConfig() FleetConfig {
 		Anomalies:      6,
 		TrainAnomalies: 2,
 		Seed:           1,
-		Start:          time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC),
-		Interval:       time.Minute,
+		Start:          genStart(),
+		Interval:       genInterval,
 	}
 }
 
+// withDefaults returns c with its zero fields set to their defaults.
 func (c FleetConfig) withDefaults() FleetConfig {
 	d := DefaultFleetConfig()
 	if c.Hosts == 0 {
@@ -105,12 +106,7 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	if c.TestRows == 0 {
 		c.TestRows = d.TestRows
 	}
-	if c.Start.IsZero() {
-		c.Start = d.Start
-	}
-	if c.Interval == 0 {
-		c.Interval = d.Interval
-	}
+	c.Start, c.Interval = clockDefaults(c.Start, c.Interval)
 	return c
 }
 

@@ -39,6 +39,24 @@ type GenConfig struct {
 // maxGenRows bounds GenConfig.N.
 const maxGenRows = 100_000_000
 
+// genInterval is both generators' default interval between a host's samples.
+const genInterval = time.Minute
+
+// genStart returns both generators' default first timestamp.
+func genStart() time.Time { return time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC) }
+
+// clockDefaults returns start and interval, each set to the generators'
+// default (genStart, genInterval) when zero.
+func clockDefaults(start time.Time, interval time.Duration) (time.Time, time.Duration) {
+	if start.IsZero() {
+		start = genStart()
+	}
+	if interval == 0 {
+		interval = genInterval
+	}
+	return start, interval
+}
+
 // DefaultGenConfig returns the seed experiment's configuration: 1000 rows, 2
 // anomalies of one broken feature each, seed 1, host web-1, one row a minute
 // from 2026-11-24T00:00:00Z.
@@ -50,8 +68,8 @@ func DefaultGenConfig() GenConfig {
 		MaxBroken: 1,
 		Seed:      1,
 		Host:      "web-1",
-		Start:     time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC),
-		Interval:  time.Minute,
+		Start:     genStart(),
+		Interval:  genInterval,
 	}
 }
 
@@ -70,12 +88,7 @@ func (c GenConfig) withDefaults() GenConfig {
 	if c.Host == "" {
 		c.Host = d.Host
 	}
-	if c.Start.IsZero() {
-		c.Start = d.Start
-	}
-	if c.Interval == 0 {
-		c.Interval = d.Interval
-	}
+	c.Start, c.Interval = clockDefaults(c.Start, c.Interval)
 	return c
 }
 

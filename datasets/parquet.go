@@ -194,13 +194,8 @@ func newPQColumn(leaf *parquet.Column, hint int) (*pqColumn, error) {
 		pc.mode, pc.col.Type = pqBool, Bool
 	case parquet.Int32:
 		switch v := ltv.(type) {
-		case nil:
-			pc.mode, pc.col.Type = pqInt32, Int
-		case *format.IntType:
-			pc.mode, pc.col.Type = pqInt32, Int
-			if !v.IsSigned {
-				pc.mode = pqUint32
-			}
+		case nil, *format.IntType:
+			pc.mode, pc.col.Type = intMode(v, pqInt32, pqUint32), Int
 		case *format.DateType:
 			pc.mode, pc.col.Type = pqDate, Time
 		default:
@@ -208,13 +203,8 @@ func newPQColumn(leaf *parquet.Column, hint int) (*pqColumn, error) {
 		}
 	case parquet.Int64:
 		switch v := ltv.(type) {
-		case nil:
-			pc.mode, pc.col.Type = pqInt64, Int
-		case *format.IntType:
-			pc.mode, pc.col.Type = pqInt64, Int
-			if !v.IsSigned {
-				pc.mode = pqUint64
-			}
+		case nil, *format.IntType:
+			pc.mode, pc.col.Type = intMode(v, pqInt64, pqUint64), Int
 		case *format.TimestampType:
 			if v.Unit.Value == nil {
 				return nil, unsupported()
@@ -340,6 +330,14 @@ func (pc *pqColumn) readPage(p parquet.Page, limit int) error {
 	return pc.readGeneric(vr, m)
 }
 
+// intMode returns unsigned for an unsigned INT logical type, else signed.
+func intMode(ltv format.LogicalTypeValue, signed, unsigned pqMode) pqMode {
+	if it, ok := ltv.(*format.IntType); ok && !it.IsSigned {
+		return unsigned
+	}
+	return signed
+}
+
 // readFast reads m values of a page without nulls with a typed reader, when
 // the page offers one (plain, non-dictionary pages). done is false when it
 // could not, and nothing was read.
@@ -347,55 +345,18 @@ func (pc *pqColumn) readFast(vr parquet.ValueReader, m int) (done bool, err erro
 	c := pc.col
 	switch pc.mode {
 	case pqDouble:
-		rd, ok := vr.(parquet.DoubleReader)
-		if !ok {
-			return false, nil
-		}
-		c.Floats = grow(c.Floats, m)
-		err = readAll(c.Floats[pc.n:pc.n+m], rd.ReadDoubles)
+		c.Floats, done, err = readInto(vr, c.Floats, pc.n, m, parquet.DoubleReader.ReadDoubles)
 	case pqInt64:
-		rd, ok := vr.(parquet.Int64Reader)
-		if !ok {
-			return false, nil
-		}
-		c.Ints = grow(c.Ints, m)
-		err = readAll(c.Ints[pc.n:pc.n+m], rd.ReadInt64s)
+		c.Ints, done, err = readInto(vr, c.Ints, pc.n, m, parquet.Int64Reader.ReadInt64s)
 	case pqInt32:
-		rd, ok := vr.(parquet.Int32Reader)
-		if !ok {
-			return false, nil
-		}
-		buf := make([]int32, m)
-		if err = readAll(buf, rd.ReadInt32s); err == nil {
-			c.Ints = grow(c.Ints, m)
-			for i, v := range buf {
-				c.Ints[pc.n+i] = int64(v)
-			}
-		}
+		c.Ints, done, err = readWidened(vr, c.Ints, pc.n, m, parquet.Int32Reader.ReadInt32s)
 	case pqFloat:
-		rd, ok := vr.(parquet.FloatReader)
-		if !ok {
-			return false, nil
-		}
-		buf := make([]float32, m)
-		if err = readAll(buf, rd.ReadFloats); err == nil {
-			c.Floats = grow(c.Floats, m)
-			for i, v := range buf {
-				c.Floats[pc.n+i] = float64(v)
-			}
-		}
+		c.Floats, done, err = readWidened(vr, c.Floats, pc.n, m, parquet.FloatReader.ReadFloats)
 	case pqBool:
-		rd, ok := vr.(parquet.BooleanReader)
-		if !ok {
-			return false, nil
-		}
-		c.Bools = grow(c.Bools, m)
-		err = readAll(c.Bools[pc.n:pc.n+m], rd.ReadBooleans)
-	default:
-		return false, nil
+		c.Bools, done, err = readInto(vr, c.Bools, pc.n, m, parquet.BooleanReader.ReadBooleans)
 	}
-	if err != nil {
-		return true, err
+	if !done || err != nil {
+		return done, err
 	}
 	if c.Nulls != nil {
 		c.Nulls = grow(c.Nulls, m)
@@ -413,6 +374,32 @@ func grow[T any](s []T, m int) []T {
 	s = s[:n+m]
 	clear(s[n:])
 	return s
+}
+
+// readInto reads m values at dst[n:n+m], grown to hold them, with read,
+// a method of the typed reader R; ok is false, and nothing read, when vr is
+// not an R.
+func readInto[R any, T any](vr parquet.ValueReader, dst []T, n, m int, read func(R, []T) (int, error)) (_ []T, ok bool, err error) {
+	rd, ok := vr.(R)
+	if !ok {
+		return dst, false, nil
+	}
+	dst = grow(dst, m)
+	return dst, true, readAll(dst[n:n+m], func(b []T) (int, error) { return read(rd, b) })
+}
+
+// readWidened is readInto for 32-bit values stored widened to 64 bits;
+// dst grows only when all m were read.
+func readWidened[R any, S int32 | float32, D int64 | float64](vr parquet.ValueReader, dst []D, n, m int, read func(R, []S) (int, error)) (_ []D, ok bool, err error) {
+	buf, ok, err := readInto(vr, []S(nil), 0, m, read)
+	if !ok || err != nil {
+		return dst, ok, err
+	}
+	dst = grow(dst, m)
+	for i, v := range buf {
+		dst[n+i] = D(v)
+	}
+	return dst, true, nil
 }
 
 // readAll fills dst with a typed page reader.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/dagmm/dagmm/internal/buildinfo"
 )
@@ -64,113 +65,32 @@ const (
 // latencyBuckets run from 50 µs to about 1.6 s, in seconds.
 var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 16)
 
+// newMetrics makes the service's metrics and registers them on reg.
 func newMetrics(reg prometheus.Registerer) *metrics {
-	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	f := metricFactory{promauto.With(reg)}
 	m := &metrics{
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_http_requests_total",
-			Help: "HTTP requests answered, by route and status code.",
-		}, []string{"handler", "code"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "dagmm_http_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by route.",
-			Buckets: latencyBuckets,
-		}, []string{"handler"}),
-		httpPanics: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dagmm_http_panics_total",
-			Help: "HTTP handlers that panicked and were recovered (a bug: please report it).",
-		}),
-		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_samples_scored_total",
-			Help: "Samples scored, by source (http or nats).",
-		}, []string{"source"}),
-		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_anomalies_total",
-			Help: "Samples flagged as anomalies, by source (http or nats).",
-		}, []string{"source"}),
-		scoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "dagmm_score_duration_seconds",
-			Help:    "Time to decode and score one NATS message or HTTP request body, by source.",
-			Buckets: latencyBuckets,
-		}, []string{"source"}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_dead_letters_total",
-			Help: "Messages sent to the dead-letter subject, by reason (decode, score or publish).",
-		}, []string{"reason"}),
-		natsMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_nats_messages_total",
-			Help: "NATS messages handled, by result (scored, dead_letter, failed).",
-		}, []string{"result"}),
-		natsErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dagmm_nats_errors_total",
-			Help: "Asynchronous NATS errors, such as a slow consumer dropping messages.",
-		}),
-		natsConnected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dagmm_nats_connected",
-			Help: "1 while the NATS connection is up, 0 while it is lost and being repaired (the service is then not ready).",
-		}),
-		natsDisconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_nats_disconnects_total",
-			Help: "Losses of the NATS connection, by reason: link_lost (the link dropped; the client reconnects by itself) or client_closed (the client gave the connection up, e.g. on a server error; the service dialled a new one).",
-		}, []string{"reason"}),
-		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dagmm_model_info",
-			Help: "The model serving now: 1 for its name and version.",
-		}, []string{"name", "version"}),
-		modelThreshold: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dagmm_model_threshold",
-			Help: "The serving model's anomaly threshold (an energy).",
-		}),
-		modelFeatures: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dagmm_model_features",
-			Help: "The number of features the serving model takes.",
-		}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_model_reloads_total",
-			Help: "Model reloads, by result (changed, unchanged, failed).",
-		}, []string{"result"}),
-		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dagmm_model_last_reload_successful",
-			Help: "1 when the last model reload succeeded (or none was tried), 0 when it failed.",
-		}),
-		lastReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dagmm_model_last_reload_success_timestamp_seconds",
-			Help: "When the serving model was loaded, in Unix seconds.",
-		}),
-		samplesLearning: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dagmm_samples_learning_total",
-			Help: "Samples not scored because their host has no model yet and no fleet model scores it (fleet mode): neither scored nor dead letters.",
-		}),
-		ready: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dagmm_ready",
-			Help: "1 when the service is ready to score, 0 while starting, shutting down or while its NATS connection is lost.",
-		}),
+		httpRequests:    f.counterVec("dagmm_http_requests_total", "HTTP requests answered, by route and status code.", "handler", "code"),
+		httpDuration:    f.histogramVec("dagmm_http_request_duration_seconds", "Time to answer an HTTP request, by route.", latencyBuckets, "handler"),
+		httpPanics:      f.counter("dagmm_http_panics_total", "HTTP handlers that panicked and were recovered (a bug: please report it)."),
+		samples:         f.counterVec("dagmm_samples_scored_total", "Samples scored, by source (http or nats).", "source"),
+		anomalies:       f.counterVec("dagmm_anomalies_total", "Samples flagged as anomalies, by source (http or nats).", "source"),
+		scoreSeconds:    f.histogramVec("dagmm_score_duration_seconds", "Time to decode and score one NATS message or HTTP request body, by source.", latencyBuckets, "source"),
+		deadLetters:     f.counterVec("dagmm_dead_letters_total", "Messages sent to the dead-letter subject, by reason (decode, score or publish).", "reason"),
+		natsMessages:    f.counterVec("dagmm_nats_messages_total", "NATS messages handled, by result (scored, dead_letter, failed).", "result"),
+		natsErrors:      f.counter("dagmm_nats_errors_total", "Asynchronous NATS errors, such as a slow consumer dropping messages."),
+		natsConnected:   f.gauge("dagmm_nats_connected", "1 while the NATS connection is up, 0 while it is lost and being repaired (the service is then not ready)."),
+		natsDisconnects: f.counterVec("dagmm_nats_disconnects_total", "Losses of the NATS connection, by reason: link_lost (the link dropped; the client reconnects by itself) or client_closed (the client gave the connection up, e.g. on a server error; the service dialled a new one).", "reason"),
+		modelInfo:       f.gaugeVec("dagmm_model_info", "The model serving now: 1 for its name and version.", "name", "version"),
+		modelThreshold:  f.gauge("dagmm_model_threshold", "The serving model's anomaly threshold (an energy)."),
+		modelFeatures:   f.gauge("dagmm_model_features", "The number of features the serving model takes."),
+		reloads:         f.counterVec("dagmm_model_reloads_total", "Model reloads, by result (changed, unchanged, failed).", "result"),
+		lastReloadOK:    f.gauge("dagmm_model_last_reload_successful", "1 when the last model reload succeeded (or none was tried), 0 when it failed."),
+		lastReloadTime:  f.gauge("dagmm_model_last_reload_success_timestamp_seconds", "When the serving model was loaded, in Unix seconds."),
+		samplesLearning: f.counter("dagmm_samples_learning_total", "Samples not scored because their host has no model yet and no fleet model scores it (fleet mode): neither scored nor dead letters."),
+		ready:           f.gauge("dagmm_ready", "1 when the service is ready to score, 0 while starting, shutting down or while its NATS connection is lost."),
 	}
-	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "dagmm_build_info",
-		Help: "The dagmm build: 1 for its version and Go version.",
-	}, []string{"version", "goversion"})
-	build.WithLabelValues(buildinfo.String(), runtime.Version()).Set(1)
-	f(m.httpRequests)
-	f(m.httpDuration)
-	f(m.httpPanics)
-	f(m.samples)
-	f(m.anomalies)
-	f(m.scoreSeconds)
-	f(m.deadLetters)
-	f(m.natsMessages)
-	f(m.natsErrors)
-	f(m.natsConnected)
-	f(m.natsDisconnects)
-	f(m.modelInfo)
-	f(m.modelThreshold)
-	f(m.modelFeatures)
-	f(m.reloads)
-	f(m.lastReloadOK)
-	f(m.lastReloadTime)
-	f(m.ready)
-	f(m.samplesLearning)
-	f(build)
+	f.gaugeVec("dagmm_build_info", "The dagmm build: 1 for its version and Go version.", "version", "goversion").
+		WithLabelValues(buildinfo.String(), runtime.Version()).Set(1)
 	// Children resolved once, for the hot paths.
 	m.samplesHTTP = m.samples.WithLabelValues(sourceHTTP)
 	m.samplesNATS = m.samples.WithLabelValues(sourceNATS)
@@ -192,6 +112,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.lastReloadOK.Set(1)
 	return m
+}
+
+// metricFactory makes metrics with a name, a help text and, for vectors,
+// label names, and registers each on the factory's Registerer as it makes
+// it (panicking, as MustRegister does, on a clash); with a nil Registerer
+// it registers nothing.
+type metricFactory struct{ promauto.Factory }
+
+func (f metricFactory) counter(name, help string) prometheus.Counter {
+	return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func (f metricFactory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func (f metricFactory) gauge(name, help string) prometheus.Gauge {
+	return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func (f metricFactory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return f.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func (f metricFactory) gaugeFunc(name, help string, value func() float64) prometheus.GaugeFunc {
+	return f.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value)
+}
+
+func (f metricFactory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return f.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 }
 
 // registerRuntime adds the Go runtime and process collectors (resident

@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dagmm/dagmm/fleet"
@@ -463,35 +464,17 @@ func sameFeatures(l, base *Loaded) error {
 	return nil
 }
 
+// newMetrics makes r's metrics unregistered: the service registers them
+// through Collectors.
 func (r *RegistrySource) newMetrics() registryMetrics {
+	f := metricFactory{promauto.With(nil)}
 	return registryMetrics{
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_model_refused_total",
-			Help: "Registry models refused (the previous one keeps scoring), by reason: corrupt, features, load.",
-		}, []string{"reason"}),
-		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dagmm_fleet_model_loads_total",
-			Help: "Models read from the registry, by result.",
-		}, []string{"result"}),
-		evictions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dagmm_fleet_model_evictions_total",
-			Help: "Host models evicted from the cache (least recently used).",
-		}),
-		updates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dagmm_fleet_model_updates_total",
-			Help: "New versions (publishes, rollbacks) swapped in while serving.",
-		}),
-		foreign: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dagmm_fleet_foreign_loads_total",
-			Help: "Host models loaded on demand for hosts of another partition (HTTP requests, samples published on another subject than their host's).",
-		}),
-		cached: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dagmm_fleet_models_cached",
-			Help: "Host models held in the cache.",
-		}, func() float64 { return float64(r.cache.Len()) }),
-		learning: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dagmm_hosts_learning",
-			Help: "Hosts seen lately (within the negative cache's time to live) that have no model of their own.",
-		}, func() float64 { return float64(r.missing.Len()) }),
+		refused:   f.counterVec("dagmm_model_refused_total", "Registry models refused (the previous one keeps scoring), by reason: corrupt, features, load.", "reason"),
+		loads:     f.counterVec("dagmm_fleet_model_loads_total", "Models read from the registry, by result.", "result"),
+		evictions: f.counter("dagmm_fleet_model_evictions_total", "Host models evicted from the cache (least recently used)."),
+		updates:   f.counter("dagmm_fleet_model_updates_total", "New versions (publishes, rollbacks) swapped in while serving."),
+		foreign:   f.counter("dagmm_fleet_foreign_loads_total", "Host models loaded on demand for hosts of another partition (HTTP requests, samples published on another subject than their host's)."),
+		cached:    f.gaugeFunc("dagmm_fleet_models_cached", "Host models held in the cache.", func() float64 { return float64(r.cache.Len()) }),
+		learning:  f.gaugeFunc("dagmm_hosts_learning", "Hosts seen lately (within the negative cache's time to live) that have no model of their own.", func() float64 { return float64(r.missing.Len()) }),
 	}
 }
