@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // TestRollingUpgrade replaces two durable scorers one after the other, as
@@ -23,7 +25,7 @@ func TestRollingUpgrade(t *testing.T) {
 	cfg.JetStream.Enabled = true
 	cfg.JetStream.AckWait = 2 * time.Second
 	cfg.NATS.PublishScores = true
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
