@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 func newScheduler(t testing.TB, srv *server.Server, store Store, cfg SchedulerConfig) *Scheduler {
@@ -42,7 +44,7 @@ func TestSchedulerReasons(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if n := len(store.versions()); n != 3 {
 			return fmt.Errorf("%d models, want 3 (%+v)", n, res.snapshot())
 		}
@@ -113,7 +115,7 @@ func TestSchedulerLease(t *testing.T) {
 	}
 	// a stops renewing: b takes over once the lease expires.
 	stoppedAt := time.Now()
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if !pass(b).Leader {
 			return errors.New("b has not taken the lease")
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -103,7 +104,7 @@ func TestTrainersTrainFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 45*time.Second, func() error {
+	natstest.WaitFor(t, 45*time.Second, func() error {
 		if n := len(store.versions()); n < hosts {
 			return fmt.Errorf("%d of %d hosts have a model", n, hosts)
 		}
@@ -140,7 +141,7 @@ func TestTrainersTrainFleet(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		s, err := p.js.Stream(ctx, p.jobs.Stream())
 		if err != nil {
 			return err
@@ -177,7 +178,7 @@ func TestTrainerKilledMidJob(t *testing.T) {
 	var res results
 	second := &fastTrain{}
 	startTrainer(t, srv, store, second.train, TrainerConfig{AckWait: ackWait, OnResult: res.add})
-	waitFor(t, 15*time.Second, func() error {
+	natstest.WaitFor(t, 15*time.Second, func() error {
 		if len(res.snapshot()) == 0 { // reported after the model is published and the job acknowledged
 			return errors.New("no result yet")
 		}
@@ -258,7 +259,7 @@ func TestTrainerDiedOnLastDelivery(t *testing.T) {
 	train := (&fastTrain{}).train
 	startTrainer(t, srv, store, train, cfg)
 	startTrainer(t, srv, store, train, cfg)
-	waitFor(t, 15*time.Second, func() error {
+	natstest.WaitFor(t, 15*time.Second, func() error {
 		if len(res.snapshot()) == 0 {
 			return errors.New("the exhausted job was not reported")
 		}
@@ -275,7 +276,7 @@ func TestTrainerDiedOnLastDelivery(t *testing.T) {
 	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(4), ReasonMissing); err != nil {
 		t.Fatalf("the host is still blocked: %v", err)
 	}
-	waitFor(t, 15*time.Second, func() error {
+	natstest.WaitFor(t, 15*time.Second, func() error {
 		if store.versions()[hostName(4)] != 1 {
 			return errors.New("no model yet")
 		}
@@ -298,7 +299,7 @@ func TestTrainerProgress(t *testing.T) {
 	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(3), ReasonMissing); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, func() error {
+	natstest.WaitFor(t, 15*time.Second, func() error {
 		if len(res.snapshot()) == 0 {
 			return errors.New("no result yet")
 		}
@@ -341,7 +342,7 @@ func TestTrainerEndsJobs(t *testing.T) {
 			if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(1), "test"); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, func() error {
+			natstest.WaitFor(t, 10*time.Second, func() error {
 				if n := len(res.snapshot()); n < len(tc.outcomes) {
 					return fmt.Errorf("%d results, want %d", n, len(tc.outcomes))
 				}
