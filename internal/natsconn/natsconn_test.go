@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // states records the changes of state a Conn reports.
@@ -30,27 +31,8 @@ func (s *states) list() []State {
 	return append([]State(nil), s.got...)
 }
 
-// waitFor polls check until it returns nil, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestConnRedialsWhenClosed(t *testing.T) {
-	opts := natstest.DefaultTestOptions
-	opts.Port = -1
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.StartServer(t, natstest.Options{})
 
 	var st states
 	got := make(chan string, 16)
@@ -69,11 +51,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	pub, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Close)
+	pub := natstest.Connect(t, srv.ClientURL())
 
 	// A protocol line over the server's limit: the server refuses it and
 	// the client closes the connection for good.
@@ -81,7 +59,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 	if err := first.Publish("x."+strings.Repeat("y", 5000), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		if c.NC() == first || !c.NC().IsConnected() {
 			return errors.New("no new connection yet")
 		}
@@ -91,7 +69,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		t.Errorf("the first connection is %v, want closed", first.Status())
 	}
 	// The new connection is subscribed again.
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		if err := pub.Publish("in", []byte("after")); err != nil {
 			return err
 		}
@@ -126,10 +104,7 @@ func TestDialFails(t *testing.T) {
 	if _, err := Dial(Options{URL: "nats://127.0.0.1:1"}); err == nil {
 		t.Error("Dial to a closed port succeeded")
 	}
-	opts := natstest.DefaultTestOptions
-	opts.Port = -1
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.StartServer(t, natstest.Options{})
 	boom := errors.New("boom")
 	if _, err := Dial(Options{URL: srv.ClientURL(), Setup: func(*nats.Conn) error { return boom }}); !errors.Is(err, boom) {
 		t.Errorf("Dial with a failing set-up: %v, want boom", err)
