@@ -17,6 +17,7 @@ import (
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -41,7 +42,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	}
 	features := datasets.GenFeatures()
 
-	url := runNATSServer(t, true)
+	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -57,7 +58,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	first := f.Hosts[0].Name
 	waitScore(t, addr, first, fleetRow(f.Test, features, 0), func(r e2eResult) bool { return r.Learning })
 
-	nc := natsConnect(t, url)
+	nc := natstest.Connect(t, url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

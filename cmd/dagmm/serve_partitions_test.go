@@ -22,6 +22,7 @@ import (
 
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/serve"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -48,8 +49,8 @@ import (
 // wait on the durable consumer dagmm-scorer-p1, and a replacement started
 // with the same --partition scores exactly those.
 func TestServePartitionsProcesses(t *testing.T) {
-	url := runNATSServer(t, true)
-	nc := natsConnect(t, url)
+	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	nc := natstest.Connect(t, url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

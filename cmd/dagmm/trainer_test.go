@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -22,8 +23,8 @@ import (
 // apart), and each host's model flags the other host's normal as an
 // anomaly but not its own.
 func TestTrainerCommand(t *testing.T) {
-	url := runNATSServer(t, true)
-	nc := natsConnect(t, url)
+	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	nc := natstest.Connect(t, url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
