@@ -36,8 +36,8 @@ func TestSchedulerReasons(t *testing.T) {
 	// Hosts 1, 2 and 3 get models; 2's from 60 messages only.
 	publishHistory(t, p.js, p.hist, []int{1, 3}, 0, 150, t0)
 	publishHistory(t, p.js, p.hist, []int{2}, 0, 60, t0)
-	var res results
-	stop := startTrainer(t, srv, store, (&fastTrain{}).train, TrainerConfig{MinSamples: 50, OnResult: res.add})
+	var res natstest.Recorder[Result]
+	stop := startTrainer(t, srv, store, (&fastTrain{}).train, TrainerConfig{MinSamples: 50, OnResult: res.Add})
 	ctx := testContext(t, 30*time.Second)
 	for _, i := range []int{1, 2, 3} {
 		if err := p.jobs.Enqueue(ctx, hostName(i), "setup"); err != nil {
@@ -46,7 +46,7 @@ func TestSchedulerReasons(t *testing.T) {
 	}
 	natstest.WaitFor(t, 10*time.Second, func() error {
 		if n := len(store.versions()); n != 3 {
-			return fmt.Errorf("%d models, want 3 (%+v)", n, res.snapshot())
+			return fmt.Errorf("%d models, want 3 (%+v)", n, res.List())
 		}
 		return nil
 	})

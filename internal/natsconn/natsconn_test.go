@@ -3,7 +3,6 @@ package natsconn
 import (
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,34 +12,16 @@ import (
 	"github.com/dagmm/dagmm/internal/natstest"
 )
 
-// states records the changes of state a Conn reports.
-type states struct {
-	mu  sync.Mutex
-	got []State
-}
-
-func (s *states) add(st State, _ error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got = append(s.got, st)
-}
-
-func (s *states) list() []State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]State(nil), s.got...)
-}
-
 func TestConnRedialsWhenClosed(t *testing.T) {
 	srv := natstest.StartServer(t, natstest.Options{})
 
-	var st states
+	var st natstest.Recorder[State]
 	got := make(chan string, 16)
 	var setups atomic.Int32
 	c, err := Dial(Options{
 		URL:      srv.ClientURL(),
 		NATS:     []nats.Option{nats.Name("test")},
-		OnChange: st.add,
+		OnChange: func(s State, _ error) { st.Add(s) },
 		Setup: func(nc *nats.Conn) error {
 			setups.Add(1)
 			_, err := nc.Subscribe("in", func(m *nats.Msg) { got <- string(m.Data) })
@@ -83,7 +64,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		return errors.New("nothing received on the new connection")
 	})
 	want := []State{Connected, Closed, Connected}
-	if l := st.list(); len(l) != len(want) || l[0] != want[0] || l[1] != want[1] || l[2] != want[2] || setups.Load() != 2 {
+	if l := st.List(); len(l) != len(want) || l[0] != want[0] || l[1] != want[1] || l[2] != want[2] || setups.Load() != 2 {
 		t.Errorf("states %v, %d set-ups; want %v and 2", l, setups.Load(), want)
 	}
 
@@ -95,7 +76,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		t.Errorf("after Drain the connection is %v", c.NC().Status())
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(st.list()); n != 3 || setups.Load() != 2 {
+	if n := len(st.List()); n != 3 || setups.Load() != 2 {
 		t.Errorf("after Drain: %d changes, %d set-ups; want 3 and 2", n, setups.Load())
 	}
 }

@@ -1,9 +1,11 @@
 // Package natstest runs a real in-process nats-server for tests, connects
-// clients to it, and polls until a condition holds. Everything it starts
-// is stopped by the test's cleanup.
+// clients to it, records what callbacks report, and polls until a
+// condition holds. Everything it starts is stopped by the test's cleanup.
 package natstest
 
 import (
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,28 @@ func ConnectJS(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetst
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// Recorder collects the values a callback reports, such as a client's
+// changes of state or a worker's results, from any goroutine. The zero
+// value is empty and ready; it is safe for concurrent use.
+type Recorder[T any] struct {
+	mu   sync.Mutex
+	list []T
+}
+
+// Add appends v; as a method value it is the callback to record.
+func (r *Recorder[T]) Add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, v)
+}
+
+// List returns a copy of the values added so far, in the order added.
+func (r *Recorder[T]) List() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.list)
 }
 
 // PollInterval is how long [WaitFor] sleeps between two checks.

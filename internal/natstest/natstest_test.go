@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,17 +66,53 @@ func TestStartServer(t *testing.T) {
 	}
 }
 
-// recorder is a testing.TB whose Fatalf records the message and stops the
+func TestRecorder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		adds int // values added, one per goroutine
+	}{
+		{name: "none", adds: 0},
+		{name: "one", adds: 1},
+		{name: "many", adds: 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Recorder[int]
+			var wg sync.WaitGroup
+			for i := range tc.adds {
+				wg.Go(func() { r.Add(i) })
+			}
+			wg.Wait()
+			got := r.List()
+			slices.Sort(got)
+			if len(got) != tc.adds {
+				t.Fatalf("%d values, want %d", len(got), tc.adds)
+			}
+			for i, v := range got {
+				if v != i {
+					t.Fatalf("values %v, want 0 to %d once each", got, tc.adds-1)
+				}
+			}
+			if tc.adds > 0 {
+				got[0] = -1
+				if r.List()[0] == -1 {
+					t.Error("List shares its slice with the recorder")
+				}
+			}
+		})
+	}
+}
+
+// fatalCatcher is a testing.TB whose Fatalf keeps the message and stops the
 // goroutine, as testing's does, so that a failing WaitFor can be checked.
-type recorder struct {
+type fatalCatcher struct {
 	testing.TB
 	mu    sync.Mutex
 	fatal string
 }
 
-func (r *recorder) Helper() {}
+func (r *fatalCatcher) Helper() {}
 
-func (r *recorder) Fatalf(format string, args ...any) {
+func (r *fatalCatcher) Fatalf(format string, args ...any) {
 	r.mu.Lock()
 	r.fatal = fmt.Sprintf(format, args...)
 	r.mu.Unlock()
@@ -94,7 +131,7 @@ func TestWaitFor(t *testing.T) {
 		{name: "never", failures: 1 << 30, timeout: 100 * time.Millisecond, wantFatal: "after 100ms: not yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &recorder{TB: t}
+			r := &fatalCatcher{TB: t}
 			calls := 0
 			done := make(chan bool)
 			go func() {
