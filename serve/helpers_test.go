@@ -49,6 +49,18 @@ func runNATS(t testing.TB) *server.Server {
 	return natstest.StartServer(t, natstest.Options{JetStream: true, MaxPayload: 8 << 20})
 }
 
+// withNATS starts a JetStream nats-server (runNATS) and returns it, the
+// four-metric model of seed 1 saved in a temporary directory, and a test
+// configuration that serves that model and reads samples from the server.
+func withNATS(t testing.TB) (*server.Server, *model.Model, Config) {
+	t.Helper()
+	srv := runNATS(t)
+	path, m := writeModel(t, t.TempDir(), 1)
+	cfg := testConfig(path)
+	cfg.NATS.URL = srv.ClientURL()
+	return srv, m, cfg
+}
+
 // testConfig returns a configuration for tests: free ports, small
 // timeouts, two workers.
 func testConfig(modelPath string) Config {

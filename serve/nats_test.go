@@ -198,10 +198,7 @@ func TestNATSScoreDeadLetter(t *testing.T) {
 func TestNATSQueueGroup(t *testing.T) {
 	// Two replicas in one queue group share the subject: every message is
 	// scored once.
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.NATS.PublishScores = true
 	a, b := start(t, cfg), start(t, cfg)
 	nc := natstest.Connect(t, srv.ClientURL())
@@ -233,10 +230,7 @@ func TestShutdownDrains(t *testing.T) {
 	// Messages published before the cancel are all scored and their
 	// events delivered before Run returns.
 	checkNoLeak(t)
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
 	nc := natstest.Connect(t, srv.ClientURL())
@@ -262,18 +256,11 @@ func TestShutdownDrains(t *testing.T) {
 func TestJetStreamRestart(t *testing.T) {
 	// A scorer killed mid-stream and restarted scores every sample.
 	checkNoLeak(t)
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.JetStream.Enabled = true
 	cfg.NATS.PublishScores = true
 	cfg.JetStream.AckWait = time.Second
-	nc := natstest.Connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	a := start(t, cfg) // creates the stream and the consumer
 	scores := collect(t, nc, "scores.>")
 	events := collect(t, nc, "anomalies.>")

@@ -108,10 +108,7 @@ func checkPoisonHandled(t *testing.T, dead, scores *collector, payloads []string
 func TestBadHostDeadLettered(t *testing.T) {
 	for _, durable := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%v", durable), func(t *testing.T) {
-			srv := runNATS(t)
-			path, m := writeModel(t, t.TempDir(), 1)
-			cfg := testConfig(path)
-			cfg.NATS.URL = srv.ClientURL()
+			srv, m, cfg := withNATS(t)
 			cfg.JetStream.Enabled = durable
 			cfg.NATS.PublishScores = true
 			r := start(t, cfg)
@@ -150,19 +147,12 @@ func TestBadHostDeadLettered(t *testing.T) {
 // message after them.
 func TestDurableRestartOnPoison(t *testing.T) {
 	checkNoLeak(t)
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.JetStream.Enabled = true
 	cfg.NATS.PublishScores = true
 	first := start(t, cfg) // creates the stream and the consumer
 	first.stop(t)
-	nc := natstest.Connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	const n = 100
 	payloads := publishPoisonThenValid(t, m, n, func(subject string, data []byte) error {
 		_, err := js.Publish(context.Background(), subject, data)
@@ -342,18 +332,11 @@ func TestNATSConnectionLoss(t *testing.T) {
 // delivered again with a backoff, MaxDeliver times in all, then
 // dead-lettered and terminated; the messages behind it are not held back.
 func TestDurableMaxDeliver(t *testing.T) {
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.JetStream.Enabled = true
 	cfg.JetStream.MaxDeliver = 3
 	cfg.JetStream.EventStream = "EVENTS"
-	nc := natstest.Connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectJS(t, srv.ClientURL())
 	ctx := context.Background()
 	// An event stream that takes one message per subject and refuses the
 	// next: the second anomaly of a host cannot be stored.

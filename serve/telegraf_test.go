@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"gonum.org/v1/gonum/floats/scalar"
@@ -660,11 +659,7 @@ func TestTelegrafJetStream(t *testing.T) {
 	cfg.JetStream.Enabled = true
 	cfg.JetStream.Stream = "TELEGRAF"
 	cfg.JetStream.AckWait = time.Second
-	nc := natstest.Connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	ctx := context.Background()
 	scores := collect(t, nc, "scores.>")
 	points := tgStream([]string{"x", "y"}, 8, 19)
