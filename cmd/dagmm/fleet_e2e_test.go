@@ -58,11 +58,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	first := f.Hosts[0].Name
 	waitScore(t, addr, first, fleetRow(f.Test, features, 0), func(r e2eResult) bool { return r.Learning })
 
-	nc := natstest.Connect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectJS(t, url)
 	hist, err := fleet.EnsureHistory(ctx, js, fleet.HistoryConfig{})
 	if err != nil {
 		t.Fatal(err)

@@ -50,11 +50,7 @@ import (
 // with the same --partition scores exactly those.
 func TestServePartitionsProcesses(t *testing.T) {
 	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
-	nc := natstest.Connect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, url)
 	modelPath := modelFile(t, t.TempDir(), 1)
 	part := fleet.Partitions{Prefix: "metrics", N: 2}
 	events := [2]*scoreLog{subscribeEvents(t, nc, "scores-p0.>"), subscribeEvents(t, nc, "scores-p1.>")}

@@ -24,11 +24,7 @@ import (
 // anomaly but not its own.
 func TestTrainerCommand(t *testing.T) {
 	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
-	nc := natstest.Connect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectJS(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	hist, err := fleet.EnsureHistory(ctx, js, fleet.HistoryConfig{})
