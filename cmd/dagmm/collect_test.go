@@ -63,6 +63,13 @@ func (s *syncBuffer) waitFor(t *testing.T, re string, timeout time.Duration) []s
 	}
 }
 
+// runNATSServer starts an in-process nats-server on a free port, with
+// JetStream in a temporary store when jetStream is set, and returns its URL.
+func runNATSServer(t *testing.T, jetStream bool) string {
+	t.Helper()
+	return natstest.StartServer(t, natstest.Options{JetStream: jetStream}).ClientURL()
+}
+
 // background runs a command in a goroutine until the test cancels it; wait
 // returns its error.
 type background struct {
@@ -257,7 +264,7 @@ func TestCollectTrainServe(t *testing.T) {
 	// a malformed message among them) to rolling Parquet files; merge
 	// them; train on the result; serve --telegraf with that model scores
 	// the live stream of the same fleet.
-	url := natstest.StartServer(t, natstest.Options{}).ClientURL()
+	url := runNATSServer(t, false)
 	nc := natstest.Connect(t, url)
 	dead, err := nc.SubscribeSync("dagmm.deadletter")
 	if err != nil {

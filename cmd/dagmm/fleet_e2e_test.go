@@ -42,7 +42,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	}
 	features := datasets.GenFeatures()
 
-	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	url := runNATSServer(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

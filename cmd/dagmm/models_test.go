@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
-	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -23,7 +22,7 @@ func modelFile(t *testing.T, dir string, seed uint64) string {
 }
 
 func TestModelsCommand(t *testing.T) {
-	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	url := runNATSServer(t, true)
 	dir := t.TempDir()
 	m1, m2, m3 := modelFile(t, dir, 1), modelFile(t, dir, 2), modelFile(t, dir, 3)
 	bad := writeFile(t, dir, "bad.json", `{"format":"dagmm-model","version":1}`)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/fleet"
-	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/internal/promtest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
@@ -128,7 +127,7 @@ func TestPromEndToEnd(t *testing.T) {
 // second pull leaves the host, which has history now, alone.
 func checkPromHistory(t *testing.T, promURL, node string, pulled *datasets.Table) {
 	t.Helper()
-	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	url := runNATSServer(t, true)
 	code, out, errOut := dagmm(t, "prom", "pull", "--url", promURL, "--since", "25s", "--step", "1s", "--history", url)
 	if code != 0 || !strings.Contains(out, "1 hosts published") {
 		t.Fatalf("prom pull --history: exit %d\n%s\n%s", code, out, errOut)

@@ -49,7 +49,7 @@ import (
 // wait on the durable consumer dagmm-scorer-p1, and a replacement started
 // with the same --partition scores exactly those.
 func TestServePartitionsProcesses(t *testing.T) {
-	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	url := runNATSServer(t, true)
 	nc, js := natstest.ConnectJS(t, url)
 	modelPath := modelFile(t, t.TempDir(), 1)
 	part := fleet.Partitions{Prefix: "metrics", N: 2}

@@ -3,15 +3,13 @@ package main
 import (
 	"strings"
 	"testing"
-
-	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // TestServeModelFromRegistry publishes a model with dagmm models, serves it
 // with dagmm serve --model-from-registry and publishes another: the service
 // takes it up without a restart.
 func TestServeModelFromRegistry(t *testing.T) {
-	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	url := runNATSServer(t, true)
 	dir := t.TempDir()
 	nu := "--nats-url=" + url
 	if code, _, stderr := dagmm(t, "models", "publish", "prod", modelFile(t, dir, 1), nu); code != 0 {

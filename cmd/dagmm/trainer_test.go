@@ -23,7 +23,7 @@ import (
 // apart), and each host's model flags the other host's normal as an
 // anomaly but not its own.
 func TestTrainerCommand(t *testing.T) {
-	url := natstest.StartServer(t, natstest.Options{JetStream: true}).ClientURL()
+	url := runNATSServer(t, true)
 	_, js := natstest.ConnectJS(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
