@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 
 	"github.com/dagmm/dagmm/serve/ingest"
@@ -25,35 +25,13 @@ import (
 // a temporary store.
 func runNATS(t testing.TB) *server.Server {
 	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
+	return natstest.StartServer(t, natstest.Options{JetStream: true})
 }
 
 // connectJS connects a client to srv and returns its JetStream context.
 func connectJS(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	return connectURL(t, srv.ClientURL())
-}
-
-// connectURL connects to url and returns the connection and its JetStream.
-func connectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return natstest.ConnectJS(t, srv.ClientURL())
 }
 
 // testContext returns a context cancelled at the end of the test or after d.
@@ -272,22 +250,6 @@ func (f *fastTrain) callCount(host string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[host]
-}
-
-// waitFor polls check until it returns nil or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testArtifact returns a small valid model artifact.

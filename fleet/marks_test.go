@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // enqueued records the hosts queued for retraining, and fails when err is
@@ -174,7 +176,7 @@ func TestServeMarks(t *testing.T) {
 			if _, err := ServeMarks(ctx, nc, DefaultMarksSubject, m, 0); err != nil {
 				t.Fatal(err)
 			}
-			client, _ := connectURL(t, nc.ConnectedUrl())
+			client, _ := natstest.ConnectJS(t, nc.ConnectedUrl())
 			msg, err := client.Request(DefaultMarksSubject, []byte(tc.body), 10*time.Second)
 			if err != nil {
 				t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 func newScheduler(t testing.TB, srv *server.Server, store Store, cfg SchedulerConfig) *Scheduler {
@@ -34,17 +36,17 @@ func TestSchedulerReasons(t *testing.T) {
 	// Hosts 1, 2 and 3 get models; 2's from 60 messages only.
 	publishHistory(t, p.js, p.hist, []int{1, 3}, 0, 150, t0)
 	publishHistory(t, p.js, p.hist, []int{2}, 0, 60, t0)
-	var res results
-	stop := startTrainer(t, srv, store, (&fastTrain{}).train, TrainerConfig{MinSamples: 50, OnResult: res.add})
+	var res natstest.Recorder[Result]
+	stop := startTrainer(t, srv, store, (&fastTrain{}).train, TrainerConfig{MinSamples: 50, OnResult: res.Add})
 	ctx := testContext(t, 30*time.Second)
 	for _, i := range []int{1, 2, 3} {
 		if err := p.jobs.Enqueue(ctx, hostName(i), "setup"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if n := len(store.versions()); n != 3 {
-			return fmt.Errorf("%d models, want 3 (%+v)", n, res.snapshot())
+			return fmt.Errorf("%d models, want 3 (%+v)", n, res.List())
 		}
 		return nil
 	})
@@ -113,7 +115,7 @@ func TestSchedulerLease(t *testing.T) {
 	}
 	// a stops renewing: b takes over once the lease expires.
 	stoppedAt := time.Now()
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if !pass(b).Leader {
 			return errors.New("b has not taken the lease")
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -36,24 +37,6 @@ func bindParts(t testing.TB, srv *server.Server, hcfg HistoryConfig) fleetParts 
 		t.Fatal(err)
 	}
 	return fleetParts{js: js, hist: hist, jobs: jobs}
-}
-
-// results collects the trainers' results.
-type results struct {
-	mu   sync.Mutex
-	list []Result
-}
-
-func (r *results) add(res Result) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.list = append(r.list, res)
-}
-
-func (r *results) snapshot() []Result {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.list)
 }
 
 // startTrainer runs a trainer on its own connection until the test ends
@@ -92,10 +75,10 @@ func TestTrainersTrainFleet(t *testing.T) {
 	publishHistory(t, p.js, p.hist, hostRange(hosts), 0, limit+30, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 
 	store := newMapStore()
-	var res [2]results
+	var res [2]natstest.Recorder[Result]
 	trains := [2]*fastTrain{{delay: 20 * time.Millisecond}, {delay: 20 * time.Millisecond}}
 	for i := range 2 {
-		startTrainer(t, srv, store, trains[i].train, TrainerConfig{AckWait: 5 * time.Second, OnResult: res[i].add})
+		startTrainer(t, srv, store, trains[i].train, TrainerConfig{AckWait: 5 * time.Second, OnResult: res[i].Add})
 	}
 	ctx := testContext(t, time.Minute)
 	for i := range hosts {
@@ -103,7 +86,7 @@ func TestTrainersTrainFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 45*time.Second, func() error {
+	natstest.WaitFor(t, 45*time.Second, func() error {
 		if n := len(store.versions()); n < hosts {
 			return fmt.Errorf("%d of %d hosts have a model", n, hosts)
 		}
@@ -134,13 +117,13 @@ func TestTrainersTrainFleet(t *testing.T) {
 		if n == 0 {
 			t.Errorf("trainer %d trained no host", i)
 		}
-		for _, r := range res[i].snapshot() {
+		for _, r := range res[i].List() {
 			if r.Outcome != OutcomeTrained || r.Rows != limit || r.Delivery != 1 {
 				t.Errorf("trainer %d: %s: outcome %s rows %d delivery %d (%v), want trained %d on delivery 1", i, r.Job.Host, r.Outcome, r.Rows, r.Delivery, r.Err, limit)
 			}
 		}
 	}
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		s, err := p.js.Stream(ctx, p.jobs.Stream())
 		if err != nil {
 			return err
@@ -174,11 +157,11 @@ func TestTrainerKilledMidJob(t *testing.T) {
 	killedAt := time.Now()
 	kill()
 
-	var res results
+	var res natstest.Recorder[Result]
 	second := &fastTrain{}
-	startTrainer(t, srv, store, second.train, TrainerConfig{AckWait: ackWait, OnResult: res.add})
-	waitFor(t, 15*time.Second, func() error {
-		if len(res.snapshot()) == 0 { // reported after the model is published and the job acknowledged
+	startTrainer(t, srv, store, second.train, TrainerConfig{AckWait: ackWait, OnResult: res.Add})
+	natstest.WaitFor(t, 15*time.Second, func() error {
+		if len(res.List()) == 0 { // reported after the model is published and the job acknowledged
 			return errors.New("no result yet")
 		}
 		return nil
@@ -189,7 +172,7 @@ func TestTrainerKilledMidJob(t *testing.T) {
 	if took := time.Since(killedAt); took < ackWait/2 {
 		t.Errorf("redelivered after %v, before the ack wait %v", took, ackWait)
 	}
-	got := res.snapshot()
+	got := res.List()
 	if len(got) != 1 || got[0].Outcome != OutcomeTrained || got[0].Delivery != 2 {
 		t.Fatalf("second trainer's results %+v, want one trained on delivery 2", got)
 	}
@@ -253,29 +236,29 @@ func TestTrainerDiedOnLastDelivery(t *testing.T) {
 	kill()
 
 	// Two trainers hear the advisory: one drops the job and reports it.
-	var res results
-	cfg.OnResult = res.add
+	var res natstest.Recorder[Result]
+	cfg.OnResult = res.Add
 	train := (&fastTrain{}).train
 	startTrainer(t, srv, store, train, cfg)
 	startTrainer(t, srv, store, train, cfg)
-	waitFor(t, 15*time.Second, func() error {
-		if len(res.snapshot()) == 0 {
+	natstest.WaitFor(t, 15*time.Second, func() error {
+		if len(res.List()) == 0 {
 			return errors.New("the exhausted job was not reported")
 		}
 		return nil
 	})
 	time.Sleep(500 * time.Millisecond) // a second report would come by now
-	if n := len(res.snapshot()); n != 1 {
+	if n := len(res.List()); n != 1 {
 		t.Fatalf("the exhausted job was reported %d times, want once", n)
 	}
-	got := res.snapshot()[0]
+	got := res.List()[0]
 	if got.Outcome != OutcomeFailed || got.Job.Host != hostName(4) || got.Delivery != 1 || got.Err == nil {
 		t.Fatalf("result %+v, want host %s failed after 1 delivery, with an error", got, hostName(4))
 	}
 	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(4), ReasonMissing); err != nil {
 		t.Fatalf("the host is still blocked: %v", err)
 	}
-	waitFor(t, 15*time.Second, func() error {
+	natstest.WaitFor(t, 15*time.Second, func() error {
 		if store.versions()[hostName(4)] != 1 {
 			return errors.New("no model yet")
 		}
@@ -291,15 +274,15 @@ func TestTrainerProgress(t *testing.T) {
 	publishHistory(t, p.js, p.hist, []int{3}, 0, 120, time.Now().Add(-time.Hour))
 	store := newMapStore()
 	slow := &fastTrain{delay: 2500 * time.Millisecond}
-	var res results
+	var res natstest.Recorder[Result]
 	for range 2 {
-		startTrainer(t, srv, store, slow.train, TrainerConfig{AckWait: time.Second, OnResult: res.add})
+		startTrainer(t, srv, store, slow.train, TrainerConfig{AckWait: time.Second, OnResult: res.Add})
 	}
 	if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(3), ReasonMissing); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, func() error {
-		if len(res.snapshot()) == 0 {
+	natstest.WaitFor(t, 15*time.Second, func() error {
+		if len(res.List()) == 0 {
 			return errors.New("no result yet")
 		}
 		return nil
@@ -308,7 +291,7 @@ func TestTrainerProgress(t *testing.T) {
 	if n := slow.callCount(hostName(3)); n != 1 {
 		t.Errorf("trained %d times, want once", n)
 	}
-	if got := res.snapshot(); len(got) != 1 || got[0].Outcome != OutcomeTrained || got[0].Delivery != 1 {
+	if got := res.List(); len(got) != 1 || got[0].Outcome != OutcomeTrained || got[0].Delivery != 1 {
 		t.Errorf("results %+v, want one trained on delivery 1", got)
 	}
 }
@@ -334,21 +317,21 @@ func TestTrainerEndsJobs(t *testing.T) {
 			p := bindParts(t, srv, HistoryConfig{})
 			publishHistory(t, p.js, p.hist, []int{1}, 0, tc.samples, time.Now().Add(-time.Hour))
 			store := newMapStore()
-			var res results
+			var res natstest.Recorder[Result]
 			train := func(ctx context.Context, w *Window) ([]byte, error) { return nil, tc.err }
 			const ackWait = 500 * time.Millisecond
-			startTrainer(t, srv, store, train, TrainerConfig{AckWait: ackWait, MaxDeliver: 3, RetryDelay: 50 * time.Millisecond, MinSamples: 100, OnResult: res.add})
+			startTrainer(t, srv, store, train, TrainerConfig{AckWait: ackWait, MaxDeliver: 3, RetryDelay: 50 * time.Millisecond, MinSamples: 100, OnResult: res.Add})
 			if err := p.jobs.Enqueue(testContext(t, 5*time.Second), hostName(1), "test"); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, func() error {
-				if n := len(res.snapshot()); n < len(tc.outcomes) {
+			natstest.WaitFor(t, 10*time.Second, func() error {
+				if n := len(res.List()); n < len(tc.outcomes) {
 					return fmt.Errorf("%d results, want %d", n, len(tc.outcomes))
 				}
 				return nil
 			})
 			time.Sleep(3 * ackWait) // a job not settled would come back
-			got := res.snapshot()
+			got := res.List()
 			var outcomes []Outcome
 			for _, r := range got {
 				outcomes = append(outcomes, r.Outcome)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -73,7 +74,7 @@ func BenchmarkNATS(b *testing.B) {
 	path, m := writeModel(b, b.TempDir(), 1)
 	cfg := testConfig(path)
 	r := start(b, cfg)
-	nc := connect(b, r.NATSURL())
+	nc := natstest.Connect(b, r.NATSURL())
 	for _, n := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			body := benchBody(b, m, n)

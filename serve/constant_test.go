@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -91,7 +92,7 @@ func TestScoreConstantFeatures(t *testing.T) {
 		t.Errorf("GET /v1/model: status %d, constant %v; want the three constant features", code, info.Constant)
 	}
 
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	events := collect(t, nc, "anomalies.>")
 	for i, extra := range []string{`"raid_errors":0`, `"raid_errors":5`} {
 		msg := strings.Replace(sample(extra), `"host":"web-1"`, fmt.Sprintf(`"host":"db-%d"`, i), 1)

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -42,29 +42,23 @@ func saveModelAt(t testing.TB, path string, m *model.Model) {
 	}
 }
 
-// runNATS starts an in-process nats-server with JetStream on a free port.
+// runNATS starts an in-process nats-server with JetStream on a free port,
+// taking messages of up to 8 MiB.
 func runNATS(t testing.TB) *server.Server {
 	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	opts.MaxPayload = 8 << 20
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
+	return natstest.StartServer(t, natstest.Options{JetStream: true, MaxPayload: 8 << 20})
 }
 
-// connect connects a test client to url.
-func connect(t testing.TB, url string) *nats.Conn {
+// withNATS starts a JetStream nats-server (runNATS) and returns it, the
+// four-metric model of seed 1 saved in a temporary directory, and a test
+// configuration that serves that model and reads samples from the server.
+func withNATS(t testing.TB) (*server.Server, *model.Model, Config) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	srv := runNATS(t)
+	path, m := writeModel(t, t.TempDir(), 1)
+	cfg := testConfig(path)
+	cfg.NATS.URL = srv.ClientURL()
+	return srv, m, cfg
 }
 
 // testConfig returns a configuration for tests: free ports, small

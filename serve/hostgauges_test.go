@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -331,7 +332,7 @@ func TestHostSeriesNATS(t *testing.T) {
 	cfg := testConfig(path)
 	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	events := collect(t, nc, "anomalies.>")
 	ts := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // metricValue returns the value of the series of name with the given
@@ -60,7 +62,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	r.post(t, "/v1/score", "{")
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	dl := collect(t, nc, "dagmm.deadletter")
 	an := collect(t, nc, "anomalies.>")
 	if err := nc.Publish("metrics.h", []byte(batchJSON("h", time.Now(), m.Features, x))); err != nil {

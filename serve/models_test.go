@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/gonum/floats/scalar"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -186,7 +187,7 @@ func TestPerHostModels(t *testing.T) {
 		"b": {"host-b", l2.Version, s2, a2},
 	}
 
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	events := collect(t, nc, "anomalies.>")
 	for _, h := range []string{"a", "b"} {
 		if err := nc.Publish("metrics."+h, []byte(sampleJSON(h, ts, m1.Features, want[h].x))); err != nil {

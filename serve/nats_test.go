@@ -17,6 +17,7 @@ import (
 	"github.com/dagmm/dagmm/internal/modeltest"
 	"github.com/dagmm/dagmm/model"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
 
@@ -27,7 +28,7 @@ func TestNATSCoreEvents(t *testing.T) {
 	s, _ := model.NewScorer(m)
 	d := len(m.Features)
 	normal, anomalies := testData(t, m, 60, 6, 5)
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	events := collect(t, nc, "anomalies.>")
 	ts := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
@@ -102,7 +103,7 @@ func TestNATSScoresAndMsgID(t *testing.T) {
 	cfg := testConfig(path)
 	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	normal, _ := testData(t, m, 3, 0, 9)
 	msg := nats.NewMsg("metrics.h1")
@@ -124,7 +125,7 @@ func TestNATSScoresAndMsgID(t *testing.T) {
 func TestNATSDeadLetters(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	r := start(t, testConfig(path))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	dead := collect(t, nc, "dagmm.deadletter")
 	events := collect(t, nc, "anomalies.>")
 	ok := sampleJSON("h", time.Now(), m.Features, []float64{1, 2, 3, 4})
@@ -181,7 +182,7 @@ func TestNATSScoreDeadLetter(t *testing.T) {
 	path := t.TempDir() + "/m.json"
 	saveModelAt(t, path, m)
 	r := start(t, testConfig(path))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	dead := collect(t, nc, "dagmm.deadletter")
 	payload := `[{"values":{"cpu_usage":1,"mem_usage":2,"disk_busy":3,"net_in_bps":4}},{"values":{"cpu_usage":1e307,"mem_usage":2,"disk_busy":3,"net_in_bps":4}}]`
 	if err := nc.Publish("metrics.h", []byte(payload)); err != nil {
@@ -197,13 +198,10 @@ func TestNATSScoreDeadLetter(t *testing.T) {
 func TestNATSQueueGroup(t *testing.T) {
 	// Two replicas in one queue group share the subject: every message is
 	// scored once.
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.NATS.PublishScores = true
 	a, b := start(t, cfg), start(t, cfg)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
 	normal, _ := testData(t, m, 1, 0, 1)
 	const n = 400
@@ -232,13 +230,10 @@ func TestShutdownDrains(t *testing.T) {
 	// Messages published before the cancel are all scored and their
 	// events delivered before Run returns.
 	checkNoLeak(t)
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
 	normal, _ := testData(t, m, 10, 0, 1)
 	const n = 300
@@ -261,18 +256,11 @@ func TestShutdownDrains(t *testing.T) {
 func TestJetStreamRestart(t *testing.T) {
 	// A scorer killed mid-stream and restarted scores every sample.
 	checkNoLeak(t)
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.JetStream.Enabled = true
 	cfg.NATS.PublishScores = true
 	cfg.JetStream.AckWait = time.Second
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	a := start(t, cfg) // creates the stream and the consumer
 	scores := collect(t, nc, "scores.>")
 	events := collect(t, nc, "anomalies.>")
@@ -359,7 +347,7 @@ func TestJetStreamRestart(t *testing.T) {
 		t.Errorf("no anomaly event for %v", wantAnomalies)
 	}
 	// Everything is acknowledged.
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			return err
@@ -382,7 +370,7 @@ func TestJetStreamDeadLetterAndEventStream(t *testing.T) {
 	cfg.JetStream.EventStream = "DAGMM_EVENTS"
 	cfg.JetStream.AckWait = time.Second
 	r := start(t, cfg)
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	_, anomalies := testData(t, m, 1, 2, 4)
@@ -395,7 +383,7 @@ func TestJetStreamDeadLetterAndEventStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		info, err := events.Info(ctx)
 		if err != nil {
 			return err
@@ -434,29 +422,12 @@ func TestJetStreamDeadLetterAndEventStream(t *testing.T) {
 	}
 }
 
-// waitFor polls check until it returns nil, failing with its last error
-// after timeout.
-func waitFor(t testing.TB, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestNATSDeadLetterTruncated(t *testing.T) {
 	// A bad message as large as the server takes still fits as a dead
 	// letter: its payload is cut to leave room for the headers.
 	path, _ := writeModel(t, t.TempDir(), 1)
 	r := start(t, testConfig(path))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	dead := collect(t, nc, "dagmm.deadletter")
 	payload := []byte("x" + strings.Repeat(" ", int(nc.MaxPayload())-200))
 	if err := nc.Publish("metrics.h", payload); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -86,7 +87,7 @@ func (e *fleetEnv) startReplica(t *testing.T, base *model.Model, n, i int) *repl
 	cfg.JetStream.Enabled = true
 	cfg.Fleet = FleetConfig{Enabled: true, Registry: fleet.RegistryConfig{Memory: true}, Marks: fleet.MarksConfig{Memory: true},
 		MarksSubject: fmt.Sprintf("dagmm.marks.p%d", i)}
-	f, err := OpenFleet(fleetCtx(t), connect(t, e.srv.ClientURL()), cfg, bl, nil)
+	f, err := OpenFleet(fleetCtx(t), natstest.Connect(t, e.srv.ClientURL()), cfg, bl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestPartitionedReplicas(t *testing.T) {
 // energies is whole.
 func TestPartitionedDurable(t *testing.T) {
 	srv := runNATS(t)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	path, m := writeModel(t, t.TempDir(), 5)
 	part := fleet.Partitions{Prefix: "metrics", N: 2}
 	var scores [2]*collector

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -108,14 +108,11 @@ func checkPoisonHandled(t *testing.T, dead, scores *collector, payloads []string
 func TestBadHostDeadLettered(t *testing.T) {
 	for _, durable := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%v", durable), func(t *testing.T) {
-			srv := runNATS(t)
-			path, m := writeModel(t, t.TempDir(), 1)
-			cfg := testConfig(path)
-			cfg.NATS.URL = srv.ClientURL()
+			srv, m, cfg := withNATS(t)
 			cfg.JetStream.Enabled = durable
 			cfg.NATS.PublishScores = true
 			r := start(t, cfg)
-			nc := connect(t, srv.ClientURL())
+			nc := natstest.Connect(t, srv.ClientURL())
 			dead := collect(t, nc, "dagmm.deadletter")
 			scores := collect(t, nc, "scores.>")
 			terminated := collect(t, nc, server.JSAdvisoryConsumerMsgTerminatedPre+".>")
@@ -150,19 +147,12 @@ func TestBadHostDeadLettered(t *testing.T) {
 // message after them.
 func TestDurableRestartOnPoison(t *testing.T) {
 	checkNoLeak(t)
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.JetStream.Enabled = true
 	cfg.NATS.PublishScores = true
 	first := start(t, cfg) // creates the stream and the consumer
 	first.stop(t)
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	const n = 100
 	payloads := publishPoisonThenValid(t, m, n, func(subject string, data []byte) error {
 		_, err := js.Publish(context.Background(), subject, data)
@@ -184,7 +174,7 @@ func checkConsumerDone(t *testing.T, js jetstream.JetStream, cfg Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		info, err := cons.Info(context.Background())
 		if err != nil {
 			return err
@@ -200,22 +190,14 @@ func checkConsumerDone(t *testing.T, js jetstream.JetStream, cfg Config) {
 // for a free one) and store dir, and returns it; cleanup shuts it down.
 func runNATSAt(t *testing.T, port int, dir string) *server.Server {
 	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = port, true, dir
-	opts.MaxPayload = 8 << 20
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
+	return natstest.StartServer(t, natstest.Options{Port: port, JetStream: true, StoreDir: dir, MaxPayload: 8 << 20})
 }
 
 // scorerCID returns the server's id of the scorer's client connection.
 func scorerCID(t *testing.T, srv *server.Server) uint64 {
 	t.Helper()
 	var cid uint64
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		cz, err := srv.Connz(&server.ConnzOptions{})
 		if err != nil {
 			return err
@@ -239,7 +221,7 @@ func checkReady(t *testing.T, r *running, ready bool, timeout time.Duration) {
 	if ready {
 		wantCode, want = http.StatusOK, 1
 	}
-	waitFor(t, timeout, func() error {
+	natstest.WaitFor(t, timeout, func() error {
 		code, body := r.get(t, "/v2/health/ready")
 		g := gaugeValue(t, r.Registry(), "dagmm_ready", nil)
 		c := gaugeValue(t, r.Registry(), "dagmm_nats_connected", nil)
@@ -281,7 +263,7 @@ func TestNATSConnectionLoss(t *testing.T) {
 			if err := nc.Publish("anomalies."+strings.Repeat("x", 5000), []byte("{}")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, func() error {
+			natstest.WaitFor(t, 5*time.Second, func() error {
 				if !nc.IsClosed() {
 					return fmt.Errorf("the client did not close its connection: %v", nc.Status())
 				}
@@ -312,7 +294,7 @@ func TestNATSConnectionLoss(t *testing.T) {
 				// The disconnect is counted first: checking readiness before
 				// the client noticed the cut would pass, and core samples
 				// published while it reconnects are lost.
-				waitFor(t, 10*time.Second, func() error {
+				natstest.WaitFor(t, 10*time.Second, func() error {
 					if got := counterValue(t, r.Registry(), "dagmm_nats_disconnects_total", map[string]string{"reason": tc.reason}); got < 1 {
 						return fmt.Errorf("dagmm_nats_disconnects_total{reason=%q} = %v, want at least 1", tc.reason, got)
 					}
@@ -321,7 +303,7 @@ func TestNATSConnectionLoss(t *testing.T) {
 				checkReady(t, r, true, 10*time.Second)
 
 				// It scores again.
-				nc := connect(t, srv.ClientURL())
+				nc := natstest.Connect(t, srv.ClientURL())
 				scores := collect(t, nc, "scores.>")
 				normal, _ := testData(t, m, 10, 0, 3)
 				d := len(m.Features)
@@ -350,18 +332,11 @@ func TestNATSConnectionLoss(t *testing.T) {
 // delivered again with a backoff, MaxDeliver times in all, then
 // dead-lettered and terminated; the messages behind it are not held back.
 func TestDurableMaxDeliver(t *testing.T) {
-	srv := runNATS(t)
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t)
 	cfg.JetStream.Enabled = true
 	cfg.JetStream.MaxDeliver = 3
 	cfg.JetStream.EventStream = "EVENTS"
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectJS(t, srv.ClientURL())
 	ctx := context.Background()
 	// An event stream that takes one message per subject and refuses the
 	// next: the second anomaly of a host cannot be stored.
@@ -385,7 +360,7 @@ func TestDurableMaxDeliver(t *testing.T) {
 	pub("h", anomalies[:d]) // seq 1: stored on anomalies.h
 	// Wait for it: workers score in parallel, and seq 2's event must be the
 	// one refused.
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		_, err := events.GetLastMsgForSubject(ctx, "anomalies.h")
 		return err
 	})
@@ -396,14 +371,14 @@ func TestDurableMaxDeliver(t *testing.T) {
 	pub("h2", anomalies[2*d:3*d]) // seq 23: stored on anomalies.h2
 
 	// The messages behind seq 2 are done long before its retries end.
-	waitFor(t, 3*time.Second, func() error {
+	natstest.WaitFor(t, 3*time.Second, func() error {
 		if _, err := events.GetLastMsgForSubject(ctx, "anomalies.h2"); err != nil {
 			return fmt.Errorf("the anomaly behind the failing message: %w", err)
 		}
 		return nil
 	})
 	var dl *jetstream.RawStreamMsg
-	waitFor(t, 15*time.Second, func() error {
+	natstest.WaitFor(t, 15*time.Second, func() error {
 		dl, err = events.GetLastMsgForSubject(ctx, "dagmm.deadletter")
 		return err
 	})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/train"
 )
@@ -35,11 +36,7 @@ type fleetEnv struct {
 func newFleetEnv(t *testing.T) *fleetEnv {
 	t.Helper()
 	srv := runNATS(t)
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	reg, err := fleet.NewRegistry(fleetCtx(t), js, fleet.RegistryConfig{Memory: true})
 	if err != nil {
 		t.Fatal(err)

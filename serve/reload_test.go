@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 func TestReloadUnderLoad(t *testing.T) {
@@ -28,7 +30,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	cfg.HTTP.AdminToken = "s3cret"
 	r := start(t, cfg)
 	v1 := r.Model().Version
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	normal, _ := testData(t, m, 5, 0, 1)
 	body := batchJSON("h", time.Unix(0, 0), m.Features, normal)
@@ -75,7 +77,7 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	waitVersion := func(want string) {
 		t.Helper()
-		waitFor(t, 5*time.Second, func() error {
+		natstest.WaitFor(t, 5*time.Second, func() error {
 			if v := r.Model().Version; v != want {
 				return fmt.Errorf("serving %s, want %s", v, want)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dagmm/dagmm/datasets/prom"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/internal/promtest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/train"
@@ -182,7 +183,7 @@ func promEndToEnd(t *testing.T, modelPath, rules string, fault bool) {
 	cfg.RemoteWrite.Flush = 100 * time.Millisecond
 	cfg.NATS.PublishScores = true
 	r := start(t, cfg)
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	anomalies := collect(t, nc, "anomalies.>")
 	promtest.Start(t, promtest.Options{Targets: []string{fakeAddr, realAddr}, RuleFiles: []string{rules},

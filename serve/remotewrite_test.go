@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
 
@@ -109,7 +110,7 @@ func TestRemoteWriteHandler(t *testing.T) {
 	cfg.HTTP.MaxBodyBytes = 64 << 10
 	cfg.RemoteWrite.MaxDecodedBytes = 256 << 10
 	r := start(t, cfg)
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	events := collect(t, nc, "anomalies.>")
 	reg := r.Registry()
 
@@ -161,7 +162,7 @@ func TestRemoteWriteHandler(t *testing.T) {
 	// The valid body twice (the second's samples replace the first's), and
 	// web-3 from the bad-host body: four vectors, once their deadline
 	// passed, one of them an anomaly.
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if v, err := tryCounter(reg, "dagmm_samples_scored_total", map[string]string{"source": "http"}); err != nil || v != 4 {
 			return fmt.Errorf("%v vectors scored, want 4 (%v)", v, err)
 		}
@@ -258,7 +259,7 @@ func TestRemoteWriteStale(t *testing.T) {
 	if code, msg := postRW(t, r.base, body(rwVectors(m.Features, "web-1", normal[:d], ms))); code != http.StatusNoContent {
 		t.Fatalf("%d %s", code, msg)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if v, err := tryCounter(reg, "dagmm_samples_scored_total", map[string]string{"source": "http"}); err != nil || v != 1 {
 			return fmt.Errorf("%v vectors scored, want 1 (%v)", v, err)
 		}
@@ -272,7 +273,7 @@ func TestRemoteWriteStale(t *testing.T) {
 	if code, msg := postRW(t, r.base, body(next)); code != http.StatusNoContent {
 		t.Fatalf("%d %s", code, msg)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	natstest.WaitFor(t, 10*time.Second, func() error {
 		if v, err := tryCounter(reg, "dagmm_remote_write_series_ended_total", map[string]string{"what": "host"}); err != nil || v != 1 {
 			return fmt.Errorf("%v hosts ended, want 1 (%v)", v, err)
 		}
@@ -306,7 +307,7 @@ func TestRemoteWriteShutdownScores(t *testing.T) {
 	cfg.NATS.URL = nsrv.ClientURL()
 	cfg.RemoteWrite.Interval = time.Hour // no deadline passes during the test
 	r := start(t, cfg)
-	nc := connect(t, nsrv.ClientURL())
+	nc := natstest.Connect(t, nsrv.ClientURL())
 	events := collect(t, nc, "anomalies.>")
 	body := snappy.Encode(nil, appendWriteRequest(nil, rwVectors(m.Features, "db-1", anomalies[:len(m.Features)], time.Now().UnixMilli())))
 	if code, msg := postRW(t, r.base, body); code != http.StatusNoContent {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // TestRollingUpgrade replaces two durable scorers one after the other, as
@@ -16,18 +16,11 @@ import (
 // so what a stopping scorer had not acknowledged goes to the others.
 func TestRollingUpgrade(t *testing.T) {
 	checkNoLeak(t)
-	srv := runNATS(t) // JetStream with a store directory
-	path, m := writeModel(t, t.TempDir(), 1)
-	cfg := testConfig(path)
-	cfg.NATS.URL = srv.ClientURL()
+	srv, m, cfg := withNATS(t) // JetStream with a store directory
 	cfg.JetStream.Enabled = true
 	cfg.JetStream.AckWait = 2 * time.Second
 	cfg.NATS.PublishScores = true
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
 	old1, old2 := start(t, cfg), start(t, cfg)
 

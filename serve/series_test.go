@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/floats/scalar"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -126,7 +127,7 @@ func TestWindowNATS(t *testing.T) {
 	cfg.NATS.PublishScores = true
 	cfg.Scoring.Workers = 1 // one worker: samples are scored in the order sent
 	start(t, cfg)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
 	normal, anomalies := testData(t, m, 10, 2, 9)
 	d := len(m.Features)

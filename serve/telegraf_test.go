@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"gonum.org/v1/gonum/floats/scalar"
 
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -363,7 +363,7 @@ func TestTelegrafEvents(t *testing.T) {
 				cfg := tgConfig(path, 300*time.Millisecond)
 				cfg.Telegraf.Format = format
 				r := start(t, cfg)
-				nc := connect(t, r.NATSURL())
+				nc := natstest.Connect(t, r.NATSURL())
 				scores := collect(t, nc, "scores.>")
 				events := collect(t, nc, "anomalies.>")
 				dead := collect(t, nc, "dagmm.deadletter")
@@ -392,7 +392,7 @@ func TestTelegrafEvents(t *testing.T) {
 				// The first interval of each host is incomplete once its
 				// deadline passed: no rate on a counter's first observation.
 				reg := r.Registry()
-				waitFor(t, 5*time.Second, func() error {
+				natstest.WaitFor(t, 5*time.Second, func() error {
 					if v, err := tryCounter(reg, "dagmm_telegraf_intervals_total", map[string]string{"result": "incomplete"}); err != nil || v != 3 {
 						return fmt.Errorf("%v incomplete intervals, want 3 (%v)", v, err)
 					}
@@ -449,7 +449,7 @@ func TestTelegrafCounterReset(t *testing.T) {
 		t.Fatalf("test data: %d vectors expected", len(want))
 	}
 	r := start(t, tgConfig(path, 300*time.Millisecond))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	for _, p := range ps {
 		tgPublish(t, nc, "telegraf", p.messages(tms, ingest.FormatInflux)...)
@@ -474,7 +474,7 @@ func TestTelegrafHostStops(t *testing.T) {
 	s, _ := model.NewScorer(m)
 	const wait = 1500 * time.Millisecond
 	r := start(t, tgConfig(path, wait))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	points := tgStream([]string{"a", "b"}, 7, 7)
 	begin := time.Now()
@@ -499,7 +499,7 @@ func TestTelegrafHostStops(t *testing.T) {
 	if got := gaugeValue(t, reg, "dagmm_telegraf_open_intervals", nil); got < 1 {
 		t.Errorf("%v open intervals before b's deadline, want b's interval 3 open", got)
 	}
-	waitFor(t, wait+5*time.Second, func() error {
+	natstest.WaitFor(t, wait+5*time.Second, func() error {
 		if v, err := tryCounter(reg, "dagmm_telegraf_missing_features_total", map[string]string{"feature": "net_in_bps", "reason": "no_data"}); err != nil || v != 1 {
 			return fmt.Errorf("net_in_bps without data %v times, want 1 (%v)", v, err)
 		}
@@ -527,7 +527,7 @@ func TestTelegrafInterleavedHosts(t *testing.T) {
 	}
 	points := tgStream(hosts, 6, 11)
 	r := start(t, tgConfig(path, time.Second))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	rng := rand.New(rand.NewPCG(11, 2))
 	lo := tgTemplate{influx: strings.Replace(tms["net"].influx, "interface=eth0", "interface=lo", 1)}
@@ -561,7 +561,7 @@ func TestTelegrafOutOfOrder(t *testing.T) {
 	points := tgStream([]string{"h"}, 6, 13)
 	ps := points["h"]
 	r := start(t, tgConfig(path, 500*time.Millisecond))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	msgs := func(k int) [][]byte { return ps[k].messages(tms, ingest.FormatJSON) }
 	tgPublish(t, nc, "telegraf", msgs(0)...)
@@ -573,7 +573,7 @@ func TestTelegrafOutOfOrder(t *testing.T) {
 	checkScores(t, scores, s, tgExpect(points), 0)
 	tgPublish(t, nc, "telegraf", msgs(1)[0])
 	reg := r.Registry()
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		if v, err := tryCounter(reg, "dagmm_telegraf_measurements_unused_total", map[string]string{"reason": "late"}); err != nil || v != 1 {
 			return fmt.Errorf("%v late measurements, want 1 (%v)", v, err)
 		}
@@ -594,7 +594,7 @@ func TestTelegrafDeadLetter(t *testing.T) {
 	path, m := writeModel(t, t.TempDir(), 1)
 	s, _ := model.NewScorer(m)
 	r := start(t, tgConfig(path, 300*time.Millisecond))
-	nc := connect(t, r.NATSURL())
+	nc := natstest.Connect(t, r.NATSURL())
 	scores := collect(t, nc, "scores.>")
 	dead := collect(t, nc, "dagmm.deadletter")
 	points := tgStream([]string{"a", "b"}, 3, 17)
@@ -659,11 +659,7 @@ func TestTelegrafJetStream(t *testing.T) {
 	cfg.JetStream.Enabled = true
 	cfg.JetStream.Stream = "TELEGRAF"
 	cfg.JetStream.AckWait = time.Second
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, srv.ClientURL())
 	ctx := context.Background()
 	scores := collect(t, nc, "scores.>")
 	points := tgStream([]string{"x", "y"}, 8, 19)
@@ -692,7 +688,7 @@ func TestTelegrafJetStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			return err
@@ -720,11 +716,11 @@ func TestTelegrafShutdownDrains(t *testing.T) {
 	cfg := tgConfig(path, time.Minute)
 	cfg.NATS.URL = srv.ClientURL()
 	r := start(t, cfg)
-	nc := connect(t, srv.ClientURL())
+	nc := natstest.Connect(t, srv.ClientURL())
 	scores := collect(t, nc, "scores.>")
 	p := tgStream([]string{"g"}, 1, 23)["g"][0]
 	tgPublish(t, nc, "telegraf", p.messages(tms, ingest.FormatInflux)[:2]...)
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		if v := counterValue(t, r.Registry(), "dagmm_telegraf_measurements_total", nil); v != 2 {
 			return fmt.Errorf("%v measurements assembled, want 2", v)
 		}
@@ -830,7 +826,7 @@ func BenchmarkTelegrafNATS(b *testing.B) {
 	cfg := tgConfig(path, 10*time.Second)
 	cfg.NATS.PublishScores = false
 	r := start(b, cfg)
-	nc := connect(b, r.NATSURL())
+	nc := natstest.Connect(b, r.NATSURL())
 	// b.N messages: whole intervals of the fleet, rendered before the clock
 	// starts.
 	names := make([]string, hosts)

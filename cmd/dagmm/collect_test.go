@@ -19,11 +19,11 @@ import (
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"gonum.org/v1/gonum/floats/scalar"
 
 	"github.com/dagmm/dagmm/datasets"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/serve"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -67,27 +67,7 @@ func (s *syncBuffer) waitFor(t *testing.T, re string, timeout time.Duration) []s
 // JetStream in a temporary store when jetStream is set, and returns its URL.
 func runNATSServer(t *testing.T, jetStream bool) string {
 	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port = -1
-	if jetStream {
-		opts.JetStream, opts.StoreDir = true, t.TempDir()
-	}
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv.ClientURL()
-}
-
-func natsConnect(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return natstest.StartServer(t, natstest.Options{JetStream: jetStream}).ClientURL()
 }
 
 // background runs a command in a goroutine until the test cancels it; wait
@@ -285,7 +265,7 @@ func TestCollectTrainServe(t *testing.T) {
 	// them; train on the result; serve --telegraf with that model scores
 	// the live stream of the same fleet.
 	url := runNATSServer(t, false)
-	nc := natsConnect(t, url)
+	nc := natstest.Connect(t, url)
 	dead, err := nc.SubscribeSync("dagmm.deadletter")
 	if err != nil {
 		t.Fatal(err)
@@ -421,7 +401,7 @@ func TestCollectEmbeddedRollsByTime(t *testing.T) {
 	dir := t.TempDir()
 	col := startCommand(t, runCollect, "-o", dir, "--nats-port", "-1", "--roll-every", "300ms", "--flush", "20ms", "--prefix", "fleet")
 	url := col.stderr.waitFor(t, `msg=collecting .*nats=(nats://[0-9.:]+)`, 10*time.Second)[1]
-	nc := natsConnect(t, url)
+	nc := natstest.Connect(t, url)
 	hosts := makeHosts(2)
 	rng := rand.New(rand.NewPCG(3, 4))
 	rows := telegrafFleet(t, nc, hosts, 0, 5, rng)

@@ -17,6 +17,7 @@ import (
 	"github.com/dagmm/dagmm/datasets"
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -57,11 +58,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	first := f.Hosts[0].Name
 	waitScore(t, addr, first, fleetRow(f.Test, features, 0), func(r e2eResult) bool { return r.Learning })
 
-	nc := natsConnect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectJS(t, url)
 	hist, err := fleet.EnsureHistory(ctx, js, fleet.HistoryConfig{})
 	if err != nil {
 		t.Fatal(err)

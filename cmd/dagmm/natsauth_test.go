@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // TestNATSAuthFlags runs every command that connects to NATS against a
@@ -15,11 +17,9 @@ import (
 // stops with the server's refusal. internal/natsauth tests each way of
 // authenticating; this shows the flags reach every command's connection.
 func TestNATSAuthFlags(t *testing.T) {
-	opts := natstest.DefaultTestOptions
-	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
-	opts.Username, opts.Password = "dagmm", "pa55"
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.StartServer(t, natstest.Options{JetStream: true, Edit: func(o *server.Options) {
+		o.Username, o.Password = "dagmm", "pa55"
+	}})
 	url := "--nats-url=" + srv.ClientURL()
 	model := modelFile(t, t.TempDir(), 1)
 	commands := []struct {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dagmm/dagmm/fleet"
 	"github.com/dagmm/dagmm/internal/modeltest"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/serve"
 	"github.com/dagmm/dagmm/serve/ingest"
 )
@@ -49,11 +50,7 @@ import (
 // with the same --partition scores exactly those.
 func TestServePartitionsProcesses(t *testing.T) {
 	url := runNATSServer(t, true)
-	nc := natsConnect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.ConnectJS(t, url)
 	modelPath := modelFile(t, t.TempDir(), 1)
 	part := fleet.Partitions{Prefix: "metrics", N: 2}
 	events := [2]*scoreLog{subscribeEvents(t, nc, "scores-p0.>"), subscribeEvents(t, nc, "scores-p1.>")}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dagmm/dagmm/fleet"
+	"github.com/dagmm/dagmm/internal/natstest"
 	"github.com/dagmm/dagmm/model"
 )
 
@@ -23,11 +24,7 @@ import (
 // anomaly but not its own.
 func TestTrainerCommand(t *testing.T) {
 	url := runNATSServer(t, true)
-	nc := natsConnect(t, url)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.ConnectJS(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	hist, err := fleet.EnsureHistory(ctx, js, fleet.HistoryConfig{})

@@ -164,15 +164,7 @@ func TestMetricNames(t *testing.T) {
 func exported(t *testing.T) (*dashpic.Service, map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := dashpic.Start(ctx, filepath.Join("..", "..", "model", "testdata", "metrics4.dagmm.json"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := dashpic.StartTest(t, filepath.Join("..", "..", "model", "testdata", "metrics4.dagmm.json"), nil)
 	if _, err := dashpic.DefaultScenario().Run(ctx, s); err != nil {
 		t.Fatal(err)
 	}

@@ -21,15 +21,7 @@ import (
 func TestAlertsOnServe(t *testing.T) {
 	promtest.Require(t, promtest.PrometheusBinary)
 	ctx := context.Background()
-	s, err := dashpic.Start(ctx, filepath.Join("..", "..", "model", "testdata", "metrics4.dagmm.json"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := dashpic.StartTest(t, filepath.Join("..", "..", "model", "testdata", "metrics4.dagmm.json"), nil)
 	rules, err := filepath.Abs("alerts.yaml")
 	if err != nil {
 		t.Fatal(err)

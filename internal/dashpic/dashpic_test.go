@@ -16,15 +16,7 @@ const modelPath = "../../model/testdata/metrics4.dagmm.json"
 // none on web-1; the picture is drawn in both formats.
 func TestScenario(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, modelPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := StartTest(t, modelPath, nil)
 	sc := DefaultScenario()
 	frames, err := sc.Run(ctx, s)
 	if err != nil {

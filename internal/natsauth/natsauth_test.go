@@ -18,20 +18,16 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // runServer starts an in-process nats-server with the options edit sets.
 func runServer(t *testing.T, edit func(*server.Options)) *server.Server {
 	t.Helper()
-	opts := natstest.DefaultTestOptions
-	opts.Port = -1
-	edit(&opts)
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
-	return srv
+	return natstest.StartServer(t, natstest.Options{Edit: edit})
 }
 
 // writeFile writes data to name in dir and returns its path.

@@ -3,62 +3,25 @@ package natsconn
 import (
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
-// states records the changes of state a Conn reports.
-type states struct {
-	mu  sync.Mutex
-	got []State
-}
-
-func (s *states) add(st State, _ error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got = append(s.got, st)
-}
-
-func (s *states) list() []State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]State(nil), s.got...)
-}
-
-// waitFor polls check until it returns nil, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestConnRedialsWhenClosed(t *testing.T) {
-	opts := natstest.DefaultTestOptions
-	opts.Port = -1
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.StartServer(t, natstest.Options{})
 
-	var st states
+	var st natstest.Recorder[State]
 	got := make(chan string, 16)
 	var setups atomic.Int32
 	c, err := Dial(Options{
 		URL:      srv.ClientURL(),
 		NATS:     []nats.Option{nats.Name("test")},
-		OnChange: st.add,
+		OnChange: func(s State, _ error) { st.Add(s) },
 		Setup: func(nc *nats.Conn) error {
 			setups.Add(1)
 			_, err := nc.Subscribe("in", func(m *nats.Msg) { got <- string(m.Data) })
@@ -69,11 +32,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	pub, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Close)
+	pub := natstest.Connect(t, srv.ClientURL())
 
 	// A protocol line over the server's limit: the server refuses it and
 	// the client closes the connection for good.
@@ -81,7 +40,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 	if err := first.Publish("x."+strings.Repeat("y", 5000), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		if c.NC() == first || !c.NC().IsConnected() {
 			return errors.New("no new connection yet")
 		}
@@ -91,7 +50,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		t.Errorf("the first connection is %v, want closed", first.Status())
 	}
 	// The new connection is subscribed again.
-	waitFor(t, 5*time.Second, func() error {
+	natstest.WaitFor(t, 5*time.Second, func() error {
 		if err := pub.Publish("in", []byte("after")); err != nil {
 			return err
 		}
@@ -105,7 +64,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		return errors.New("nothing received on the new connection")
 	})
 	want := []State{Connected, Closed, Connected}
-	if l := st.list(); len(l) != len(want) || l[0] != want[0] || l[1] != want[1] || l[2] != want[2] || setups.Load() != 2 {
+	if l := st.List(); len(l) != len(want) || l[0] != want[0] || l[1] != want[1] || l[2] != want[2] || setups.Load() != 2 {
 		t.Errorf("states %v, %d set-ups; want %v and 2", l, setups.Load(), want)
 	}
 
@@ -117,7 +76,7 @@ func TestConnRedialsWhenClosed(t *testing.T) {
 		t.Errorf("after Drain the connection is %v", c.NC().Status())
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(st.list()); n != 3 || setups.Load() != 2 {
+	if n := len(st.List()); n != 3 || setups.Load() != 2 {
 		t.Errorf("after Drain: %d changes, %d set-ups; want 3 and 2", n, setups.Load())
 	}
 }
@@ -126,10 +85,7 @@ func TestDialFails(t *testing.T) {
 	if _, err := Dial(Options{URL: "nats://127.0.0.1:1"}); err == nil {
 		t.Error("Dial to a closed port succeeded")
 	}
-	opts := natstest.DefaultTestOptions
-	opts.Port = -1
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.StartServer(t, natstest.Options{})
 	boom := errors.New("boom")
 	if _, err := Dial(Options{URL: srv.ClientURL(), Setup: func(*nats.Conn) error { return boom }}); !errors.Is(err, boom) {
 		t.Errorf("Dial with a failing set-up: %v, want boom", err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dagmm/dagmm/internal/natstest"
 )
 
 // embedded starts an embedded server with JetStream on a free port and
@@ -21,12 +23,7 @@ func embedded(t *testing.T) (*Embedded, *nats.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Shutdown)
-	nc, err := nats.Connect(e.URL(), e.InProcess())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return e, nc
+	return e, natstest.Connect(t, e.URL(), e.InProcess())
 }
 
 func TestSubscribe(t *testing.T) {
