@@ -58,12 +58,18 @@ func (r *RegistryModel) Reload(ctx context.Context) (*Loaded, error) {
 	return l, nil
 }
 
-// Watch notifies changed on each change of the key's current version, until
-// ctx is done.
+// Watch notifies changed once when its watch of the registry starts, then
+// on each change of the key's current version, until ctx is done.
 func (r *RegistryModel) Watch(ctx context.Context, changed chan<- struct{}) error {
 	ch, err := r.reg.Watch(ctx)
 	if err != nil {
 		return fmt.Errorf("serve: registry model %q: %w", r.key, err)
+	}
+	// The watch sees changes from now on: one made since the model was
+	// loaded is read by a reload, which changes nothing if none was made.
+	select {
+	case changed <- struct{}{}:
+	default:
 	}
 	for c := range ch {
 		if c.Host != r.key {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -71,6 +72,39 @@ func TestRegistryModel(t *testing.T) {
 	e.corrupt(t, "prod", 3, m1)
 	if l, err := src.Reload(ctx); err == nil || l.Version != "3" {
 		t.Errorf("Reload of a corrupted version: %v, serving %s; want an error and version 3", err, l.Version)
+	}
+}
+
+// TestRegistryModelChangeBeforeWatch: a version published after the model
+// was loaded but before Watch started (a service's start) is not lost: the
+// registry's watch sees only later changes, so Watch asks for a reload
+// once at its start.
+func TestRegistryModelChangeBeforeWatch(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := fleetCtx(t)
+	e.publish(t, "prod", modeltest.Metrics4(1))
+	src, err := NewRegistryModel(ctx, e.reg, "prod", "dagmm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, "prod", modeltest.Metrics4(2))
+	changed := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Watch(wctx, changed) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	select {
+	case <-changed:
+	case err := <-done:
+		t.Fatalf("Watch ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload asked for a version published before the watch")
+	}
+	if l, err := src.Reload(ctx); err != nil || l.Version != "2" {
+		t.Errorf("Reload = version %v, %v; want 2", l.Version, err)
 	}
 }
 
