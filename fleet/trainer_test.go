@@ -86,9 +86,11 @@ func TestTrainersTrainFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A trainer writes a host's trained record after its model, then
+	// reports the job: the reports say when every record is in.
 	natstest.WaitFor(t, 45*time.Second, func() error {
-		if n := len(store.versions()); n < hosts {
-			return fmt.Errorf("%d of %d hosts have a model", n, hosts)
+		if n := len(res[0].List()) + len(res[1].List()); n < hosts {
+			return fmt.Errorf("%d of %d jobs reported, %d hosts with a model", n, hosts, len(store.versions()))
 		}
 		return nil
 	})
