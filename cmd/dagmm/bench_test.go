@@ -43,6 +43,15 @@ func TestBenchSmoke(t *testing.T) {
 	if strings.Count(out, "failed requests: 0") != 2 || !strings.Contains(out, "resident memory") {
 		t.Errorf("HTTP failures or no memory figure:\n%s", out)
 	}
+	m, err := model.Load(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A model scoring over a window flags more in the service than one
+	// sample at a time: the events expected are a lower bound.
+	if got, want := strings.Count(out, "anomaly events: at least "), map[bool]int{true: 3}[m.Window > 1]; got != want {
+		t.Errorf("window %d: %d event lines say \"at least\", want %d:\n%s", m.Window, got, want, out)
+	}
 	// Usage errors.
 	for _, args := range [][]string{nil, {"--model", modelPath, "--modes", "nope"}, {"--model", modelPath, "--batch", "0"}} {
 		if err := runBench(t.Context(), env, args); !errors.As(err, new(usageError)) {
