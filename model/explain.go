@@ -342,7 +342,7 @@ func (s *Scorer) fill(ws *Workspace, i int, method Method, e0 float64, dst *Expl
 		}
 		dst.RepairedEnergy = ex.repaired
 	}
-	dst.Resolved = dst.RepairedEnergy <= s.threshold
+	dst.Resolved = dst.RepairedEnergy <= s.cal.Threshold
 	if cap(dst.Features) < d {
 		dst.Features = make([]Contribution, d)
 	}

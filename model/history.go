@@ -102,7 +102,7 @@ func (s *Scorer) Smooth(h *History, r *Result) {
 		return
 	}
 	r.Score = WindowScore(r.Energy, h.push(min(r.Energy, s.windowLimit)))
-	r.Anomaly = r.Score > s.threshold
+	r.Anomaly = r.Score > s.cal.Threshold
 	r.Severity = s.cal.Severity(r.Score)
 	r.Band = BandOf(r.Severity)
 }

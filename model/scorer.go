@@ -28,20 +28,19 @@ type Scorer struct {
 	// mixture's and cal's arrays; then the explainers' ranges and weights.
 	// In one block, a cold model's memory is asked for at once
 	// ([Scorer.Prefetch]), not met one array at a time.
-	params    []float64
-	d         int
-	codes     []normCode
-	offset    []float64
-	scale     []float64
-	enc, dec  []dense // one array: dec follows enc
-	code      int
-	dim       int
-	width     int // widest encoder/decoder layer output
-	mix       Mixture
-	cal       Calibration // meta's, its quantiles in params
-	reconW    float64     // Model.ReconWeight
-	window    int         // Model.Window
-	threshold float64
+	params   []float64
+	d        int
+	codes    []normCode
+	offset   []float64
+	scale    []float64
+	enc, dec []dense // one array: dec follows enc
+	code     int
+	dim      int
+	width    int // widest encoder/decoder layer output
+	mix      Mixture
+	cal      Calibration // meta's, its quantiles in params
+	reconW   float64     // Model.ReconWeight
+	window   int         // Model.Window
 	// windowLimit is the most an energy counts in a window's mean.
 	windowLimit float64
 	hot         int // params[:hot] is what the forward pass reads
@@ -119,7 +118,6 @@ func NewScorer(m *Model) (*Scorer, error) {
 		width:       d,
 		reconW:      m.ReconWeight,
 		window:      m.Window,
-		threshold:   m.Calibration.Threshold,
 		windowLimit: m.WindowLimit(),
 	}
 	n := 2*d + len(mix.mu) + len(mix.l) + len(mix.invDiag) + len(mix.logc) + len(m.Calibration.Quantiles)
@@ -256,7 +254,7 @@ func (s *Scorer) FeatureIndex(name string) (int, bool) {
 func (s *Scorer) NumFeatures() int { return s.d }
 
 // Threshold returns the energy above which a sample is an anomaly.
-func (s *Scorer) Threshold() float64 { return s.threshold }
+func (s *Scorer) Threshold() float64 { return s.cal.Threshold }
 
 // Mixture returns the prepared Gaussian mixture the energies come from.
 func (s *Scorer) Mixture() *Mixture { return &s.mix }
@@ -483,7 +481,7 @@ func (s *Scorer) scoreBlock(ws *Workspace, x []float64, b0, rows int, out []Resu
 		out[i] = Result{
 			Energy:   e,
 			Score:    e,
-			Anomaly:  e > s.threshold,
+			Anomaly:  e > s.cal.Threshold,
 			Severity: sev,
 			Band:     BandOf(sev),
 			Actual:   ws.actual[i*d : (i+1)*d : (i+1)*d],
