@@ -1,5 +1,11 @@
 package model
 
+import (
+	"fmt"
+	"slices"
+	"unsafe"
+)
+
 // EnergyGradient exposes the explainers' backward pass to the tests: it
 // returns the energy at the normalised sample xn and the gradient with
 // respect to xn of the energy (energy true) or of the squared
@@ -26,4 +32,37 @@ func (mx *Mixture) MixtureGradient(z []float64) []float64 {
 	gz := make([]float64, mx.dim)
 	mx.energyGrad(z, gz, make([]float64, mx.k*mx.dim+mx.dim+mx.k))
 	return gz
+}
+
+// Unprefetched names the arrays a forward pass reads that lie outside the
+// numbers its Memory asks for, and the explainers' arrays that lie inside
+// them (they are not the forward pass's).
+func (s *Scorer) Unprefetched() []string {
+	m := s.Memory()
+	inside := func(x []float64) bool {
+		if len(x) == 0 {
+			return true
+		}
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(m.params)))
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+		return p >= lo && p+uintptr(len(x))*8 <= lo+uintptr(len(m.params))*8
+	}
+	forward := map[string][]float64{"offset": s.offset, "scale": s.scale, "mu": s.mix.mu, "l": s.mix.l,
+		"invDiag": s.mix.invDiag, "logc": s.mix.logc, "quantiles": s.cal.Quantiles}
+	for i, l := range slices.Concat(s.enc, s.dec) {
+		forward[fmt.Sprintf("layer %d weights", i)], forward[fmt.Sprintf("layer %d biases", i)] = l.wt, l.b
+	}
+	var bad []string
+	for name, x := range forward {
+		if !inside(x) {
+			bad = append(bad, name+" outside")
+		}
+	}
+	for name, x := range map[string][]float64{"searchLo": s.searchLo, "searchHi": s.searchHi, "trainLo": s.trainLo, "trainHi": s.trainHi, "errWeight": s.errWeight} {
+		if len(x) > 0 && inside(x) {
+			bad = append(bad, name+" inside")
+		}
+	}
+	slices.Sort(bad)
+	return bad
 }

@@ -152,19 +152,15 @@ func TestInitHistory(t *testing.T) {
 	}
 }
 
-// TestPrefetchKeepsScores checks that asking for a scorer's memory changes
-// nothing it computes.
-func TestPrefetchKeepsScores(t *testing.T) {
-	m := modeltest.Metrics4(5)
-	s := mustScorer(t, m)
-	x := modeltest.Inputs(m, 20, 6)
-	before, _ := scoreAll(t, s, x)
-	s.Prefetch()
-	s.Memory().Prefetch()
-	after, _ := scoreAll(t, s, x)
-	for i := range before {
-		if before[i].Energy != after[i].Energy || before[i].Severity != after[i].Severity {
-			t.Fatalf("sample %d: %+v before prefetching, %+v after", i, before[i], after[i])
+// TestMemoryCoversForwardPass checks that the numbers a scorer's Memory
+// asks for hold every array its forward pass reads, and none of the
+// explainers': a cold model is then read in one block, not array by array.
+func TestMemoryCoversForwardPass(t *testing.T) {
+	for _, w := range []int{1, 10} {
+		m := modeltest.Metrics4(5)
+		m.Window = w
+		if bad := mustScorer(t, m).Unprefetched(); len(bad) > 0 {
+			t.Errorf("window %d: %v", w, bad)
 		}
 	}
 }
