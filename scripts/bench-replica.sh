@@ -3,7 +3,7 @@
 # nats-server and the load (dagmm bench --nats-url) on CPU 0, the service
 # (dagmm bench --serve-only, GOMAXPROCS=1) on CPU 1, three processes. While
 # the load runs it reads the service's CPU time (/proc/PID/stat) and its
-# dagmm_samples_scored_total SECONDS apart, and prints the messages scored
+# dagmm_samples_scored_total WINDOW seconds apart, and prints the messages scored
 # a second and the CPU time a message. Linux only (taskset, /proc). Run it
 # from anywhere:
 #
@@ -12,7 +12,7 @@
 # Environment:
 #   RATE      messages a second the load offers (default 200000)
 #   HOSTS     hosts the samples come from (default 100000)
-#   SECONDS_  the measured window, in seconds (default 5)
+#   WINDOW    the measured window, in seconds (default 5)
 #   MODEL     the model (default out/demo/model.json, from make demo)
 set -euo pipefail
 
@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 RATE=${RATE:-200000}
 HOSTS=${HOSTS:-100000}
-WINDOW=${SECONDS_:-5}
+WINDOW=${WINDOW:-5}
 MODEL=${MODEL:-out/demo/model.json}
 tmp=$(mktemp -d)
 pids=()

@@ -242,8 +242,9 @@ func (s *StaticSource) Watch(context.Context, chan<- struct{}) error { return ni
 // front of its least-recently-used cache ([CachedModel]). A move takes the
 // cache's exclusive lock and reads its neighbours' entries, cold in a
 // large fleet; hosts report every 10 s to a minute, so a minute makes a
-// busy host's model move once in several samples, and eviction still
-// passes over every model used within the last minute or so.
+// busy host's model move once in several samples. The cost: the cache's
+// order is that of each model's last move, up to a minute older than its
+// last use.
 const promoteEvery = time.Minute
 
 // CachedModel looks host's model up in c, a least-recently-used cache of
