@@ -445,11 +445,7 @@ func benchNATS(ctx context.Context, cfg benchConfig, mode string, p *samplePool,
 			if per > 1 {
 				buf = append(buf, ']')
 			}
-			if js != nil {
-				if _, err := js.PublishAsync(subjects[h], slices.Clone(buf)); err != nil {
-					return err
-				}
-			} else if err := pub.Publish(subjects[h], buf); err != nil {
+			if err := publish(pub, js, subjects[h], buf); err != nil {
 				return err
 			}
 			sent += per
@@ -755,6 +751,16 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
+// publish sends buf to subject, through the stream when js is set (a
+// copy: PublishAsync keeps it until acknowledged).
+func publish(pub *nats.Conn, js jetstream.JetStream, subject string, buf []byte) error {
+	if js != nil {
+		_, err := js.PublishAsync(subject, slices.Clone(buf))
+		return err
+	}
+	return pub.Publish(subject, buf)
+}
+
 // warmUp sends each host one sample, 20,000 a second, and waits up to a
 // minute for the scorer to have scored them all (when its counter can be
 // read; else for a second).
@@ -767,13 +773,7 @@ func warmUp(ctx context.Context, cfg benchConfig, pub *nats.Conn, js jetstream.J
 			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / 20000)))
 		}
 		buf = p.appendSample(buf[:0], i, hosts[i], time.Now())
-		var err error
-		if js != nil {
-			_, err = js.PublishAsync(subjects[i], slices.Clone(buf))
-		} else {
-			err = pub.Publish(subjects[i], buf)
-		}
-		if err != nil {
+		if err := publish(pub, js, subjects[i], buf); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
